@@ -1,0 +1,152 @@
+"""Every pipeline parameter, written once: type, default, allowed values, meaning.
+
+The MLproject file mirrors this table (tests/pipeline/test_params.py checks that
+the two agree), the stage command lines are built from it, and values are
+logged to MLflow in the canonical string form that `Param.format` gives, so that
+"50", "50.0" and 50 never make two different-looking runs.
+"""
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+
+class ParamError(ValueError):
+    """A parameter value that is not allowed; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: type  # int, float or str
+    default: object
+    allowed: str  # what is allowed, in words: "a positive integer"
+    check: Callable[[object], bool]
+    help: str
+
+    def parse(self, raw):
+        """Converts a command-line string (or a Python value) and checks it."""
+        try:
+            value = _CONVERTERS[self.type](raw)
+        except (TypeError, ValueError):
+            value = None
+        if value is None or not self.check(value):
+            raise ParamError(
+                f"Received an invalid value for parameter `{self.name}`, "
+                f"expected {self.allowed}, got {raw!r}."
+            )
+        return value
+
+    def format(self, value):
+        """The canonical string under which the value is logged to MLflow."""
+        return repr(value) if self.type is float else str(value)
+
+
+def _to_int(raw):
+    if isinstance(raw, bool):
+        raise TypeError(raw)
+    if isinstance(raw, str):
+        return int(raw.strip())
+    if isinstance(raw, float) and not raw.is_integer():
+        raise ValueError(raw)
+    return int(raw)
+
+
+def _to_float(raw):
+    if isinstance(raw, bool):
+        raise TypeError(raw)
+    value = float(raw.strip() if isinstance(raw, str) else raw)
+    if not math.isfinite(value):
+        raise ValueError(raw)
+    return value
+
+
+_CONVERTERS = {int: _to_int, float: _to_float, str: lambda raw: str(raw).strip()}
+
+
+def _positive(value):
+    return value > 0
+
+
+def _fraction(value):
+    return 0 < value < 1
+
+
+_PARAMS = [
+    # generate_data
+    Param("n_samples", int, 1000, "a positive integer", _positive,
+          "number of windows"),
+    Param("time_steps", int, 50, "an integer of at least 2", lambda v: v >= 2,
+          "points per window: the model reads time_steps - 1 and predicts the last"),
+    Param("noise", float, 0.0, "a float of at least 0", lambda v: v >= 0,
+          "standard deviation of Gaussian noise added to the sine"),
+    Param("val_fraction", float, 0.1, "a float strictly between 0 and 1", _fraction,
+          "share of windows, before the test windows, used for validation"),
+    Param("test_fraction", float, 0.2, "a float strictly between 0 and 1", _fraction,
+          "share of windows, the last ones, held out for testing"),
+    Param("seed", int, 42, "an integer of at least 0", lambda v: v >= 0,
+          "random seed for the noise, the weights and the shuffling"),
+    # train
+    Param("data_uri", str, "auto", "'auto' or an artifact URI such as runs:/<run id>/data",
+          bool, "a generate_data run's `data` artifact; 'auto': in train the newest one, "
+          "in evaluate the one the model was trained on"),
+    Param("hidden_units", int, 50, "a positive integer", _positive,
+          "size of the LSTM's hidden and cell states"),
+    Param("learning_rate", float, 0.001, "a float above 0", _positive,
+          "Adam's learning rate"),
+    Param("epochs", int, 50, "a positive integer", _positive,
+          "maximum number of passes over the training windows"),
+    Param("batch_size", int, 32, "a positive integer", _positive,
+          "windows per gradient step"),
+    Param("patience", int, 10, "an integer of at least 0", lambda v: v >= 0,
+          "stop after this many epochs without a lower validation loss (0: never stop early)"),
+    # evaluate
+    Param("model_uri", str, "auto", "'auto' or the URI of a .keras file logged by train",
+          bool, "a train run's keras_model/model.keras; 'auto': the newest one"),
+    Param("free_run_steps", int, 300, "a positive integer", _positive,
+          "steps of the free-running forecast plot"),
+    # main
+    Param("reuse_data", str, "true", "'true' or 'false'", lambda v: v in ("true", "false"),
+          "reuse a finished generate_data run with the same parameters and code"),
+]
+
+PARAMS = {param.name: param for param in _PARAMS}
+
+DATA_PARAMS = ["n_samples", "time_steps", "noise", "val_fraction", "test_fraction", "seed"]
+TRAIN_PARAMS = ["hidden_units", "learning_rate", "epochs", "batch_size", "patience", "seed"]
+
+STAGE_PARAMS = {
+    "generate_data": DATA_PARAMS,
+    "train": ["data_uri"] + TRAIN_PARAMS,
+    "evaluate": ["model_uri", "data_uri", "free_run_steps"],
+    "main": DATA_PARAMS
+    + [name for name in TRAIN_PARAMS if name not in DATA_PARAMS]
+    + ["free_run_steps", "reuse_data"],
+}
+
+
+def defaults(stage):
+    return {name: PARAMS[name].default for name in STAGE_PARAMS[stage]}
+
+
+def parse(stage, raw_values):
+    """Checks every value for `stage` up front; unknown names are errors too.
+
+    `raw_values` maps names to strings or Python values; missing names take
+    their defaults. Returns the typed values, in the stage's order.
+    """
+    unknown = sorted(set(raw_values) - set(STAGE_PARAMS[stage]))
+    if unknown:
+        raise ParamError(
+            f"Received unknown parameter `{unknown[0]}` for stage `{stage}`, "
+            f"expected one of: {', '.join(STAGE_PARAMS[stage])}."
+        )
+    return {
+        name: PARAMS[name].parse(raw_values[name]) if name in raw_values else PARAMS[name].default
+        for name in STAGE_PARAMS[stage]
+    }
+
+
+def formatted(values):
+    """Values as logged to MLflow: {name: canonical string}."""
+    return {name: PARAMS[name].format(value) for name, value in values.items()}

@@ -1,0 +1,95 @@
+"""Figures: each function takes arrays and returns a matplotlib Figure."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def loss_curve(train_loss, val_loss, best_epoch):
+    fig, ax = plt.subplots(figsize=(7, 4))
+    epochs = np.arange(1, len(train_loss) + 1)
+    ax.plot(epochs, train_loss, label="train")
+    ax.plot(epochs, val_loss, label="validation")
+    ax.axvline(best_epoch, color="grey", linestyle=":", label=f"best epoch ({best_epoch})")
+    ax.set(yscale="log", xlabel="epoch", ylabel="MSE", title="Loss per epoch")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def predictions(t_train, y_train, pred_train, t_test, y_test, pred_test):
+    """The seed tutorial's figure done right: one-step forecasts against the truth,
+    over the training windows and the held-out test windows that follow them."""
+    fig, ax = plt.subplots(figsize=(11, 4))
+    ax.plot(t_train, y_train, color="black", linewidth=1, label="truth")
+    ax.plot(t_test, y_test, color="black", linewidth=1)
+    ax.plot(t_train, pred_train, color="tab:blue", linestyle="--", label="forecast (train)")
+    ax.plot(t_test, pred_test, color="tab:orange", linestyle="--", label="forecast (test)")
+    ax.axvspan(t_test[0], t_test[-1], color="tab:orange", alpha=0.08, label="test period")
+    ax.set(xlabel="time", ylabel="value", title="One-step forecasts")
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def residuals(t_test, residual):
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 1]})
+    left.plot(t_test, residual, linewidth=1)
+    left.axhline(0, color="grey", linewidth=0.8)
+    left.set(xlabel="time", ylabel="forecast − truth", title="Test residuals")
+    right.hist(residual, bins=30, orientation="horizontal")
+    right.set(xlabel="count", title="Distribution")
+    fig.tight_layout()
+    return fig
+
+
+def free_run(t_context, context, t_future, truth, forecast):
+    fig, ax = plt.subplots(figsize=(11, 4))
+    ax.plot(t_context, context, color="grey", label="last input window")
+    ax.plot(t_future, truth, color="black", linewidth=1, label="true continuation")
+    ax.plot(t_future, forecast, color="tab:red", linestyle="--", label="free-running forecast")
+    ax.set(
+        xlabel="time",
+        ylabel="value",
+        title=f"Free-running forecast: {len(forecast)} steps, each fed back as input",
+    )
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+GATE_TITLES = {
+    "f": "forget gate f",
+    "i": "input gate i",
+    "c_tilde": "candidate C̃",
+    "o": "output gate o",
+    "c": "cell state C",
+    "h": "hidden state h",
+}
+
+
+def gate_activations(activations, window):
+    """Heat maps (unit × time step) of every gate for one input window."""
+    fig, axes = plt.subplots(
+        len(GATE_TITLES) + 1, 1, figsize=(10, 13), sharex=True,
+        gridspec_kw={"height_ratios": [1] + [2] * len(GATE_TITLES)},
+    )
+    axes[0].plot(np.asarray(window).ravel(), color="black")
+    axes[0].set(ylabel="input", title="Gate activations over one test window")
+    for ax, (name, title) in zip(axes[1:], GATE_TITLES.items()):
+        values = activations[name].T
+        bounded = name in ("f", "i", "o")
+        image = ax.imshow(
+            values, aspect="auto", interpolation="nearest",
+            cmap="viridis" if bounded else "RdBu_r",
+            vmin=0 if bounded else -np.abs(values).max(),
+            vmax=1 if bounded else np.abs(values).max(),
+        )
+        ax.set(ylabel="unit", title=title)
+        fig.colorbar(image, ax=ax, pad=0.01)
+    axes[-1].set_xlabel("time step")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,84 @@
+"""Stage 2: train the custom-cell LSTM on a generate_data run's windows.
+
+Logs every parameter, `train_loss` and `val_loss` per epoch (step = epoch,
+from 1), the loss curve, the `.keras` model under `keras_model/`, the
+TensorFlow SavedModel under `saved_model/`, and an MLflow pyfunc model `model`.
+"""
+
+import tempfile
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+import keras
+import mlflow
+import numpy as np
+from mlflow.models import ModelSignature
+from mlflow.types import Schema, TensorSpec
+
+from pipeline import model as forecaster
+from pipeline import plots, tracking
+from pipeline.stages import command_line
+
+KERAS_MODEL = "keras_model/model.keras"
+SERVING_CODE = Path(__file__).resolve().parent.parent / "serving.py"
+
+SIGNATURE = ModelSignature(
+    inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1, 1))]),
+    outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 1))]),
+)
+
+
+def run(data_uri, hidden_units, learning_rate, epochs, batch_size, patience, seed):
+    """Trains and logs the model; returns the run id."""
+    values = dict(locals())
+    with tracking.stage_run("train") as active:
+        if data_uri == "auto":
+            values["data_uri"] = f"runs:/{tracking.newest_finished_run('generate_data', 'data_uri').info.run_id}/data"
+        tracking.log_params(values)
+        dataset, _ = tracking.load_data(values["data_uri"])
+
+        keras.utils.set_random_seed(seed)
+        model = forecaster.build_model(hidden_units, learning_rate)
+        started = time.perf_counter()
+        history, best_epoch = forecaster.fit(
+            model, dataset, epochs, batch_size, patience, on_epoch_end=_log_epoch
+        )
+        train_loss, val_loss = history.history["loss"], history.history["val_loss"]
+        mlflow.log_metrics({
+            "train_seconds": time.perf_counter() - started,
+            "epochs_trained": len(train_loss),
+            "best_epoch": best_epoch,
+            "best_val_loss": val_loss[best_epoch - 1],
+        })
+        tracking.log_figure(plots.loss_curve(train_loss, val_loss, best_epoch), "loss_curve")
+        _log_models(model)
+        return active.info.run_id
+
+
+def _log_epoch(epoch, logs):
+    # Asynchronous: an epoch does not wait for the tracking store.
+    mlflow.log_metrics(
+        {"train_loss": logs["loss"], "val_loss": logs["val_loss"]}, step=epoch, synchronous=False
+    )
+
+
+def _log_models(model):
+    with tempfile.TemporaryDirectory() as folder:
+        keras_path = Path(folder) / "model.keras"
+        model.save(keras_path)
+        mlflow.log_artifact(str(keras_path), artifact_path=str(Path(KERAS_MODEL).parent))
+        saved_model = Path(folder) / "saved_model"
+        forecaster.export_saved_model(model, str(saved_model))
+        mlflow.log_artifacts(str(saved_model), artifact_path="saved_model")
+        mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(SERVING_CODE),
+            artifacts={"saved_model": str(saved_model)},
+            signature=SIGNATURE,
+            pip_requirements=[f"{package}=={version(package)}" for package in ("mlflow", "tensorflow", "numpy")],
+        )
+
+
+if __name__ == "__main__":
+    command_line("train", run)

@@ -1,0 +1,139 @@
+"""The thin MLflow shell shared by the stages: runs, tags, parameters, lookups."""
+
+import contextlib
+import hashlib
+import json
+import tempfile
+from pathlib import Path
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from pipeline import data, params
+from pipeline.params import ParamError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CODE_PACKAGES = ("custom_layers", "pipeline")
+
+
+def code_version():
+    """A hash of every source file of the project's packages.
+
+    Unlike a git commit it also changes with uncommitted edits, so a cached
+    run is reused only by the very code that produced it.
+    """
+    digest = hashlib.sha256()
+    for package in CODE_PACKAGES:
+        for path in sorted((PROJECT_ROOT / package).rglob("*.py")):
+            digest.update(str(path.relative_to(PROJECT_ROOT)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def stage_run(stage):
+    """Opens the MLflow run of one stage, nested when another run is active.
+
+    Under `mlflow run`, the first stage resumes the run that MLflow created for
+    the entry point. The run carries the tags `stage` and `code_version`; if the
+    stage fails, the error message is tagged on it and it ends FAILED.
+    """
+    nested = mlflow.active_run() is not None
+    with mlflow.start_run(nested=nested, run_name=stage) as run:
+        mlflow.set_tags({"stage": stage, "code_version": code_version(), "mlflow.runName": stage})
+        try:
+            yield run
+        except BaseException as error:
+            mlflow.set_tag("error", f"{type(error).__name__}: {error}"[:5000])
+            raise
+
+
+def log_params(values):
+    mlflow.log_params(params.formatted(values))
+
+
+def _experiment_id():
+    return mlflow.active_run().info.experiment_id
+
+
+def find_reusable_run(stage, values):
+    """The newest FINISHED run of `stage` in this experiment whose logged
+    parameters equal `values` exactly (as canonical strings) and whose code
+    version is this code's; None if there is none."""
+    expected = params.formatted(values)
+    clauses = [f"tags.stage = '{stage}'", f"tags.code_version = '{code_version()}'",
+               "attributes.status = 'FINISHED'"]
+    clauses += [f"params.{name} = '{value}'" for name, value in expected.items()]
+    for run in MlflowClient().search_runs(
+        [_experiment_id()], " and ".join(clauses), order_by=["attributes.start_time DESC"]
+    ):
+        if run.data.params == expected:
+            return run
+    return None
+
+
+def newest_finished_run(stage, parameter):
+    """The newest FINISHED run of `stage`, for a parameter given as 'auto'."""
+    runs = MlflowClient().search_runs(
+        [_experiment_id()],
+        f"tags.stage = '{stage}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    if not runs:
+        raise ParamError(
+            f"Received `{parameter}`='auto', but experiment {_experiment_id()} has no "
+            f"finished `{stage}` run to take it from: run `mlflow run . -e {stage}` first "
+            f"or pass -P {parameter}=<URI>."
+        )
+    return runs[0]
+
+
+def run_id_of(uri):
+    """The run id in a `runs:/<run id>/...` URI, or None for other URIs."""
+    if uri.startswith("runs:/"):
+        return uri[len("runs:/"):].split("/", 1)[0]
+    return None
+
+
+def download(uri, parameter):
+    """Downloads an artifact (file or folder) to a temporary folder."""
+    try:
+        return mlflow.artifacts.download_artifacts(
+            artifact_uri=uri, dst_path=tempfile.mkdtemp(prefix="lstm-forecaster-")
+        )
+    except Exception as error:  # MLflow raises several types for a bad URI
+        raise ParamError(
+            f"Received an invalid value for parameter `{parameter}`, expected an artifact "
+            f"URI that exists, got {uri!r} ({type(error).__name__}: {error})."
+        ) from error
+
+
+def load_data(uri):
+    """The dataset logged by generate_data at `uri`, checked against its manifest."""
+    return data.load_dataset(download(uri, "data_uri"))
+
+
+def log_dataset(dataset, manifest):
+    with tempfile.TemporaryDirectory() as folder:
+        data.save_dataset(dataset, manifest, folder)
+        mlflow.log_artifacts(folder, artifact_path="data")
+
+
+def log_figure(figure, name):
+    import matplotlib.pyplot as plt
+
+    mlflow.log_figure(figure, f"plots/{name}.png")
+    plt.close(figure)
+
+
+def log_json(payload, artifact_file):
+    mlflow.log_text(json.dumps(payload, indent=2, sort_keys=True), artifact_file)
+
+
+def ui_command():
+    """The command that opens the MLflow UI on the store this run writes to."""
+    uri = mlflow.get_tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        return f"open {uri} in a browser"
+    return f"mlflow ui --backend-store-uri {uri}"
