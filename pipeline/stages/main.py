@@ -52,7 +52,7 @@ def summary(run_ids, data_reused, scores):
         lines.append(f"  {stage:<14} {run_id}{note}")
     lines += ["", "Test metrics (lower is better):", f"  {'forecaster':<12} {'rmse':>10} {'mae':>10}"]
     for label, prefix in (("LSTM", ""), ("persistence", "persistence_"), ("linear AR", "linear_")):
-        lines.append(f"  {label:<12} {scores[prefix + "test_rmse"]:>10.4g} {scores[prefix + "test_mae"]:>10.4g}")
+        lines.append(f"  {label:<12} {scores[prefix + 'test_rmse']:>10.4g} {scores[prefix + 'test_mae']:>10.4g}")
     lines += ["", f"Compare runs in the MLflow UI:  {tracking.ui_command()}", ""]
     return "\n".join(lines)
 
