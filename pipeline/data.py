@@ -28,7 +28,7 @@ class Windowing:
 
     def __post_init__(self):
         if self.horizon < 1 or self.time_steps <= self.horizon:
-            raise ValueError(
+            raise ParamError(
                 "Received an invalid value for parameter `time_steps`, expected an "
                 f"integer larger than horizon={self.horizon}, got {self.time_steps}."
             )

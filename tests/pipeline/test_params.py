@@ -1,0 +1,73 @@
+"""One source of truth: pipeline/params.py, mirrored by MLproject and conda.yaml."""
+
+import re
+import tomllib
+
+import pytest
+import yaml
+
+from pipeline import params
+from pipeline.params import ParamError
+from tests.conftest import REPO
+
+MLPROJECT_TYPES = {int: "int", float: "float", str: "string"}
+
+
+def mlproject():
+    return yaml.safe_load((REPO / "MLproject").read_text())
+
+
+@pytest.mark.parametrize("stage", sorted(params.STAGE_PARAMS))
+def test_mlproject_entry_point_mirrors_the_parameter_table(stage):
+    entry = mlproject()["entry_points"][stage]
+    assert list(entry["parameters"]) == params.STAGE_PARAMS[stage]
+    for name, spec in entry["parameters"].items():
+        param = params.PARAMS[name]
+        assert spec["type"] == MLPROJECT_TYPES[param.type], name
+        assert param.parse(str(spec["default"])) == param.default, name
+    assert entry["command"].startswith(f"python -m pipeline.stages.{stage} ")
+    assert re.findall(r"--(\w+) \{(\w+)\}", entry["command"]) == [(n, n) for n in params.STAGE_PARAMS[stage]]
+
+
+def test_mlproject_has_exactly_the_four_stages():
+    assert set(mlproject()["entry_points"]) == set(params.STAGE_PARAMS) == {"main", "generate_data", "train", "evaluate"}
+
+
+def test_seed_defaults_are_kept():
+    defaults = params.defaults("main")
+    assert (defaults["n_samples"], defaults["time_steps"], defaults["hidden_units"]) == (1000, 50, 50)
+    assert (defaults["learning_rate"], defaults["epochs"], defaults["batch_size"]) == (0.001, 50, 32)
+
+
+@pytest.mark.parametrize("name,raw,message", [
+    ("epochs", "0", "Received an invalid value for parameter `epochs`, expected a positive integer, got '0'."),
+    ("epochs", "2.5", "parameter `epochs`, expected a positive integer, got '2.5'."),
+    ("learning_rate", "-1", "parameter `learning_rate`, expected a float above 0, got '-1'."),
+    ("learning_rate", "nan", "parameter `learning_rate`, expected a float above 0, got 'nan'."),
+    ("noise", "loud", "parameter `noise`, expected a float of at least 0, got 'loud'."),
+    ("test_fraction", "1", "parameter `test_fraction`, expected a float strictly between 0 and 1, got '1'."),
+    ("reuse_data", "yes", "parameter `reuse_data`, expected 'true' or 'false', got 'yes'."),
+])
+def test_bad_values_get_one_line_naming_parameter_value_and_what_is_allowed(name, raw, message):
+    with pytest.raises(ParamError) as error:
+        params.parse("main", {name: raw})
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_unknown_parameter_is_an_error():
+    with pytest.raises(ParamError, match="unknown parameter `hidden_unit` for stage `train`"):
+        params.parse("train", {"hidden_unit": "3"})
+
+
+def test_values_are_logged_in_one_canonical_form():
+    assert params.formatted(params.parse("main", {"noise": "0", "epochs": "7", "learning_rate": "1e-3"})) == {
+        **params.formatted(params.defaults("main")), "noise": "0.0", "epochs": "7", "learning_rate": "0.001",
+    }
+
+
+def test_conda_env_and_pyproject_pin_the_same_packages():
+    conda = yaml.safe_load((REPO / "conda.yaml").read_text())
+    pip = next(d["pip"] for d in conda["dependencies"] if isinstance(d, dict))
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert pip == pyproject["project"]["dependencies"]
+    assert "python=3.11" in conda["dependencies"]
