@@ -7,6 +7,7 @@ TensorFlow SavedModel under `saved_model/`, and an MLflow pyfunc model `model`.
 
 import tempfile
 import time
+import warnings
 from importlib.metadata import version
 from pathlib import Path
 
@@ -71,13 +72,17 @@ def _log_models(model):
         saved_model = Path(folder) / "saved_model"
         forecaster.export_saved_model(model, str(saved_model))
         mlflow.log_artifacts(str(saved_model), artifact_path="saved_model")
-        mlflow.pyfunc.log_model(
-            name="model",
-            python_model=str(SERVING_CODE),
-            artifacts={"saved_model": str(saved_model)},
-            signature=SIGNATURE,
-            pip_requirements=[f"{package}=={version(package)}" for package in ("mlflow", "tensorflow", "numpy")],
-        )
+        with warnings.catch_warnings():
+            # MLflow asks for an input example; the explicit tensor signature is what
+            # it would infer from one (and an example trips MLflow issue 16183).
+            warnings.filterwarnings("ignore", message=".*input example", category=UserWarning)
+            mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(SERVING_CODE),
+                artifacts={"saved_model": str(saved_model)},
+                signature=SIGNATURE,
+                pip_requirements=[f"{name}=={version(name)}" for name in ("mlflow", "tensorflow", "numpy")],
+            )
 
 
 if __name__ == "__main__":
