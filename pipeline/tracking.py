@@ -49,7 +49,19 @@ def stage_run(stage):
 
 
 def log_params(values):
-    mlflow.log_params(params.formatted(values))
+    """Logs each value in its canonical form, unless the run already has it.
+
+    `mlflow run` logs an entry point's parameters as the user typed them before
+    the stage starts, and MLflow forbids changing a logged value: "0" for a
+    float stays "0", which means the same number as "0.0".
+    """
+    logged = mlflow.get_run(mlflow.active_run().info.run_id).data.params
+    for name, value in values.items():
+        if name in logged and params.PARAMS[name].parse(logged[name]) != value:
+            raise ParamError(
+                f"Parameter `{name}` is already logged on this run as {logged[name]!r}, not {value!r}."
+            )
+    mlflow.log_params({name: text for name, text in params.formatted(values).items() if name not in logged})
 
 
 def _experiment_id():
@@ -57,17 +69,22 @@ def _experiment_id():
 
 
 def find_reusable_run(stage, values):
-    """The newest FINISHED run of `stage` in this experiment whose logged
-    parameters equal `values` exactly (as canonical strings) and whose code
-    version is this code's; None if there is none."""
-    expected = params.formatted(values)
-    clauses = [f"tags.stage = '{stage}'", f"tags.code_version = '{code_version()}'",
-               "attributes.status = 'FINISHED'"]
-    clauses += [f"params.{name} = '{value}'" for name, value in expected.items()]
-    for run in MlflowClient().search_runs(
-        [_experiment_id()], " and ".join(clauses), order_by=["attributes.start_time DESC"]
-    ):
-        if run.data.params == expected:
+    """The newest FINISHED run of `stage` in this experiment made by this code
+    version whose logged parameters are exactly `values`: the same names, and
+    each logged string parsed by its parameter's type equal to the value (so
+    "0" and "0.0" match as floats, and an int never fails to match an int).
+    None if there is none."""
+    candidates = MlflowClient().search_runs(
+        [_experiment_id()],
+        f"tags.stage = '{stage}' and tags.code_version = '{code_version()}' "
+        "and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+    )
+    for run in candidates:
+        logged = run.data.params
+        if set(logged) == set(values) and all(
+            params.PARAMS[name].parse(logged[name]) == value for name, value in values.items()
+        ):
             return run
     return None
 

@@ -20,14 +20,15 @@ def run(model_uri, data_uri, free_run_steps):
     """Evaluates and logs; returns (run id, metrics)."""
     values = dict(locals())
     with tracking.stage_run("evaluate") as active:
+        tracking.log_params(values)
         if model_uri == "auto":
             train_run_id = tracking.newest_finished_run("train", "model_uri").info.run_id
-            values["model_uri"] = f"runs:/{train_run_id}/{KERAS_MODEL}"
+            model_uri = f"runs:/{train_run_id}/{KERAS_MODEL}"
         if data_uri == "auto":
-            values["data_uri"] = _training_data_of(values["model_uri"])
-        tracking.log_params(values)
-        model = forecaster.load_model(tracking.download(values["model_uri"], "model_uri"))
-        dataset, manifest = tracking.load_data(values["data_uri"])
+            data_uri = _training_data_of(model_uri)
+        mlflow.set_tags({"resolved_model_uri": model_uri, "resolved_data_uri": data_uri})
+        model = forecaster.load_model(tracking.download(model_uri, "model_uri"))
+        dataset, manifest = tracking.load_data(data_uri)
 
         scores = score(model, dataset)
         free = free_run(model, dataset, manifest, free_run_steps)
@@ -45,9 +46,12 @@ def _training_data_of(model_uri):
             f"Received `data_uri`='auto' with `model_uri`={model_uri!r}: 'auto' finds the "
             "training data only for a runs:/<train run id>/... model URI; pass -P data_uri=<URI>."
         )
-    training_data = mlflow.get_run(train_run_id).data.params.get("data_uri")
+    training_data = mlflow.get_run(train_run_id).data.tags.get("resolved_data_uri")
     if training_data is None:
-        raise ParamError(f"Received `data_uri`='auto', but run {train_run_id} logged no `data_uri`.")
+        raise ParamError(
+            f"Received `data_uri`='auto', but run {train_run_id} is not a train run "
+            "(it has no `resolved_data_uri` tag); pass -P data_uri=<URI>."
+        )
     return training_data
 
 

@@ -34,10 +34,11 @@ def run(data_uri, hidden_units, learning_rate, epochs, batch_size, patience, see
     """Trains and logs the model; returns the run id."""
     values = dict(locals())
     with tracking.stage_run("train") as active:
-        if data_uri == "auto":
-            values["data_uri"] = f"runs:/{tracking.newest_finished_run('generate_data', 'data_uri').info.run_id}/data"
         tracking.log_params(values)
-        dataset, _ = tracking.load_data(values["data_uri"])
+        if data_uri == "auto":
+            data_uri = f"runs:/{tracking.newest_finished_run('generate_data', 'data_uri').info.run_id}/data"
+        mlflow.set_tag("resolved_data_uri", data_uri)
+        dataset, _ = tracking.load_data(data_uri)
 
         keras.utils.set_random_seed(seed)
         model = forecaster.build_model(hidden_units, learning_rate)

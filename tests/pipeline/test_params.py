@@ -25,6 +25,8 @@ def test_mlproject_entry_point_mirrors_the_parameter_table(stage):
         param = params.PARAMS[name]
         assert spec["type"] == MLPROJECT_TYPES[param.type], name
         assert param.parse(str(spec["default"])) == param.default, name
+        # `mlflow run` logs str(default) before the stage logs its canonical form.
+        assert str(spec["default"]) == param.format(param.default), name
     assert entry["command"].startswith(f"python -m pipeline.stages.{stage} ")
     assert re.findall(r"--(\w+) \{(\w+)\}", entry["command"]) == [(n, n) for n in params.STAGE_PARAMS[stage]]
 

@@ -85,6 +85,7 @@ def test_evaluate_logs_metrics_against_baselines_and_the_four_plots(pipeline_run
     assert scores["linear_test_rmse"] < 1e-4  # exact on a pure sine
     assert scores["persistence_test_rmse"] > 0.1
     assert run.data.params["model_uri"] == f"runs:/{run_ids['train']}/keras_model/model.keras"
+    assert run.data.tags["resolved_model_uri"] == run.data.params["model_uri"]
 
 
 def test_main_reuses_data_only_for_exactly_the_same_parameters(pipeline_run):
@@ -115,13 +116,15 @@ def test_standalone_stages_pick_the_newest_runs_for_auto(tracking_store):
     data_run = generate_data.run(**SMALL_DATA)
     train_run = train.run(data_uri="auto", **{**SMALL_TRAIN, "epochs": 1})
     client = MlflowClient()
-    assert client.get_run(train_run).data.params["data_uri"] == f"runs:/{data_run}/data"
+    # Parameters say what was asked for; tags say what it resolved to.
+    trained = client.get_run(train_run).data
+    assert trained.params["data_uri"] == "auto"
+    assert trained.tags["resolved_data_uri"] == f"runs:/{data_run}/data"
     evaluate_run, _ = evaluate.run(model_uri="auto", data_uri="auto", free_run_steps=5)
-    assert client.get_run(evaluate_run).data.params == {
-        "model_uri": f"runs:/{train_run}/keras_model/model.keras",
-        "data_uri": f"runs:/{data_run}/data",
-        "free_run_steps": "5",
-    }
+    evaluated = client.get_run(evaluate_run).data
+    assert evaluated.params == {"model_uri": "auto", "data_uri": "auto", "free_run_steps": "5"}
+    assert evaluated.tags["resolved_model_uri"] == f"runs:/{train_run}/keras_model/model.keras"
+    assert evaluated.tags["resolved_data_uri"] == f"runs:/{data_run}/data"
 
 
 def test_bad_parameter_stops_before_any_run_with_one_line(tracking_store, capsys):

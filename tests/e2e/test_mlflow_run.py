@@ -1,0 +1,151 @@
+"""`mlflow run` as a user runs it: real processes, a real SQLite store in a temporary folder."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import mlflow
+import numpy as np
+import pytest
+import tensorflow as tf
+from mlflow.tracking import MlflowClient
+
+import custom_layers  # noqa: F401  (registers LSTMCell for loading .keras files)
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.e2e
+
+
+def mlflow_run(store, *args):
+    """Runs `mlflow run <repo> --env-manager local ...` from inside `store`."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{store / 'mlflow.db'}"}
+    return subprocess.run(
+        [sys.executable, "-m", "mlflow", "run", str(REPO), "--env-manager", "local", *args],
+        cwd=store, env=env, capture_output=True, text=True, timeout=900,
+    )
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory):
+    """The default pipeline, exactly as the README's quick start runs it."""
+    store = tmp_path_factory.mktemp("store")
+    result = mlflow_run(store)
+    assert result.returncode == 0, result.stderr[-3000:]
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    runs = {r.data.tags["stage"]: r for r in MlflowClient().search_runs(["0"])}
+    yield store, uri, result, runs
+    mlflow.set_tracking_uri(None)
+
+
+def test_default_run_nests_three_stages_under_main(default_run):
+    _, _, result, runs = default_run
+    assert set(runs) == {"main", "generate_data", "train", "evaluate"}
+    main = runs["main"]
+    assert all(r.info.status == "FINISHED" for r in runs.values())
+    for stage in ("generate_data", "train", "evaluate"):
+        assert runs[stage].data.tags["mlflow.parentRunId"] == main.info.run_id
+        assert main.data.tags[f"{stage}_run_id"] == runs[stage].info.run_id
+    assert main.data.params == {
+        "n_samples": "1000", "time_steps": "50", "noise": "0.0", "val_fraction": "0.1",
+        "test_fraction": "0.2", "seed": "42", "hidden_units": "50", "learning_rate": "0.001",
+        "epochs": "50", "batch_size": "32", "patience": "10", "free_run_steps": "300", "reuse_data": "true",
+    }
+    assert main.info.run_id in result.stdout and "mlflow ui --backend-store-uri sqlite:///" in result.stdout
+
+
+def test_default_run_is_accurate_and_far_better_than_persistence(default_run):
+    main = default_run[3]["main"]
+    metrics = main.data.metrics
+    assert metrics["test_rmse"] <= 0.01
+    assert metrics["test_rmse"] < metrics["persistence_test_rmse"] / 10
+    assert f"{metrics['test_rmse']:.4g}" in default_run[2].stdout
+
+
+def test_default_run_logs_losses_per_epoch_and_every_plot(default_run):
+    runs = default_run[3]
+    client = MlflowClient()
+    train_id = runs["train"].info.run_id
+    epochs = int(runs["train"].data.metrics["epochs_trained"])
+    assert 10 < epochs <= 50
+    for metric in ("train_loss", "val_loss"):
+        assert sorted(m.step for m in client.get_metric_history(train_id, metric)) == list(range(1, epochs + 1))
+    losses = [m.value for m in sorted(client.get_metric_history(train_id, "train_loss"), key=lambda m: m.step)]
+    assert losses[-1] < losses[0] / 10
+    plots = {a.path for r in runs.values() for a in client.list_artifacts(r.info.run_id, "plots")}
+    assert plots == {"plots/loss_curve.png", "plots/predictions.png", "plots/residuals.png",
+                     "plots/free_run.png", "plots/gate_activations.png"}
+    data_files = {a.path for a in client.list_artifacts(runs["generate_data"].info.run_id, "data")}
+    assert {"data/manifest.json", "data/x_train.npy", "data/y_test.npy"} <= data_files
+
+
+def test_saved_model_and_mlflow_model_predict_what_keras_predicts(default_run, tmp_path):
+    store, uri, _, runs = default_run
+    train_id = runs["train"].info.run_id
+    model = keras.saving.load_model(
+        mlflow.artifacts.download_artifacts(f"runs:/{train_id}/keras_model/model.keras", dst_path=str(tmp_path)),
+        safe_mode=True,
+    )
+    x = np.sin(np.linspace(0, 20, 3 * 70)).reshape(3, 70, 1).astype("float32")  # a window length never trained on
+    expected = model.predict(x, verbose=0)
+
+    saved_model = tf.saved_model.load(
+        mlflow.artifacts.download_artifacts(f"runs:/{train_id}/saved_model", dst_path=str(tmp_path))
+    )
+    (served,) = saved_model.signatures["serving_default"](tf.constant(x)).values()
+    np.testing.assert_allclose(served.numpy(), expected, atol=1e-5)
+
+    # The MLflow model, loaded in a fresh interpreter that never imports this project.
+    np.save(tmp_path / "x.npy", x)
+    script = (
+        "import sys, json, mlflow, numpy as np\n"
+        "model = mlflow.pyfunc.load_model(sys.argv[1])\n"
+        "print(json.dumps(model.predict(np.load(sys.argv[2])).tolist()))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, f"runs:/{train_id}/model", str(tmp_path / "x.npy")],
+        cwd=tmp_path, env={**os.environ, "MLFLOW_TRACKING_URI": uri}, capture_output=True, text=True, check=True,
+    )
+    predicted = np.array(json.loads(result.stdout.strip().splitlines()[-1]))
+    np.testing.assert_allclose(predicted, expected, atol=1e-5)
+
+
+def test_each_stage_runs_as_its_own_entry_point(tmp_path):
+    steps = [
+        # noise=0 as a user types it: MLflow logs "0", the stage reads it as 0.0.
+        ("generate_data", "-P", "n_samples=100", "-P", "time_steps=10", "-P", "noise=0"),
+        ("train", "-P", "epochs=2", "-P", "hidden_units=4"),
+        ("evaluate", "-P", "free_run_steps=10"),
+    ]
+    for entry_point, *args in steps:
+        result = mlflow_run(tmp_path, "-e", entry_point, *args)
+        assert result.returncode == 0, result.stderr[-3000:]
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    try:
+        runs = {r.data.tags["stage"]: r for r in MlflowClient().search_runs(["0"])}
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert set(runs) == {"generate_data", "train", "evaluate"}
+    assert all(r.info.status == "FINISHED" and "mlflow.parentRunId" not in r.data.tags for r in runs.values())
+    assert runs["train"].data.params["data_uri"] == "auto"
+    assert runs["train"].data.tags["resolved_data_uri"] == f"runs:/{runs['generate_data'].info.run_id}/data"
+    assert runs["evaluate"].data.tags["resolved_model_uri"].startswith(f"runs:/{runs['train'].info.run_id}/")
+    assert "test_rmse" in runs["evaluate"].data.metrics
+
+
+def test_bad_parameter_fails_the_run_with_one_clear_line(tmp_path):
+    result = mlflow_run(tmp_path, "-P", "learning_rate=0")
+    assert result.returncode != 0
+    assert (
+        "error: Received an invalid value for parameter `learning_rate`, expected a float above 0, got '0'."
+        in result.stderr.splitlines()
+    )
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    try:
+        (run,) = MlflowClient().search_runs(["0"])
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert run.info.status == "FAILED" and run.data.metrics == {}
+    assert MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").list_artifacts(run.info.run_id) == []
