@@ -12,7 +12,8 @@ def build_model(hidden_units, learning_rate):
     """Input (batch, timesteps, 1), any window length → RNN(LSTMCell) → Dense(1).
 
     Compiled with Adam and MSE. XLA (`jit_compile=True`) is asked for
-    explicitly: Keras leaves it off on CPU, where it trains about 1.5× faster.
+    explicitly: Keras leaves it off on CPU, where it trained the default workload
+    about 1.6× faster per epoch (576 → 363 ms on a 2-core CPU).
     """
     inputs = keras.Input(shape=(None, 1), name="window")
     hidden = keras.layers.RNN(LSTMCell(hidden_units), name=RNN_LAYER)(inputs)

@@ -20,17 +20,22 @@ def loss_curve(train_loss, val_loss, best_epoch):
     return fig
 
 
-def predictions(t_train, y_train, pred_train, t_test, y_test, pred_test):
+def predictions(t_train, y_train, pred_train, t_test, y_test, pred_test, zoom=60):
     """The seed tutorial's figure done right: one-step forecasts against the truth,
-    over the training windows and the held-out test windows that follow them."""
-    fig, ax = plt.subplots(figsize=(11, 4))
-    ax.plot(t_train, y_train, color="black", linewidth=1, label="truth")
-    ax.plot(t_test, y_test, color="black", linewidth=1)
-    ax.plot(t_train, pred_train, color="tab:blue", linestyle="--", label="forecast (train)")
-    ax.plot(t_test, pred_test, color="tab:orange", linestyle="--", label="forecast (test)")
-    ax.axvspan(t_test[0], t_test[-1], color="tab:orange", alpha=0.08, label="test period")
-    ax.set(xlabel="time", ylabel="value", title="One-step forecasts")
-    ax.legend(loc="upper right")
+    over the training windows and the held-out test windows that follow them,
+    and below it the first `zoom` test windows up close."""
+    fig, (overview, close) = plt.subplots(2, 1, figsize=(11, 7))
+    for ax, stop in ((overview, None), (close, zoom)):
+        ax.plot(t_test[:stop], y_test[:stop], color="black", linewidth=1, label="truth")
+        ax.plot(t_test[:stop], pred_test[:stop], color="tab:orange", linestyle="--", label="forecast (test)")
+        ax.set(xlabel="time", ylabel="value")
+    overview.plot(t_train, y_train, color="black", linewidth=1)
+    overview.plot(t_train, pred_train, color="tab:blue", linestyle="--", label="forecast (train)")
+    overview.axvspan(t_test[0], t_test[-1], color="tab:orange", alpha=0.08, label="test period")
+    overview.set_title("One-step forecasts")
+    overview.legend(loc="upper right")
+    close.plot(t_test[:zoom], pred_test[:zoom], "o", color="tab:orange", markersize=3)
+    close.set_title(f"The first {min(zoom, len(t_test))} test windows")
     fig.tight_layout()
     return fig
 
