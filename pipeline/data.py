@@ -65,19 +65,37 @@ def _span(indices):
     return f"[{indices[0]}]" if len(indices) == 1 else f"[{indices[0]}..{indices[-1]}]"
 
 
-def split_sizes(n_windows, val_fraction, test_fraction):
-    """Window counts (train, val, test) of a chronological split; each must be ≥ 1."""
+def split_sizes(n_windows, val_fraction, test_fraction, gap=0):
+    """Window counts (train, val, test) of a chronological split; each must be ≥ 1.
+
+    `gap` windows are left out between train and val and between val and test,
+    so that no window's targets overlap the next split's (horizon - 1 for
+    sliding windows over one series).
+    """
     n_test = int(round(n_windows * test_fraction))
     n_val = int(round(n_windows * val_fraction))
-    n_train = n_windows - n_val - n_test
+    n_train = n_windows - n_val - n_test - 2 * gap
     if min(n_train, n_val, n_test) < 1:
+        left_out = f", leaving out {gap} windows between splits," if gap else ""
         raise ParamError(
-            "Received invalid values for parameters `n_samples`, `val_fraction` and "
-            f"`test_fraction`: {n_windows} windows split as val_fraction={val_fraction}, "
-            f"test_fraction={test_fraction} gives train/val/test sizes "
-            f"{n_train}/{n_val}/{n_test}; each split needs at least one window."
+            f"Received invalid values for parameters `val_fraction` and `test_fraction`: "
+            f"{n_windows} windows split as val_fraction={val_fraction}, test_fraction={test_fraction}"
+            f"{left_out} give train/val/test sizes {n_train}/{n_val}/{n_test}; each split needs "
+            "at least one window: use more data, a smaller `time_steps` or other fractions."
         )
     return n_train, n_val, n_test
+
+
+def _split(arrays, sizes, gap):
+    """Cuts each (n, ...) array into chronological train/val/test parts."""
+    n_train, n_val, n_test = sizes
+    starts = {"train": 0, "val": n_train + gap, "test": n_train + n_val + 2 * gap}
+    lengths = dict(zip(SPLITS, sizes))
+    return {
+        f"{name}_{split}": array[starts[split] : starts[split] + lengths[split]]
+        for name, array in arrays.items()
+        for split in SPLITS
+    }
 
 
 def sine_windows(n_samples, time_steps):
@@ -98,26 +116,140 @@ def sine_continuation(last_time, step, n_steps):
     return times, np.sin(times)
 
 
-def make_sine_dataset(n_samples, time_steps, noise, val_fraction, test_fraction, seed):
+def make_sine_dataset(n_samples, time_steps, horizon, noise, val_fraction, test_fraction, seed):
     """Windows of the seed's sine (plus Gaussian noise of std `noise`), cut and split.
 
-    Returns a dict of float arrays: `x_<split>` (n, time_steps - 1, 1) inputs,
-    `y_<split>` (n, 1) targets, `t_<split>` (n, time_steps) the time of every
-    point of every window, for split in train, val, test.
+    Each window is its own sample of the sine, as in the tutorial, so the split
+    needs no gap. Returns a dict of arrays: `x_<split>` (n, time_steps - horizon, 1)
+    inputs, `y_<split>` (n, horizon) targets, `t_<split>` (n, time_steps) the time
+    of every point of every window, for split in train, val, test.
     """
-    windowing = Windowing(time_steps)
+    windowing = Windowing(time_steps, horizon)
     sizes = split_sizes(n_samples, val_fraction, test_fraction)
     times, values = sine_windows(n_samples, time_steps)
     if noise > 0:
         values = values + np.random.default_rng(seed).normal(0.0, noise, size=values.shape)
     x, y = windowing.cut(values.astype(np.float32))
-    bounds = np.cumsum((0,) + sizes)
-    dataset = {}
-    for split, start, stop in zip(SPLITS, bounds[:-1], bounds[1:]):
-        dataset[f"x_{split}"] = x[start:stop]
-        dataset[f"y_{split}"] = y[start:stop]
-        dataset[f"t_{split}"] = times[start:stop]
-    return dataset
+    return _split({"x": x, "y": y, "t": times}, sizes, gap=0)
+
+
+def make_series_dataset(times, values, time_steps, horizon, val_fraction, test_fraction):
+    """Sliding windows (stride 1) over one series, split chronologically by target.
+
+    Windows whose targets would straddle two splits are left out (horizon - 1 at
+    each boundary), so every training window, inputs and targets, lies before
+    the first validation target, and every validation window before the first
+    test target. Returns the same dict as `make_sine_dataset`.
+    """
+    windowing = Windowing(time_steps, horizon)
+    n_windows = len(values) - time_steps + 1
+    if n_windows < 3:
+        raise ParamError(
+            f"Received an invalid value for parameter `time_steps`: a series of {len(values)} "
+            f"points gives {max(n_windows, 0)} windows of time_steps={time_steps}; "
+            "use a smaller `time_steps` or a longer series."
+        )
+    sizes = split_sizes(n_windows, val_fraction, test_fraction, gap=horizon - 1)
+    windows = np.lib.stride_tricks.sliding_window_view(np.asarray(values, np.float32), time_steps)
+    x, y = windowing.cut(windows)
+    window_times = np.lib.stride_tricks.sliding_window_view(np.asarray(times), time_steps)
+    return _split({"x": x, "y": y, "t": window_times.copy()}, sizes, gap=horizon - 1)
+
+
+def read_csv_series(path, column="auto", time_column="none", fill_missing="error"):
+    """Reads one univariate series from a CSV file with a header row.
+
+    `column`: the values' column, or "auto" for the only (or first) numeric one.
+    `time_column`: a column of dates or numbers in increasing order, or "none"
+    (then the time is the row number, from 0). `fill_missing`: "error" fails on
+    missing or non-numeric values, "interpolate" fills them linearly in time.
+
+    Returns (times, values float64, column name, number of values filled).
+    Every problem is a ParamError naming the file and what to change.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise ParamError(
+            f"Received an invalid value for parameter `data_source`, expected 'sine' or the "
+            f"path of a CSV file, got {str(path)!r}: no such file."
+        )
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise ParamError(f"CSV file {path} is empty: expected a header row and one row per time step.") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise ParamError(f"File {path} is not a readable CSV file ({type(error).__name__}): expected comma-separated text with a header row.") from None
+    if frame.empty:
+        raise ParamError(f"CSV file {path} has a header but no rows: expected one row per time step.")
+
+    if column == "auto":
+        # Numeric: most values parse as numbers (a few gaps or typos are for fill_missing).
+        candidates = [
+            name for name in frame.columns
+            if name != time_column and pd.to_numeric(frame[name], errors="coerce").notna().mean() > 0.5
+        ]
+        if not candidates:
+            raise ParamError(
+                f"CSV file {path} has no numeric column (columns: {', '.join(map(str, frame.columns))}): "
+                "pass -P column=<name> to choose one."
+            )
+        column = candidates[0]
+    elif column not in frame.columns:
+        raise ParamError(
+            f"Received an invalid value for parameter `column`, expected one of the columns of {path} "
+            f"({', '.join(map(str, frame.columns))}), got {column!r}."
+        )
+
+    if time_column == "none":
+        times = np.arange(len(frame), dtype=np.float64)
+    else:
+        if time_column not in frame.columns:
+            raise ParamError(
+                f"Received an invalid value for parameter `time_column`, expected 'none' or one of the "
+                f"columns of {path} ({', '.join(map(str, frame.columns))}), got {time_column!r}."
+            )
+        raw_times = frame[time_column]
+        if pd.api.types.is_numeric_dtype(raw_times):
+            times = raw_times.to_numpy(dtype=np.float64)
+        else:
+            times = pd.to_datetime(raw_times, errors="coerce", format="mixed").to_numpy(dtype="datetime64[ns]")
+        bad = np.flatnonzero(pd.isna(times))
+        if len(bad):
+            raise ParamError(
+                f"Column {time_column!r} of {path} has {len(bad)} values that are not dates or numbers, "
+                f"first at line {bad[0] + 2}: fix them or pass -P time_column=none."
+            )
+        backwards = np.flatnonzero(np.diff(_as_numbers(times)) <= 0)
+        if len(backwards):
+            raise ParamError(
+                f"Column {time_column!r} of {path} is not strictly increasing: line {backwards[0] + 3} "
+                f"does not come after line {backwards[0] + 2}. Sort the file by time."
+            )
+
+    values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64, copy=True)
+    values[~np.isfinite(values)] = np.nan
+    missing = np.flatnonzero(np.isnan(values))
+    if len(missing) == len(values):
+        raise ParamError(f"Column {column!r} of {path} has no numeric values: choose another with -P column=<name>.")
+    if len(missing) and fill_missing == "error":
+        lines = ", ".join(str(i + 2) for i in missing[:5])
+        raise ParamError(
+            f"Column {column!r} of {path} has {len(missing)} missing or non-numeric values, first at "
+            f"lines {lines}: clean the file or pass -P fill_missing=interpolate."
+        )
+    if len(missing):
+        # Linear in time; before the first or after the last value, the nearest value.
+        position = _as_numbers(times)
+        known = ~np.isnan(values)
+        values[missing] = np.interp(position[missing], position[known], values[known])
+    return times, values, str(column), len(missing)
+
+
+def _as_numbers(times):
+    """Times as float64: numbers as they are, datetimes as nanoseconds."""
+    return times.astype(np.int64).astype(np.float64) if times.dtype.kind == "M" else times.astype(np.float64)
 
 
 def sha256_of(array):

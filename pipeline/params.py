@@ -74,12 +74,22 @@ def _fraction(value):
 
 _PARAMS = [
     # generate_data
+    Param("data_source", str, "sine", "'sine' or the path of a CSV file", bool,
+          "the series: the seed's sine windows, or a CSV file (relative to the project directory)"),
+    Param("column", str, "auto", "'auto' or a column name", bool,
+          "CSV only: the column of values; 'auto' takes the only or first numeric one"),
+    Param("time_column", str, "none", "'none' or a column name", bool,
+          "CSV only: a column of dates or numbers used as the time axis"),
+    Param("fill_missing", str, "error", "'error' or 'interpolate'", lambda v: v in ("error", "interpolate"),
+          "CSV only: fail on missing or non-numeric values, or fill them linearly in time"),
     Param("n_samples", int, 1000, "a positive integer", _positive,
-          "number of windows"),
+          "sine only: number of windows"),
     Param("time_steps", int, 50, "an integer of at least 2", lambda v: v >= 2,
-          "points per window: the model reads time_steps - 1 and predicts the last"),
+          "points per window: the model reads time_steps - horizon and predicts the rest"),
+    Param("horizon", int, 1, "a positive integer", _positive,
+          "how many points after its input the model predicts, in one shot"),
     Param("noise", float, 0.0, "a float of at least 0", lambda v: v >= 0,
-          "standard deviation of Gaussian noise added to the sine"),
+          "sine only: standard deviation of Gaussian noise added to the sine"),
     Param("val_fraction", float, 0.1, "a float strictly between 0 and 1", _fraction,
           "share of windows, before the test windows, used for validation"),
     Param("test_fraction", float, 0.2, "a float strictly between 0 and 1", _fraction,
@@ -98,11 +108,16 @@ _PARAMS = [
           "maximum number of passes over the training windows"),
     Param("batch_size", int, 32, "a positive integer", _positive,
           "windows per gradient step"),
+    Param("scaling", str, "auto", "'auto', 'standard' or 'none'", lambda v: v in ("auto", "standard", "none"),
+          "standardize inside the model with the training split's mean and std; "
+          "'auto': 'none' for the sine (the seed's behaviour), 'standard' for a CSV series"),
     Param("patience", int, 10, "an integer of at least 0", lambda v: v >= 0,
           "stop after this many epochs without a lower validation loss (0: never stop early)"),
     # evaluate
     Param("model_uri", str, "auto", "'auto' or the URI of a .keras file logged by train",
           bool, "a train run's keras_model/model.keras; 'auto': the newest one"),
+    Param("season", int, 0, "an integer of at least 0", lambda v: v >= 0,
+          "season length in time steps for the seasonal naive baseline (0: no such baseline)"),
     Param("free_run_steps", int, 300, "a positive integer", _positive,
           "steps of the free-running forecast plot"),
     # main
@@ -112,16 +127,21 @@ _PARAMS = [
 
 PARAMS = {param.name: param for param in _PARAMS}
 
-DATA_PARAMS = ["n_samples", "time_steps", "noise", "val_fraction", "test_fraction", "seed"]
-TRAIN_PARAMS = ["hidden_units", "learning_rate", "epochs", "batch_size", "patience", "seed"]
+DATA_PARAMS = [
+    "data_source", "column", "time_column", "fill_missing", "n_samples", "time_steps", "horizon",
+    "noise", "val_fraction", "test_fraction", "seed",
+]
+TRAIN_PARAMS = ["hidden_units", "learning_rate", "epochs", "batch_size", "scaling", "patience", "seed"]
+EVALUATE_PARAMS = ["season", "free_run_steps"]
 
 STAGE_PARAMS = {
     "generate_data": DATA_PARAMS,
     "train": ["data_uri"] + TRAIN_PARAMS,
-    "evaluate": ["model_uri", "data_uri", "free_run_steps"],
+    "evaluate": ["model_uri", "data_uri"] + EVALUATE_PARAMS,
     "main": DATA_PARAMS
     + [name for name in TRAIN_PARAMS if name not in DATA_PARAMS]
-    + ["free_run_steps", "reuse_data"],
+    + EVALUATE_PARAMS
+    + ["reuse_data"],
 }
 
 

@@ -66,6 +66,22 @@ def free_run(t_context, context, t_future, truth, forecast):
     return fig
 
 
+def forecast_fan(t_truth, truth, fans):
+    """Multi-step forecasts from a few test origins against the truth.
+
+    `fans` is a list of (times, forecast) pairs, one per origin.
+    """
+    fig, ax = plt.subplots(figsize=(11, 4))
+    ax.plot(t_truth, truth, color="black", linewidth=1, label="truth")
+    for number, (times, forecast) in enumerate(fans):
+        ax.plot(times, forecast, "o-", markersize=3, color="tab:red", alpha=0.8,
+                label="forecasts from test origins" if number == 0 else None)
+    ax.set(xlabel="time", ylabel="value", title=f"{len(fans[0][1])}-step forecasts from {len(fans)} test origins")
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
 GATE_TITLES = {
     "f": "forget gate f",
     "i": "input gate i",

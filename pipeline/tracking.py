@@ -68,17 +68,17 @@ def _experiment_id():
     return mlflow.active_run().info.experiment_id
 
 
-def find_reusable_run(stage, values):
+def find_reusable_run(stage, values, tags=None):
     """The newest FINISHED run of `stage` in this experiment made by this code
-    version whose logged parameters are exactly `values`: the same names, and
-    each logged string parsed by its parameter's type equal to the value (so
-    "0" and "0.0" match as floats, and an int never fails to match an int).
-    None if there is none."""
+    version, carrying `tags` (such as the sha256 of an input file), whose logged
+    parameters are exactly `values`: the same names, and each logged string
+    parsed by its parameter's type equal to the value (so "0" and "0.0" match
+    as floats, and an int never fails to match an int). None if there is none."""
+    clauses = [f"tags.stage = '{stage}'", f"tags.code_version = '{code_version()}'",
+               "attributes.status = 'FINISHED'"]
+    clauses += [f"tags.{name} = '{value}'" for name, value in (tags or {}).items()]
     candidates = MlflowClient().search_runs(
-        [_experiment_id()],
-        f"tags.stage = '{stage}' and tags.code_version = '{code_version()}' "
-        "and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"],
+        [_experiment_id()], " and ".join(clauses), order_by=["attributes.start_time DESC"]
     )
     for run in candidates:
         logged = run.data.params

@@ -1,8 +1,11 @@
 """Stage 3: score the model and the baselines on the same test windows, and draw it.
 
-Logs `test_mse`, `test_rmse`, `test_mae` for the LSTM and the same for the
-`persistence_` and `linear_` baselines, `free_run_rmse`, and under `plots/`:
-predictions, residuals, free_run and gate_activations.
+Logs `test_<metric>` for the LSTM and `<baseline>_test_<metric>` for the
+`persistence`, `seasonal_naive` (with `season`) and `linear` baselines, metric
+in mse, rmse, mae, smape, mase (plus `test_rmse_step<k>` for a horizon above 1),
+`free_run_rmse`, the comparison table as `comparison.csv` and `comparison.md`,
+and under `plots/`: predictions, residuals, free_run, gate_activations and,
+for a horizon above 1, forecast_fan.
 """
 
 import mlflow
@@ -16,8 +19,8 @@ from pipeline.stages import command_line
 from pipeline.stages.train import KERAS_MODEL
 
 
-def run(model_uri, data_uri, free_run_steps):
-    """Evaluates and logs; returns (run id, metrics)."""
+def run(model_uri, data_uri, season, free_run_steps):
+    """Evaluates and logs; returns (run id, metrics, comparison table rows)."""
     values = dict(locals())
     with tracking.stage_run("evaluate") as active:
         tracking.log_params(values)
@@ -30,13 +33,14 @@ def run(model_uri, data_uri, free_run_steps):
         model = forecaster.load_model(tracking.download(model_uri, "model_uri"))
         dataset, manifest = tracking.load_data(data_uri)
 
-        scores = score(model, dataset)
+        scores, table = score(model, dataset, season)
         free = free_run(model, dataset, manifest, free_run_steps)
-        if free is not None:
-            scores["free_run_rmse"] = metrics.errors(free["truth"], free["forecast"])["rmse"]
+        scores["free_run_rmse"] = float(np.sqrt(np.mean((free["truth"] - free["forecast"]) ** 2)))
         mlflow.log_metrics(scores)
+        mlflow.log_text(metrics.table_csv(table), "comparison.csv")
+        mlflow.log_text(metrics.table_markdown(table), "comparison.md")
         log_plots(model, dataset, free)
-        return active.info.run_id, scores
+        return active.info.run_id, scores, table
 
 
 def _training_data_of(model_uri):
@@ -55,50 +59,79 @@ def _training_data_of(model_uri):
     return training_data
 
 
-def score(model, dataset):
-    """Test metrics of the LSTM and of each baseline on the very same windows."""
+def score(model, dataset, season):
+    """Test metrics of the LSTM and of each baseline on the very same windows,
+    and the comparison table of them."""
     x_test, y_test = dataset["x_test"], dataset["y_test"]
+    horizon = y_test.shape[1]
     forecasts = {
         "": forecaster.predict(model, x_test),
-        "persistence": metrics.persistence_forecast(x_test),
-        "linear": metrics.LinearAutoregression(dataset["x_train"], dataset["y_train"]).predict(x_test),
+        "persistence": metrics.persistence_forecast(x_test, horizon),
     }
-    return metrics.forecast_metrics(y_test, forecasts)
+    names = [("LSTM", ""), ("persistence", "persistence_")]
+    if season:
+        forecasts["seasonal_naive"] = metrics.seasonal_naive_forecast(x_test, horizon, season)
+        names.append((f"seasonal naive ({season})", "seasonal_naive_"))
+    forecasts["linear"] = metrics.LinearAutoregression(dataset["x_train"], dataset["y_train"]).predict(x_test)
+    names.append(("linear AR", "linear_"))
+    scale = metrics.naive_scale(dataset["x_train"], dataset["y_train"])
+    scores = metrics.forecast_metrics(y_test, forecasts, scale)
+    return scores, metrics.comparison_table(scores, names)
 
 
 def free_run(model, dataset, manifest, n_steps):
-    """The model's own forecasts fed back from the first test window, against the
-    noise-free continuation of the sine; None for a source without one."""
-    if manifest["source"] != "sine":
-        return None
+    """The model's own forecasts fed back from the first test window, against
+    the truth: the noise-free continuation of the sine, or the test period of
+    a series (then at most as many steps as it has)."""
+    window = dataset["x_test"][0]
     times = dataset["t_test"][0]
-    forecast = forecaster.free_run(model, dataset["x_test"][0], n_steps)
-    future_times, truth = data.sine_continuation(times[-2], times[1] - times[0], n_steps)
-    return {"context_times": times[:-1], "context": dataset["x_test"][0, :, 0],
+    input_width = window.shape[0]
+    if manifest["source"] == "sine":
+        future_times, truth = data.sine_continuation(times[input_width - 1], times[1] - times[0], n_steps)
+    else:
+        n_steps = min(n_steps, len(dataset["y_test"]))
+        future_times, truth = dataset["t_test"][:n_steps, input_width], dataset["y_test"][:n_steps, 0]
+    forecast = forecaster.free_run(model, window, n_steps)
+    return {"context_times": times[:input_width], "context": window[:, 0],
             "times": future_times, "truth": truth, "forecast": forecast}
 
 
 def log_plots(model, dataset, free):
-    predicted = {split: forecaster.predict(model, dataset[f"x_{split}"])[:, 0] for split in ("train", "test")}
-    target_time = {split: dataset[f"t_{split}"][:, -1] for split in ("train", "test")}
+    input_width = dataset["x_test"].shape[1]
+    predicted = {split: forecaster.predict(model, dataset[f"x_{split}"]) for split in ("train", "test")}
+    # The first forecast step of every window, at the time of its first target.
+    target_time = {split: dataset[f"t_{split}"][:, input_width] for split in ("train", "test")}
     truth = {split: dataset[f"y_{split}"][:, 0] for split in ("train", "test")}
     tracking.log_figure(
-        plots.predictions(target_time["train"], truth["train"], predicted["train"],
-                          target_time["test"], truth["test"], predicted["test"]),
+        plots.predictions(target_time["train"], truth["train"], predicted["train"][:, 0],
+                          target_time["test"], truth["test"], predicted["test"][:, 0]),
         "predictions",
     )
-    tracking.log_figure(plots.residuals(target_time["test"], predicted["test"] - truth["test"]), "residuals")
-    if free is not None:
-        tracking.log_figure(
-            plots.free_run(free["context_times"], free["context"], free["times"], free["truth"], free["forecast"]),
-            "free_run",
-        )
+    tracking.log_figure(
+        plots.residuals(target_time["test"], predicted["test"][:, 0] - truth["test"]), "residuals"
+    )
+    tracking.log_figure(
+        plots.free_run(free["context_times"], free["context"], free["times"], free["truth"], free["forecast"]),
+        "free_run",
+    )
+    if dataset["y_test"].shape[1] > 1:
+        origins = np.linspace(0, len(truth["test"]) - 1, 4).astype(int)
+        fans = [(dataset["t_test"][i, input_width:], predicted["test"][i]) for i in origins]
+        tracking.log_figure(plots.forecast_fan(target_time["test"], truth["test"], fans), "forecast_fan")
     window = dataset["x_test"][:1]
-    activations = gate_activations(model.get_layer(forecaster.RNN_LAYER).cell, window)
+    activations = gate_activations(model.get_layer(forecaster.RNN_LAYER).cell, _rnn_input(model, window))
     tracking.log_figure(
         plots.gate_activations({name: values[0] for name, values in activations.items()}, window[0]),
         "gate_activations",
     )
+
+
+def _rnn_input(model, window):
+    """What the RNN layer reads for `window`: standardized, if the model scales."""
+    layer_names = [layer.name for layer in model.layers]
+    if "standardize" in layer_names:
+        return np.asarray(model.get_layer("standardize")(window))
+    return window
 
 
 if __name__ == "__main__":

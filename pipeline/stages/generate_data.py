@@ -1,27 +1,56 @@
-"""Stage 1: the seed tutorial's sine windows, split chronologically, logged under `data/`."""
+"""Stage 1: the series as windows, split chronologically, logged under `data/`.
+
+The series is the seed tutorial's sine (`data_source=sine`) or a column of a
+CSV file. Every problem with the file is reported before the run opens.
+"""
+
+import hashlib
+from pathlib import Path
 
 import mlflow
 
 from pipeline import data, tracking
+from pipeline.params import ParamError
 from pipeline.stages import command_line
 
 
-def run(n_samples, time_steps, noise, val_fraction, test_fraction, seed):
+def source_sha256(data_source):
+    """The sha256 of a CSV source file, or None for the sine."""
+    if data_source == "sine":
+        return None
+    path = Path(data_source)
+    if not path.is_file():
+        raise ParamError(
+            f"Received an invalid value for parameter `data_source`, expected 'sine' or the path "
+            f"of a CSV file, got {data_source!r}: no such file (relative paths start at {Path.cwd()})."
+        )
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def run(data_source, column, time_column, fill_missing, n_samples, time_steps, horizon, noise,
+        val_fraction, test_fraction, seed):
     """Generates and logs the dataset; returns the run id (its data: runs:/<id>/data)."""
     values = dict(locals())
-    windowing = data.Windowing(time_steps)
-    data.split_sizes(n_samples, val_fraction, test_fraction)  # fail before opening a run
+    windowing = data.Windowing(time_steps, horizon)
+    manifest = {"parameters": values, "windowing": repr(windowing), "code_version": tracking.code_version()}
+    tags = {}
+    if data_source == "sine":
+        dataset = data.make_sine_dataset(n_samples, time_steps, horizon, noise, val_fraction, test_fraction, seed)
+        manifest["source"] = "sine"
+    else:
+        tags["source_sha256"] = source_sha256(data_source)
+        times, series, column_name, n_filled = data.read_csv_series(data_source, column, time_column, fill_missing)
+        dataset = data.make_series_dataset(times, series, time_steps, horizon, val_fraction, test_fraction)
+        manifest.update(source="csv", path=str(Path(data_source).resolve()), column=column_name,
+                        n_points=len(series), n_filled=n_filled, source_sha256=tags["source_sha256"])
     with tracking.stage_run("generate_data") as active:
         tracking.log_params(values)
-        dataset = data.make_sine_dataset(**values)
-        manifest = {
-            "source": "sine",
-            "parameters": values,
-            "windowing": repr(windowing),
-            "code_version": tracking.code_version(),
-        }
+        mlflow.set_tags(tags)
         tracking.log_dataset(dataset, manifest)
-        mlflow.log_metrics({f"n_{split}": len(dataset[f"y_{split}"]) for split in data.SPLITS})
+        counts = {f"n_{split}": len(dataset[f"y_{split}"]) for split in data.SPLITS}
+        if manifest["source"] == "csv":
+            counts.update(n_points=manifest["n_points"], n_filled=manifest["n_filled"])
+        mlflow.log_metrics(counts)
         return active.info.run_id
 
 

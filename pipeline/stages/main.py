@@ -8,11 +8,12 @@ test metrics are logged on the parent too, so runs compare at a glance.
 
 import mlflow
 
-from pipeline import params, tracking
+from pipeline import metrics, params, tracking
 from pipeline.stages import command_line, evaluate, generate_data, train
 
 HEADLINE_METRICS = [
-    "test_rmse", "test_mae", "test_mse", "persistence_test_rmse", "linear_test_rmse", "free_run_rmse",
+    "test_rmse", "test_mae", "test_mse", "test_smape", "test_mase", "persistence_test_rmse",
+    "seasonal_naive_test_rmse", "linear_test_rmse", "free_run_rmse",
 ]
 
 
@@ -20,16 +21,20 @@ def run(**values):
     """Runs the three stages under one parent run; returns the run ids and metrics."""
     data_values = {name: values[name] for name in params.DATA_PARAMS}
     train_values = {name: values[name] for name in params.TRAIN_PARAMS}
+    evaluate_values = {name: values[name] for name in params.EVALUATE_PARAMS}
     with tracking.stage_run("main") as parent:
         tracking.log_params(values)
-        reused = tracking.find_reusable_run("generate_data", data_values) if values["reuse_data"] == "true" else None
+        reused = None
+        if values["reuse_data"] == "true":
+            sha256 = generate_data.source_sha256(values["data_source"])
+            reused = tracking.find_reusable_run(
+                "generate_data", data_values, tags={"source_sha256": sha256} if sha256 else None
+            )
         data_run_id = reused.info.run_id if reused else generate_data.run(**data_values)
         data_uri = f"runs:/{data_run_id}/data"
         train_run_id = train.run(data_uri=data_uri, **train_values)
-        evaluate_run_id, scores = evaluate.run(
-            model_uri=f"runs:/{train_run_id}/{train.KERAS_MODEL}",
-            data_uri=data_uri,
-            free_run_steps=values["free_run_steps"],
+        evaluate_run_id, scores, table = evaluate.run(
+            model_uri=f"runs:/{train_run_id}/{train.KERAS_MODEL}", data_uri=data_uri, **evaluate_values
         )
         headline = {name: scores[name] for name in HEADLINE_METRICS if name in scores}
         mlflow.log_metrics(headline)
@@ -41,19 +46,17 @@ def run(**values):
         }
         mlflow.set_tags({f"{stage}_run_id": run_id for stage, run_id in run_ids.items() if stage != "main"})
         mlflow.set_tag("data_reused", str(reused is not None).lower())
-    print(summary(run_ids, reused is not None, scores))
+    print(summary(run_ids, reused is not None, table))
     return run_ids, scores
 
 
-def summary(run_ids, data_reused, scores):
+def summary(run_ids, data_reused, table):
     lines = ["", "Runs:"]
     for stage, run_id in run_ids.items():
         note = "  (reused: same parameters and code)" if stage == "generate_data" and data_reused else ""
         lines.append(f"  {stage:<14} {run_id}{note}")
-    lines += ["", "Test metrics (lower is better):", f"  {'forecaster':<12} {'rmse':>10} {'mae':>10}"]
-    for label, prefix in (("LSTM", ""), ("persistence", "persistence_"), ("linear AR", "linear_")):
-        lines.append(f"  {label:<12} {scores[prefix + 'test_rmse']:>10.4g} {scores[prefix + 'test_mae']:>10.4g}")
-    lines += ["", f"Compare runs in the MLflow UI:  {tracking.ui_command()}", ""]
+    lines += ["", "Test metrics (lower is better; smape in %):", "", metrics.table_markdown(table)]
+    lines += [f"Compare runs in the MLflow UI:  {tracking.ui_command()}", ""]
     return "\n".join(lines)
 
 

@@ -24,13 +24,17 @@ from pipeline.stages import command_line
 KERAS_MODEL = "keras_model/model.keras"
 SERVING_CODE = Path(__file__).resolve().parent.parent / "serving.py"
 
-SIGNATURE = ModelSignature(
-    inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1, 1))]),
-    outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 1))]),
-)
 
 
-def run(data_uri, hidden_units, learning_rate, epochs, batch_size, patience, seed):
+def signature(horizon):
+    """float32 (batch, timesteps, 1) in, both free; float32 (batch, horizon) out."""
+    return ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1, 1))]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, horizon))]),
+    )
+
+
+def run(data_uri, hidden_units, learning_rate, epochs, batch_size, scaling, patience, seed):
     """Trains and logs the model; returns the run id."""
     values = dict(locals())
     with tracking.stage_run("train") as active:
@@ -38,10 +42,15 @@ def run(data_uri, hidden_units, learning_rate, epochs, batch_size, patience, see
         if data_uri == "auto":
             data_uri = f"runs:/{tracking.newest_finished_run('generate_data', 'data_uri').info.run_id}/data"
         mlflow.set_tag("resolved_data_uri", data_uri)
-        dataset, _ = tracking.load_data(data_uri)
+        dataset, manifest = tracking.load_data(data_uri)
+        horizon = dataset["y_train"].shape[1]
+        scale = None
+        if scaling == "standard" or (scaling == "auto" and manifest["source"] != "sine"):
+            scale = forecaster.standard_scale(dataset)
+            mlflow.log_metrics({"scaling_mean": scale[0], "scaling_std": scale[1]})
 
         keras.utils.set_random_seed(seed)
-        model = forecaster.build_model(hidden_units, learning_rate)
+        model = forecaster.build_model(hidden_units, learning_rate, horizon, scale)
         started = time.perf_counter()
         history, best_epoch = forecaster.fit(
             model, dataset, epochs, batch_size, patience, on_epoch_end=_log_epoch
@@ -54,7 +63,7 @@ def run(data_uri, hidden_units, learning_rate, epochs, batch_size, patience, see
             "best_val_loss": val_loss[best_epoch - 1],
         })
         tracking.log_figure(plots.loss_curve(train_loss, val_loss, best_epoch), "loss_curve")
-        _log_models(model)
+        _log_models(model, horizon)
         return active.info.run_id
 
 
@@ -65,7 +74,7 @@ def _log_epoch(epoch, logs):
     )
 
 
-def _log_models(model):
+def _log_models(model, horizon):
     with tempfile.TemporaryDirectory() as folder:
         keras_path = Path(folder) / "model.keras"
         model.save(keras_path)
@@ -81,7 +90,7 @@ def _log_models(model):
                 name="model",
                 python_model=str(SERVING_CODE),
                 artifacts={"saved_model": str(saved_model)},
-                signature=SIGNATURE,
+                signature=signature(horizon),
                 pip_requirements=[f"{name}=={version(name)}" for name in ("mlflow", "tensorflow", "numpy")],
             )
 
