@@ -185,10 +185,12 @@ def read_csv_series(path, column="auto", time_column="none", fill_missing="error
         raise ParamError(f"CSV file {path} has a header but no rows: expected one row per time step.")
 
     if column == "auto":
-        # Numeric: most values parse as numbers (a few gaps or typos are for fill_missing).
+        # Numeric: most of the cells that are not empty parse as numbers (the
+        # gaps and the odd typo are for fill_missing to deal with).
         candidates = [
             name for name in frame.columns
-            if name != time_column and pd.to_numeric(frame[name], errors="coerce").notna().mean() > 0.5
+            if name != time_column
+            and pd.to_numeric(frame[name], errors="coerce").notna().sum() > frame[name].notna().sum() / 2
         ]
         if not candidates:
             raise ParamError(

@@ -14,6 +14,7 @@ from mlflow.tracking import MlflowClient
 
 import custom_layers  # noqa: F401  (registers LSTMCell for loading .keras files)
 from tests.conftest import REPO
+from tests.stages.test_stages import seasonal_csv
 
 pytestmark = pytest.mark.e2e
 
@@ -49,9 +50,11 @@ def test_default_run_nests_three_stages_under_main(default_run):
         assert runs[stage].data.tags["mlflow.parentRunId"] == main.info.run_id
         assert main.data.tags[f"{stage}_run_id"] == runs[stage].info.run_id
     assert main.data.params == {
-        "n_samples": "1000", "time_steps": "50", "noise": "0.0", "val_fraction": "0.1",
+        "data_source": "sine", "column": "auto", "time_column": "none", "fill_missing": "error",
+        "n_samples": "1000", "time_steps": "50", "horizon": "1", "noise": "0.0", "val_fraction": "0.1",
         "test_fraction": "0.2", "seed": "42", "hidden_units": "50", "learning_rate": "0.001",
-        "epochs": "50", "batch_size": "32", "patience": "10", "free_run_steps": "300", "reuse_data": "true",
+        "epochs": "50", "batch_size": "32", "scaling": "auto", "patience": "10", "season": "0",
+        "free_run_steps": "300", "reuse_data": "true",
     }
     assert main.info.run_id in result.stdout and "mlflow ui --backend-store-uri sqlite:///" in result.stdout
 
@@ -149,3 +152,34 @@ def test_bad_parameter_fails_the_run_with_one_clear_line(tmp_path):
         mlflow.set_tracking_uri(None)
     assert run.info.status == "FAILED" and run.data.metrics == {}
     assert MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").list_artifacts(run.info.run_id) == []
+
+
+def test_csv_series_runs_end_to_end_in_raw_units(tmp_path):
+    csv = seasonal_csv(tmp_path / "load.csv", n=400)
+    result = mlflow_run(
+        tmp_path, "-P", f"data_source={csv}", "-P", "column=load", "-P", "time_steps=30",
+        "-P", "time_column=timestamp", "-P", "horizon=2", "-P", "season=24", "-P", "epochs=15",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| seasonal naive (24) |" in result.stdout
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    runs = {r.data.tags["stage"]: r for r in client.search_runs(["0"])}
+    main = runs["main"].data
+    for name in ("test_rmse", "test_mase", "test_smape", "persistence_test_rmse", "seasonal_naive_test_rmse",
+                 "linear_test_rmse"):
+        assert np.isfinite(main.metrics[name]), name
+    evaluate_id = runs["evaluate"].info.run_id
+    assert {a.path for a in client.list_artifacts(evaluate_id)} >= {"comparison.csv", "comparison.md", "plots"}
+    assert "plots/forecast_fan.png" in {a.path for a in client.list_artifacts(evaluate_id, "plots")}
+    # The exported SavedModel reads raw loads (around 100) and answers in raw loads.
+    mlflow.set_tracking_uri(uri)
+    try:
+        folder = mlflow.artifacts.download_artifacts(f"runs:/{runs['train'].info.run_id}/saved_model",
+                                                     dst_path=str(tmp_path / "export"))
+    finally:
+        mlflow.set_tracking_uri(None)
+    window = (100 + 20 * np.sin(2 * np.pi * np.arange(28) / 24)).astype("float32").reshape(1, 28, 1)
+    (forecast,) = tf.saved_model.load(folder).signatures["serving_default"](tf.constant(window)).values()
+    truth = 100 + 20 * np.sin(2 * np.pi * np.arange(28, 30) / 24)
+    assert forecast.shape == (1, 2) and np.abs(forecast.numpy()[0] - truth).max() < 10

@@ -15,7 +15,7 @@ def seed_tutorial_windows():
 
 
 def test_default_dataset_is_the_seed_tutorials_data_cut_without_leakage():
-    dataset = data.make_sine_dataset(1000, 50, 0.0, 0.1, 0.2, seed=0)
+    dataset = data.make_sine_dataset(1000, 50, 1, 0.0, 0.1, 0.2, seed=0)
     windows = seed_tutorial_windows().astype(np.float32)
     x = np.concatenate([dataset[f"x_{s}"] for s in data.SPLITS])
     y = np.concatenate([dataset[f"y_{s}"] for s in data.SPLITS])
@@ -28,7 +28,7 @@ def test_default_dataset_is_the_seed_tutorials_data_cut_without_leakage():
 
 
 def test_splits_are_chronological_and_every_target_follows_its_inputs():
-    dataset = data.make_sine_dataset(300, 20, 0.0, 0.1, 0.2, seed=0)
+    dataset = data.make_sine_dataset(300, 20, 1, 0.0, 0.1, 0.2, seed=0)
     target_times = {s: dataset[f"t_{s}"][:, -1] for s in data.SPLITS}
     assert target_times["train"].max() < target_times["val"].min()
     assert target_times["val"].max() < target_times["test"].min()
@@ -62,18 +62,103 @@ def test_split_that_leaves_a_set_empty_is_an_error_naming_the_parameters():
     assert "`val_fraction`" in str(error.value) and "train/val/test sizes 0/6/4" in str(error.value)
 
 
+def test_windowing_with_a_horizon():
+    windowing = data.Windowing(time_steps=6, horizon=2)
+    assert repr(windowing) == "Windowing(time_steps=6, horizon=2): inputs at [0..3], labels at [4..5]"
+    x, y = windowing.cut(np.arange(12).reshape(2, 6))
+    np.testing.assert_array_equal(y, [[4, 5], [10, 11]])
+
+
+@pytest.mark.parametrize("horizon", [1, 3, 7])
+def test_series_split_leaks_no_later_value_into_earlier_windows(horizon):
+    times = np.arange(400.0)
+    dataset = data.make_series_dataset(times, np.sin(times / 5), 30, horizon, 0.1, 0.2)
+    last_point = {s: dataset[f"t_{s}"].max() for s in data.SPLITS}
+    first_target = {s: dataset[f"t_{s}"][:, 30 - horizon:].min() for s in data.SPLITS}
+    # Every training window, inputs and targets, ends before the first validation
+    # target; every validation window before the first test target.
+    assert last_point["train"] < first_target["val"]
+    assert last_point["val"] < first_target["test"]
+    test_targets = set(dataset["t_test"][:, 30 - horizon:].ravel())
+    assert not test_targets & set(dataset["t_train"].ravel()) and not test_targets & set(dataset["t_val"].ravel())
+    n_windows = 400 - 30 + 1
+    assert sum(len(dataset[f"y_{s}"]) for s in data.SPLITS) == n_windows - 2 * (horizon - 1)
+    np.testing.assert_allclose(dataset["y_test"], np.sin(dataset["t_test"][:, 30 - horizon:] / 5), atol=1e-6)
+
+
+def test_series_too_short_for_its_windows_is_an_error_naming_time_steps():
+    with pytest.raises(ParamError, match=r"`time_steps`: a series of 40 points gives 0 windows of time_steps=50"):
+        data.make_series_dataset(np.arange(40.0), np.zeros(40), 50, 1, 0.1, 0.2)
+    with pytest.raises(ParamError, match=r"3 windows split as .* give train/val/test sizes 2/0/1"):
+        data.make_series_dataset(np.arange(12.0), np.zeros(12), 10, 1, 0.1, 0.2)
+
+
+def write(path, text):
+    path.write_text(text)
+    return path
+
+
+def test_csv_series_with_dates_picks_the_first_numeric_column(tmp_path):
+    csv = write(tmp_path / "s.csv", "day,store,sales,price\n2024-01-01,a,1.5,9\n2024-01-02,a,2.5,9\n2024-01-03,a,3.5,9\n")
+    times, values, column, filled = data.read_csv_series(csv, time_column="day")
+    assert column == "sales" and filled == 0
+    np.testing.assert_array_equal(values, [1.5, 2.5, 3.5])
+    assert times.dtype == np.dtype("datetime64[ns]") and str(times[2])[:10] == "2024-01-03"
+    _, prices, column, _ = data.read_csv_series(csv, column="price")
+    assert column == "price" and list(prices) == [9, 9, 9]
+
+
+def test_gaps_are_an_error_by_default_and_interpolated_linearly_in_time_on_request(tmp_path):
+    csv = write(tmp_path / "gaps.csv", "t,y\n0,0\n1,\n2,n/a\n4,8\n5,10\n6,\n")
+    with pytest.raises(ParamError) as error:
+        data.read_csv_series(csv, time_column="t")
+    assert str(error.value) == (
+        f"Column 'y' of {csv} has 3 missing or non-numeric values, first at lines 3, 4, 7: "
+        "clean the file or pass -P fill_missing=interpolate."
+    )
+    times, values, _, filled = data.read_csv_series(csv, time_column="t", fill_missing="interpolate")
+    assert filled == 3
+    # Linear in time (t=4 is two steps after t=2), the last value carried forward.
+    np.testing.assert_allclose(values, [0, 2, 4, 8, 10, 10])
+
+
+@pytest.mark.parametrize("content,kwargs,message", [
+    (None, {}, "expected 'sine' or the path of a CSV file, got '{path}': no such file."),
+    ("", {}, "CSV file {path} is empty: expected a header row and one row per time step."),
+    ("a,b\n", {}, "CSV file {path} has a header but no rows"),
+    ("a,b\nx,y\nz,w\n", {}, "CSV file {path} has no numeric column (columns: a, b): pass -P column=<name>"),
+    ("a,b\n1,2\n", {"column": "c"}, "parameter `column`, expected one of the columns of {path} (a, b), got 'c'."),
+    ("a,b\n1,2\n", {"time_column": "when"}, "parameter `time_column`, expected 'none' or one of the columns"),
+    ("t,y\n2,1\n1,2\n", {"time_column": "t"}, "Column 't' of {path} is not strictly increasing: line 3 does not come after line 2."),
+])
+def test_bad_csv_files_get_one_line_naming_the_file(tmp_path, content, kwargs, message):
+    path = tmp_path / "series.csv"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(ParamError) as error:
+        data.read_csv_series(path, **kwargs)
+    assert message.format(path=path) in str(error.value) and "\n" not in str(error.value)
+
+
+def test_binary_file_is_not_taken_for_a_csv(tmp_path):
+    path = tmp_path / "model.bin"
+    path.write_bytes(bytes(range(256)) * 8)
+    with pytest.raises(ParamError, match=r"is not a readable CSV file"):
+        data.read_csv_series(path)
+
+
 def test_noise_is_seeded_gaussian_with_the_requested_std():
-    clean = data.make_sine_dataset(1000, 50, 0.0, 0.1, 0.2, seed=1)
-    noisy = data.make_sine_dataset(1000, 50, 0.05, 0.1, 0.2, seed=1)
-    again = data.make_sine_dataset(1000, 50, 0.05, 0.1, 0.2, seed=1)
-    other = data.make_sine_dataset(1000, 50, 0.05, 0.1, 0.2, seed=2)
+    clean = data.make_sine_dataset(1000, 50, 1, 0.0, 0.1, 0.2, seed=1)
+    noisy = data.make_sine_dataset(1000, 50, 1, 0.05, 0.1, 0.2, seed=1)
+    again = data.make_sine_dataset(1000, 50, 1, 0.05, 0.1, 0.2, seed=1)
+    other = data.make_sine_dataset(1000, 50, 1, 0.05, 0.1, 0.2, seed=2)
     np.testing.assert_array_equal(noisy["x_train"], again["x_train"])
     assert not np.array_equal(noisy["x_train"], other["x_train"])
     assert np.std(noisy["x_train"] - clean["x_train"]) == pytest.approx(0.05, rel=0.05)
 
 
 def test_sine_continuation_continues_the_window_grid():
-    dataset = data.make_sine_dataset(1000, 50, 0.0, 0.1, 0.2, seed=0)
+    dataset = data.make_sine_dataset(1000, 50, 1, 0.0, 0.1, 0.2, seed=0)
     times = dataset["t_test"][0]
     future_times, values = data.sine_continuation(times[-2], times[1] - times[0], 3)
     np.testing.assert_allclose(future_times[0], times[-1])
@@ -81,7 +166,7 @@ def test_sine_continuation_continues_the_window_grid():
 
 
 def test_saved_dataset_round_trips_and_a_changed_file_is_caught(tmp_path):
-    dataset = data.make_sine_dataset(50, 10, 0.0, 0.1, 0.2, seed=0)
+    dataset = data.make_sine_dataset(50, 10, 1, 0.0, 0.1, 0.2, seed=0)
     data.save_dataset(dataset, {"source": "sine"}, tmp_path)
     loaded, manifest = data.load_dataset(tmp_path)
     assert manifest["source"] == "sine"

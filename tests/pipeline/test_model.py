@@ -12,7 +12,7 @@ from pipeline import model as forecaster
 @pytest.fixture(scope="module")
 def trained():
     keras.utils.set_random_seed(0)
-    dataset = data.make_sine_dataset(120, 12, 0.0, 0.1, 0.2, seed=0)
+    dataset = data.make_sine_dataset(120, 12, 1, 0.0, 0.1, 0.2, seed=0)
     model = forecaster.build_model(hidden_units=8, learning_rate=0.01)
     history, best_epoch = forecaster.fit(model, dataset, epochs=3, batch_size=16, patience=0)
     return model, dataset, history, best_epoch
@@ -39,6 +39,24 @@ def test_saved_model_predicts_what_keras_predicts_for_any_batch_and_window_lengt
         (served,) = serving(tf.constant(x)).values()
         assert served.shape == (batch, 1)
         np.testing.assert_allclose(served.numpy(), forecaster.predict(model, x), atol=1e-5)
+
+
+def test_scaled_model_takes_and_returns_raw_values_even_exported(tmp_path):
+    keras.utils.set_random_seed(1)
+    times = np.arange(600.0)
+    dataset = data.make_series_dataset(times, 1000 + 50 * np.sin(times / 4), 20, 3, 0.1, 0.2)
+    scale = forecaster.standard_scale(dataset)
+    assert scale == pytest.approx((1000, 50 / np.sqrt(2)), rel=0.02)
+    model = forecaster.build_model(hidden_units=16, learning_rate=0.01, horizon=3, scale=scale)
+    forecaster.fit(model, dataset, epochs=8, batch_size=32, patience=0)
+    predicted = forecaster.predict(model, dataset["x_test"])
+    assert predicted.shape == (len(dataset["y_test"]), 3)
+    # Raw units out: forecasts land on the series (mean 1000, amplitude 50), not on z-scores.
+    assert np.sqrt(np.mean((predicted - dataset["y_test"]) ** 2)) < 25
+    forecaster.export_saved_model(model, str(tmp_path / "saved_model"))
+    serving = tf.saved_model.load(str(tmp_path / "saved_model")).signatures["serving_default"]
+    (served,) = serving(tf.constant(dataset["x_test"])).values()
+    np.testing.assert_allclose(served.numpy(), predicted, rtol=1e-5, atol=1e-3)
 
 
 def test_free_run_feeds_its_own_forecasts_back(trained):

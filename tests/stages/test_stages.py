@@ -11,12 +11,29 @@ from mlflow.tracking import MlflowClient
 from pipeline.stages import command_line, evaluate, generate_data, main, train
 from tests.conftest import temporary_store
 
-SMALL_DATA = dict(n_samples=120, time_steps=12, noise=0.0, val_fraction=0.1, test_fraction=0.2, seed=0)
-SMALL_TRAIN = dict(hidden_units=8, learning_rate=0.01, epochs=3, batch_size=16, patience=0, seed=0)
+SMALL_DATA = dict(
+    data_source="sine", column="auto", time_column="none", fill_missing="error",
+    n_samples=120, time_steps=12, horizon=1, noise=0.0, val_fraction=0.1, test_fraction=0.2, seed=0,
+)
+SMALL_TRAIN = dict(hidden_units=8, learning_rate=0.01, epochs=3, batch_size=16, scaling="auto", patience=0, seed=0)
 
 
 def small_main(**overrides):
-    return main.run(**{**SMALL_DATA, **SMALL_TRAIN, "free_run_steps": 20, "reuse_data": "true", **overrides})
+    values = {**SMALL_DATA, **SMALL_TRAIN, "season": 0, "free_run_steps": 20, "reuse_data": "true", **overrides}
+    return main.run(**values)
+
+
+def seasonal_csv(path, n=700, gaps=()):
+    """An hourly load series: level 100, daily cycle of ±20, noise of std 2."""
+    rng = np.random.default_rng(0)
+    hours = np.arange(n)
+    load = 100 + 20 * np.sin(2 * np.pi * hours / 24) + rng.normal(0, 2, n)
+    lines = ["timestamp,load,site"]
+    for hour, value in zip(hours, load):
+        stamp = np.datetime64("2025-03-01T00:00") + np.timedelta64(int(hour), "h")
+        lines.append(f"{stamp},{'' if hour in gaps else f'{value:.3f}'},north")
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def runs_by_stage(experiment_runs):
@@ -58,9 +75,10 @@ def test_train_logs_losses_per_epoch_models_and_plots(pipeline_run):
     client = MlflowClient()
     run = client.get_run(run_ids["train"])
     assert run.data.params == {
-        "data_uri": f"runs:/{run_ids['generate_data']}/data", "hidden_units": "8",
-        "learning_rate": "0.01", "epochs": "3", "batch_size": "16", "patience": "0", "seed": "0",
+        "data_uri": f"runs:/{run_ids['generate_data']}/data", "hidden_units": "8", "learning_rate": "0.01",
+        "epochs": "3", "batch_size": "16", "scaling": "auto", "patience": "0", "seed": "0",
     }
+    assert "scaling_mean" not in run.data.metrics  # 'auto' keeps the seed's unscaled model for the sine
     for metric in ("train_loss", "val_loss"):
         history = client.get_metric_history(run.info.run_id, metric)
         assert sorted(m.step for m in history) == [1, 2, 3]
@@ -81,6 +99,10 @@ def test_evaluate_logs_metrics_against_baselines_and_the_four_plots(pipeline_run
     assert {a.path for a in client.list_artifacts(run.info.run_id, "plots")} == {
         "plots/predictions.png", "plots/residuals.png", "plots/free_run.png", "plots/gate_activations.png",
     }
+    table = mlflow.artifacts.load_text(f"runs:/{run_ids['evaluate']}/comparison.csv").splitlines()
+    assert table[0] == "forecaster,mse,rmse,mae,smape,mase"
+    assert [line.split(",")[0] for line in table[1:]] == ["LSTM", "persistence", "linear AR"]
+    assert float(table[1].split(",")[2]) == pytest.approx(scores["test_rmse"])
     assert scores["test_rmse"] == pytest.approx(np.sqrt(scores["test_mse"]))
     assert scores["linear_test_rmse"] < 1e-4  # exact on a pure sine
     assert scores["persistence_test_rmse"] > 0.1
@@ -107,7 +129,7 @@ def test_same_parameters_and_seed_give_the_same_numbers(tracking_store):
     for _ in range(2):
         train_run = train.run(data_uri=data_uri, **SMALL_TRAIN)
         histories.append([m.value for m in sorted(client.get_metric_history(train_run, "train_loss"), key=lambda m: m.step)])
-        scores.append(evaluate.run(f"runs:/{train_run}/keras_model/model.keras", data_uri, 5)[1])
+        scores.append(evaluate.run(f"runs:/{train_run}/keras_model/model.keras", data_uri, 0, 5)[1])
     assert histories[0] == histories[1]
     assert scores[0] == scores[1]
 
@@ -120,9 +142,9 @@ def test_standalone_stages_pick_the_newest_runs_for_auto(tracking_store):
     trained = client.get_run(train_run).data
     assert trained.params["data_uri"] == "auto"
     assert trained.tags["resolved_data_uri"] == f"runs:/{data_run}/data"
-    evaluate_run, _ = evaluate.run(model_uri="auto", data_uri="auto", free_run_steps=5)
+    evaluate_run, *_ = evaluate.run(model_uri="auto", data_uri="auto", season=0, free_run_steps=5)
     evaluated = client.get_run(evaluate_run).data
-    assert evaluated.params == {"model_uri": "auto", "data_uri": "auto", "free_run_steps": "5"}
+    assert evaluated.params == {"model_uri": "auto", "data_uri": "auto", "season": "0", "free_run_steps": "5"}
     assert evaluated.tags["resolved_model_uri"] == f"runs:/{train_run}/keras_model/model.keras"
     assert evaluated.tags["resolved_data_uri"] == f"runs:/{data_run}/data"
 
@@ -144,3 +166,53 @@ def test_auto_with_nothing_to_find_fails_the_run_with_the_reason(tracking_store,
     (failed,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
     assert failed.info.status == "FAILED"
     assert "no finished `generate_data` run" in failed.data.tags["error"]
+
+
+def test_csv_series_with_horizon_beats_persistence_in_raw_units(tracking_store, tmp_path, capsys):
+    csv = seasonal_csv(tmp_path / "load.csv")
+    run_ids, scores = small_main(
+        data_source=str(csv), time_column="timestamp", time_steps=30, horizon=4, season=24,
+        hidden_units=16, epochs=25, batch_size=32, learning_rate=0.005,
+    )
+    client = MlflowClient()
+    generated = client.get_run(run_ids["generate_data"])
+    assert generated.data.tags["source_sha256"] and generated.data.metrics["n_points"] == 700
+    trained = client.get_run(run_ids["train"]).data.metrics
+    assert trained["scaling_mean"] == pytest.approx(100, abs=2) and trained["scaling_std"] == pytest.approx(14.3, abs=1)
+    assert scores["test_rmse"] < scores["persistence_test_rmse"] / 2
+    assert scores["test_mase"] < 1
+    assert [f"test_rmse_step{k}" in scores for k in (1, 2, 3, 4)] == [True] * 4
+    assert "seasonal_naive_test_rmse" in scores and "test_smape" in scores
+    evaluated = client.get_run(run_ids["evaluate"])
+    plots = {a.path for a in client.list_artifacts(evaluated.info.run_id, "plots")}
+    assert "plots/forecast_fan.png" in plots
+    printed = capsys.readouterr().out
+    assert "| seasonal naive (24) |" in printed and "| LSTM |" in printed
+    # The MLflow model takes raw loads and returns raw loads, four steps ahead.
+    window = np.asarray(100 + 20 * np.sin(2 * np.pi * np.arange(26) / 24), dtype="float32").reshape(1, 26, 1)
+    forecast = mlflow.pyfunc.load_model(f"runs:/{run_ids['train']}/model").predict(window)
+    truth = 100 + 20 * np.sin(2 * np.pi * np.arange(26, 30) / 24)
+    assert forecast.shape == (1, 4) and np.abs(forecast[0] - truth).max() < 10
+
+
+def test_csv_gaps_fail_by_default_and_are_filled_on_request(tracking_store, tmp_path, capsys):
+    csv = seasonal_csv(tmp_path / "gappy.csv", n=300, gaps={10, 11, 200})
+    with pytest.raises(SystemExit):
+        command_line("generate_data", generate_data.run, ["--data_source", str(csv), "--time_column", "timestamp"])
+    assert capsys.readouterr().err == (
+        f"error: Column 'load' of {csv} has 3 missing or non-numeric values, first at lines 12, 13, 202: "
+        "clean the file or pass -P fill_missing=interpolate.\n"
+    )
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+    run_id = generate_data.run(**{**SMALL_DATA, "data_source": str(csv), "fill_missing": "interpolate"})
+    assert MlflowClient().get_run(run_id).data.metrics["n_filled"] == 3
+
+
+def test_changed_csv_file_is_not_reused(tracking_store, tmp_path):
+    csv = seasonal_csv(tmp_path / "load.csv", n=200)
+    first, _ = small_main(data_source=str(csv), epochs=1)
+    again, _ = small_main(data_source=str(csv), epochs=1)
+    assert again["generate_data"] == first["generate_data"]
+    seasonal_csv(csv, n=210)
+    changed, _ = small_main(data_source=str(csv), epochs=1)
+    assert changed["generate_data"] != first["generate_data"]
