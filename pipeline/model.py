@@ -85,9 +85,19 @@ def load_model(path):
 
 
 def export_saved_model(model, path):
-    """Writes a TensorFlow SavedModel whose `serving_default` takes float32
-    (batch, timesteps, 1), both batch and timesteps free, and returns (batch, horizon)."""
-    model.export(path, format="tf_saved_model", verbose=False)
+    """Writes a TensorFlow SavedModel whose `serving_default` signature takes the
+    input `window`, float32 (batch, timesteps, 1) with batch and timesteps both
+    free, and returns the output `forecast`, float32 (batch, horizon)."""
+    import tensorflow as tf
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        name="serve",
+        fn=lambda window: {"forecast": model(window, training=False)},
+        input_signature=[tf.TensorSpec(shape=(None, None, 1), dtype=tf.float32, name="window")],
+    )
+    archive.write_out(path, verbose=False)
 
 
 def predict(model, x, batch_size=256):

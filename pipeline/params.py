@@ -114,12 +114,18 @@ _PARAMS = [
     Param("patience", int, 10, "an integer of at least 0", lambda v: v >= 0,
           "stop after this many epochs without a lower validation loss (0: never stop early)"),
     # evaluate
-    Param("model_uri", str, "auto", "'auto' or the URI of a .keras file logged by train",
-          bool, "a train run's keras_model/model.keras; 'auto': the newest one"),
+    Param("model_uri", str, "auto", "'auto' or a model URI", bool,
+          "evaluate: a train run's runs:/<id>/keras_model/model.keras; predict: an MLflow model "
+          "(models:/<id> or runs:/<id>/model); 'auto': the newest train run's"),
     Param("season", int, 0, "an integer of at least 0", lambda v: v >= 0,
           "season length in time steps for the seasonal naive baseline (0: no such baseline)"),
     Param("free_run_steps", int, 300, "a positive integer", _positive,
           "steps of the free-running forecast plot"),
+    # predict
+    Param("input", str, "-", "a .csv or .json file, JSON windows, or '-' for JSON on standard input", bool,
+          "what to forecast: a CSV series (its last values), or windows as JSON [[v1, v2, ...], ...]"),
+    Param("output", str, "-", "'-' or a file path", bool,
+          "where to write the forecasts as CSV, one row per window ('-': standard output)"),
     # main
     Param("reuse_data", str, "true", "'true' or 'false'", lambda v: v in ("true", "false"),
           "reuse a finished generate_data run with the same parameters and code"),
@@ -138,6 +144,7 @@ STAGE_PARAMS = {
     "generate_data": DATA_PARAMS,
     "train": ["data_uri"] + TRAIN_PARAMS,
     "evaluate": ["model_uri", "data_uri"] + EVALUATE_PARAMS,
+    "predict": ["model_uri", "input", "column", "output"],
     "main": DATA_PARAMS
     + [name for name in TRAIN_PARAMS if name not in DATA_PARAMS]
     + EVALUATE_PARAMS

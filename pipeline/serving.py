@@ -2,14 +2,53 @@
 
 It is logged as a model from code (`mlflow.models.set_model`): loading it runs
 this file and unpickles nothing, and it needs TensorFlow, not this project.
+Before the SavedModel sees a request, `check_windows` turns anything it cannot
+forecast into an MlflowException, which the scoring server answers with HTTP
+400 and the message.
 """
 
 import mlflow
 import numpy as np
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+# Per request: windows × time steps. A float32 value is 4 bytes, and about 10 as JSON.
+MAX_VALUES = 1_000_000
+
+WINDOWS_FORMAT = "[[[v1], [v2], ...], ...]: one list per window, one [value] per time step"
+
+
+def _bad_request(message):
+    return MlflowException(f"Invalid windows: {message}.", error_code=INVALID_PARAMETER_VALUE)
+
+
+def check_windows(model_input):
+    """Returns the request as float32 (batch, timesteps, 1), or raises a one-line
+    MlflowException saying what is wrong with it."""
+    try:
+        windows = np.asarray(model_input, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise _bad_request(f"every value must be a number, expected {WINDOWS_FORMAT}") from None
+    if windows.ndim != 3 or windows.shape[2] != 1:
+        raise _bad_request(f"expected shape (batch, timesteps, 1), {WINDOWS_FORMAT}; got shape {windows.shape}")
+    if windows.shape[0] == 0 or windows.shape[1] == 0:
+        raise _bad_request(f"expected at least one window of at least one value, got shape {windows.shape}")
+    if windows.size > MAX_VALUES:
+        raise _bad_request(
+            f"{windows.size} values in one request, at most {MAX_VALUES} are allowed; send fewer windows per request"
+        )
+    not_finite = np.argwhere(~np.isfinite(windows))
+    if len(not_finite):
+        window, step, _ = not_finite[0]
+        raise _bad_request(
+            f"every value must be finite, but window {window} has {windows[window, step, 0]} at time step {step} "
+            f"({len(not_finite)} such values in all)"
+        )
+    return windows
 
 
 class SavedModelForecaster(mlflow.pyfunc.PythonModel):
-    """predict(x): x float32 (batch, timesteps, 1) → forecasts (batch, 1)."""
+    """predict(x): x float32 (batch, timesteps, 1) → forecasts (batch, horizon)."""
 
     # The input is checked against the tensor signature logged with the model;
     # this tells MLflow not to look for (and warn about) predict() type hints too.
@@ -24,8 +63,8 @@ class SavedModelForecaster(mlflow.pyfunc.PythonModel):
         self._saved_model = tf.saved_model.load(context.artifacts["saved_model"])
 
     def predict(self, context, model_input, params=None):
-        window = self._tf.constant(np.asarray(model_input, dtype=np.float32))
-        return self._saved_model.serve(window).numpy()
+        windows = self._tf.constant(check_windows(model_input))
+        return self._saved_model.serve(windows)["forecast"].numpy()
 
 
 mlflow.models.set_model(SavedModelForecaster())

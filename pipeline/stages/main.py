@@ -45,18 +45,23 @@ def run(**values):
             "evaluate": evaluate_run_id,
         }
         mlflow.set_tags({f"{stage}_run_id": run_id for stage, run_id in run_ids.items() if stage != "main"})
-        mlflow.set_tag("data_reused", str(reused is not None).lower())
-    print(summary(run_ids, reused is not None, table))
+        model_uri = mlflow.get_run(train_run_id).data.tags["model_uri"]
+        mlflow.set_tags({"data_reused": str(reused is not None).lower(), "model_uri": model_uri})
+    print(summary(run_ids, reused is not None, table, model_uri))
     return run_ids, scores
 
 
-def summary(run_ids, data_reused, table):
+def summary(run_ids, data_reused, table, model_uri):
     lines = ["", "Runs:"]
     for stage, run_id in run_ids.items():
         note = "  (reused: same parameters and code)" if stage == "generate_data" and data_reused else ""
         lines.append(f"  {stage:<14} {run_id}{note}")
     lines += ["", "Test metrics (lower is better; smape in %):", "", metrics.table_markdown(table)]
-    lines += [f"Compare runs in the MLflow UI:  {tracking.ui_command()}", ""]
+    lines += [
+        f"Compare runs in the MLflow UI:  {tracking.ui_command()}",
+        f"Serve the model on 127.0.0.1:5001:  mlflow models serve -m {model_uri} --env-manager local --port 5001",
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -2,7 +2,8 @@
 
 Logs every parameter, `train_loss` and `val_loss` per epoch (step = epoch,
 from 1), the loss curve, the `.keras` model under `keras_model/`, the
-TensorFlow SavedModel under `saved_model/`, and an MLflow pyfunc model `model`.
+TensorFlow SavedModel under `saved_model/1/` (a TensorFlow Serving base path),
+and an MLflow pyfunc model `model`, whose models:/ URI is the tag `model_uri`.
 """
 
 import tempfile
@@ -22,6 +23,9 @@ from pipeline import plots, tracking
 from pipeline.stages import command_line
 
 KERAS_MODEL = "keras_model/model.keras"
+# TensorFlow Serving's layout: a model base path holding numbered versions.
+SAVED_MODEL = "saved_model"
+SAVED_MODEL_VERSION = "1"
 SERVING_CODE = Path(__file__).resolve().parent.parent / "serving.py"
 
 
@@ -63,7 +67,8 @@ def run(data_uri, hidden_units, learning_rate, epochs, batch_size, scaling, pati
             "best_val_loss": val_loss[best_epoch - 1],
         })
         tracking.log_figure(plots.loss_curve(train_loss, val_loss, best_epoch), "loss_curve")
-        _log_models(model, horizon)
+        model_uri = _log_models(model, dataset["x_train"].shape[1], horizon)
+        mlflow.set_tag("model_uri", model_uri)
         return active.info.run_id
 
 
@@ -74,25 +79,30 @@ def _log_epoch(epoch, logs):
     )
 
 
-def _log_models(model, horizon):
+def _log_models(model, input_width, horizon):
+    """Logs the .keras file, the SavedModel in TensorFlow Serving's layout
+    (`saved_model/1/`), and the MLflow model `model`; returns its models:/ URI."""
     with tempfile.TemporaryDirectory() as folder:
         keras_path = Path(folder) / "model.keras"
         model.save(keras_path)
         mlflow.log_artifact(str(keras_path), artifact_path=str(Path(KERAS_MODEL).parent))
-        saved_model = Path(folder) / "saved_model"
+        base_path = Path(folder) / SAVED_MODEL
+        saved_model = base_path / SAVED_MODEL_VERSION
         forecaster.export_saved_model(model, str(saved_model))
-        mlflow.log_artifacts(str(saved_model), artifact_path="saved_model")
+        mlflow.log_artifacts(str(base_path), artifact_path=SAVED_MODEL)
         with warnings.catch_warnings():
             # MLflow asks for an input example; the explicit tensor signature is what
             # it would infer from one (and an example trips MLflow issue 16183).
             warnings.filterwarnings("ignore", message=".*input example", category=UserWarning)
-            mlflow.pyfunc.log_model(
+            info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=str(SERVING_CODE),
                 artifacts={"saved_model": str(saved_model)},
                 signature=signature(horizon),
+                metadata={"input_width": input_width, "horizon": horizon},
                 pip_requirements=[f"{name}=={version(name)}" for name in ("mlflow", "tensorflow", "numpy")],
             )
+    return info.model_uri
 
 
 if __name__ == "__main__":

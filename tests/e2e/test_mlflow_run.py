@@ -57,6 +57,7 @@ def test_default_run_nests_three_stages_under_main(default_run):
         "free_run_steps": "300", "reuse_data": "true",
     }
     assert main.info.run_id in result.stdout and "mlflow ui --backend-store-uri sqlite:///" in result.stdout
+    assert f"mlflow models serve -m {main.data.tags['model_uri']} --env-manager local" in result.stdout
 
 
 def test_default_run_is_accurate_and_far_better_than_persistence(default_run):
@@ -95,9 +96,9 @@ def test_saved_model_and_mlflow_model_predict_what_keras_predicts(default_run, t
     expected = model.predict(x, verbose=0)
 
     saved_model = tf.saved_model.load(
-        mlflow.artifacts.download_artifacts(f"runs:/{train_id}/saved_model", dst_path=str(tmp_path))
+        mlflow.artifacts.download_artifacts(f"runs:/{train_id}/saved_model/1", dst_path=str(tmp_path))
     )
-    (served,) = saved_model.signatures["serving_default"](tf.constant(x)).values()
+    served = saved_model.signatures["serving_default"](window=tf.constant(x))["forecast"]
     np.testing.assert_allclose(served.numpy(), expected, atol=1e-5)
 
     # The MLflow model, loaded in a fresh interpreter that never imports this project.
@@ -175,11 +176,11 @@ def test_csv_series_runs_end_to_end_in_raw_units(tmp_path):
     # The exported SavedModel reads raw loads (around 100) and answers in raw loads.
     mlflow.set_tracking_uri(uri)
     try:
-        folder = mlflow.artifacts.download_artifacts(f"runs:/{runs['train'].info.run_id}/saved_model",
+        folder = mlflow.artifacts.download_artifacts(f"runs:/{runs['train'].info.run_id}/saved_model/1",
                                                      dst_path=str(tmp_path / "export"))
     finally:
         mlflow.set_tracking_uri(None)
     window = (100 + 20 * np.sin(2 * np.pi * np.arange(28) / 24)).astype("float32").reshape(1, 28, 1)
-    (forecast,) = tf.saved_model.load(folder).signatures["serving_default"](tf.constant(window)).values()
+    forecast = tf.saved_model.load(folder).signatures["serving_default"](window=tf.constant(window))["forecast"]
     truth = 100 + 20 * np.sin(2 * np.pi * np.arange(28, 30) / 24)
     assert forecast.shape == (1, 2) and np.abs(forecast.numpy()[0] - truth).max() < 10

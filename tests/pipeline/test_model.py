@@ -31,12 +31,13 @@ def test_saved_model_predicts_what_keras_predicts_for_any_batch_and_window_lengt
     forecaster.export_saved_model(model, str(tmp_path / "saved_model"))
     loaded = tf.saved_model.load(str(tmp_path / "saved_model"))
     serving = loaded.signatures["serving_default"]
-    (spec,) = serving.structured_input_signature[1].values()
+    spec = serving.structured_input_signature[1]["window"]
     assert spec.dtype == tf.float32 and spec.shape.as_list() == [None, None, 1]
+    assert serving.structured_outputs["forecast"].shape.as_list() == [None, 1]
     rng = np.random.default_rng(1)
     for batch, timesteps in [(1, 11), (5, 11), (64, 30)]:
         x = rng.uniform(-1, 1, size=(batch, timesteps, 1)).astype("float32")
-        (served,) = serving(tf.constant(x)).values()
+        served = serving(window=tf.constant(x))["forecast"]
         assert served.shape == (batch, 1)
         np.testing.assert_allclose(served.numpy(), forecaster.predict(model, x), atol=1e-5)
 
@@ -55,7 +56,7 @@ def test_scaled_model_takes_and_returns_raw_values_even_exported(tmp_path):
     assert np.sqrt(np.mean((predicted - dataset["y_test"]) ** 2)) < 25
     forecaster.export_saved_model(model, str(tmp_path / "saved_model"))
     serving = tf.saved_model.load(str(tmp_path / "saved_model")).signatures["serving_default"]
-    (served,) = serving(tf.constant(dataset["x_test"])).values()
+    served = serving(window=tf.constant(dataset["x_test"]))["forecast"]
     np.testing.assert_allclose(served.numpy(), predicted, rtol=1e-5, atol=1e-3)
 
 

@@ -31,8 +31,8 @@ def test_mlproject_entry_point_mirrors_the_parameter_table(stage):
     assert re.findall(r"--(\w+) \{(\w+)\}", entry["command"]) == [(n, n) for n in params.STAGE_PARAMS[stage]]
 
 
-def test_mlproject_has_exactly_the_four_stages():
-    assert set(mlproject()["entry_points"]) == set(params.STAGE_PARAMS) == {"main", "generate_data", "train", "evaluate"}
+def test_mlproject_has_exactly_the_stages_and_predict():
+    assert set(mlproject()["entry_points"]) == set(params.STAGE_PARAMS) == {"main", "generate_data", "train", "evaluate", "predict"}
 
 
 def test_seed_defaults_are_kept():

@@ -86,7 +86,12 @@ def test_train_logs_losses_per_epoch_models_and_plots(pipeline_run):
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"keras_model", "saved_model", "plots"} <= artifacts
     assert [a.path for a in client.list_artifacts(run.info.run_id, "plots")] == ["plots/loss_curve.png"]
-    assert "saved_model/saved_model.pb" in {a.path for a in client.list_artifacts(run.info.run_id, "saved_model")}
+    # TensorFlow Serving's layout: a base path with numbered versions.
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "saved_model")] == ["saved_model/1"]
+    assert "saved_model/1/saved_model.pb" in {a.path for a in client.list_artifacts(run.info.run_id, "saved_model/1")}
+    model_uri = run.data.tags["model_uri"]
+    assert model_uri.startswith("models:/")
+    assert client.get_run(run_ids["main"]).data.tags["model_uri"] == model_uri
     x = np.linspace(-1, 1, 2 * 11).reshape(2, 11, 1).astype("float32")
     predicted = mlflow.pyfunc.load_model(f"runs:/{run_ids['train']}/model").predict(x)
     assert predicted.shape == (2, 1) and np.isfinite(predicted).all()

@@ -1,0 +1,190 @@
+"""Serving the trained model for real: `mlflow models serve`, `saved_model_cli`, `lstm-predict`."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import keras
+import mlflow
+import numpy as np
+import pytest
+
+import custom_layers  # noqa: F401  (registers LSTMCell for loading .keras files)
+from pipeline.serving import MAX_VALUES
+from pipeline.stages import generate_data, train
+from tests.conftest import temporary_store
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A small model trained in a temporary store: (tracking URI, train run, keras model)."""
+    folder = tmp_path_factory.mktemp("store")
+    with temporary_store(folder) as uri:
+        data_run = generate_data.run(
+            data_source="sine", column="auto", time_column="none", fill_missing="error", n_samples=150,
+            time_steps=12, horizon=2, noise=0.0, val_fraction=0.1, test_fraction=0.2, seed=0,
+        )
+        train_run = mlflow.get_run(train.run(
+            data_uri=f"runs:/{data_run}/data", hidden_units=8, learning_rate=0.01, epochs=2,
+            batch_size=16, scaling="standard", patience=0, seed=0,
+        ))
+        model = keras.saving.load_model(
+            mlflow.artifacts.download_artifacts(f"runs:/{train_run.info.run_id}/keras_model/model.keras",
+                                                dst_path=str(folder / "keras")),
+            safe_mode=True,
+        )
+        saved_model = mlflow.artifacts.download_artifacts(f"runs:/{train_run.info.run_id}/saved_model",
+                                                          dst_path=str(folder / "export"))
+        yield {"uri": uri, "run": train_run, "model": model, "saved_model": saved_model, "folder": folder}
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def post(url, body, timeout=60):
+    """POSTs `body` (bytes or JSON-able); returns (status, parsed JSON answer)."""
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.fixture(scope="module")
+def server(trained):
+    """A real `mlflow models serve` process on 127.0.0.1, stopped after the tests."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "models", "serve", "-m", trained["run"].data.tags["model_uri"],
+         "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
+        env={**os.environ, "MLFLOW_TRACKING_URI": trained["uri"]},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/ping", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"server did not start:\n{process.stdout.read().decode()[-3000:]}")
+            time.sleep(0.5)
+        yield f"{url}/invocations"
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+@pytest.mark.parametrize("batch,timesteps", [(1, 10), (64, 10), (1, 25), (64, 25)])
+def test_server_predicts_what_keras_predicts(server, trained, batch, timesteps):
+    x = np.sin(np.linspace(0, 30, batch * timesteps)).reshape(batch, timesteps, 1).astype("float32")
+    status, answer = post(server, {"inputs": x.tolist()})
+    assert status == 200
+    predictions = np.array(answer["predictions"])
+    assert predictions.shape == (batch, 2)
+    np.testing.assert_allclose(predictions, trained["model"].predict(x, verbose=0), atol=1e-5)
+
+
+BAD_REQUESTS = {
+    "wrong rank": ({"inputs": [[0.1, 0.2, 0.3]]}, "does not match expected shape (-1, -1, 1)"),
+    "two features": ({"inputs": [[[0.1, 0.2], [0.3, 0.4]]]}, "does not match expected shape (-1, -1, 1)"),
+    "strings": ({"inputs": [[["a"], ["b"]]]}, "could not convert string to float: 'a'"),
+    "empty window": ({"inputs": [[]]}, "does not match expected shape"),
+    "no windows": ({"inputs": []}, "tensor-based model signature"),
+    "NaN": (b'{"inputs": [[[0.1], [NaN], [0.3]]]}', "every value must be finite, but window 0 has nan at time step 1"),
+    "infinity": (b'{"inputs": [[[0.1], [Infinity]]]}', "every value must be finite, but window 0 has inf at time step 1"),
+    "too many values": ({"inputs": [[[0.0]] * (MAX_VALUES + 1)]},
+                        f"{MAX_VALUES + 1} values in one request, at most {MAX_VALUES} are allowed"),
+    "no inputs key": ({"windows": [[[0.1]]]}, "The input must be a JSON dictionary with exactly one of the input fields"),
+    "not JSON": (b"[[[0.1]", "Ensure that input is a valid JSON formatted string"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_REQUESTS)
+def test_bad_request_gets_a_4xx_that_says_what_is_wrong_and_the_server_goes_on(server, case):
+    body, message = BAD_REQUESTS[case]
+    status, answer = post(server, body)
+    assert 400 <= status < 500
+    assert message in answer["message"]
+    status, answer = post(server, {"inputs": [[[0.1], [0.2], [0.3]]]})
+    assert status == 200 and len(answer["predictions"]) == 1
+
+
+def saved_model_cli(*args):
+    executable = shutil.which("saved_model_cli")
+    assert executable, "saved_model_cli comes with tensorflow"
+    result = subprocess.run([executable, *args], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_saved_model_cli_describes_and_runs_the_export(trained, tmp_path):
+    version = os.path.join(trained["saved_model"], "1")
+    assert sorted(os.listdir(trained["saved_model"])) == ["1"]  # TensorFlow Serving's base path layout
+    shown = saved_model_cli("show", "--dir", version, "--all")
+    serving_default = shown[shown.index("signature_def['serving_default']"):]
+    assert re.search(r"inputs\['window'\] tensor_info:\s+dtype: DT_FLOAT\s+shape: \(-1, -1, 1\)", serving_default)
+    assert re.search(r"outputs\['forecast'\] tensor_info:\s+dtype: DT_FLOAT\s+shape: \(-1, 2\)", serving_default)
+    x = np.linspace(-1, 1, 3 * 9).reshape(3, 9, 1).astype("float32")
+    np.save(tmp_path / "x.npy", x)
+    saved_model_cli("run", "--dir", version, "--tag_set", "serve", "--signature_def", "serving_default",
+                    "--inputs", f"window={tmp_path / 'x.npy'}", "--outdir", str(tmp_path / "out"))
+    np.testing.assert_allclose(np.load(tmp_path / "out" / "forecast.npy"), trained["model"].predict(x, verbose=0),
+                               atol=1e-5)
+
+
+def lstm_predict(trained, *args):
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.stages.predict", *args],
+        env={**os.environ, "MLFLOW_TRACKING_URI": trained["uri"]}, capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_predict_command_forecasts_json_windows_and_a_csv_series(trained, tmp_path):
+    model_uri = trained["run"].data.tags["model_uri"]
+    windows = [[0.1, 0.4, 0.7, 0.9, 1.0], [0.5, 0.2, -0.1, -0.4, -0.7]]
+    result = lstm_predict(trained, "--model_uri", model_uri, "--input", json.dumps(windows))
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == "step_1,step_2"
+    printed = np.array([[float(v) for v in line.split(",")] for line in lines[1:]])
+    expected = trained["model"].predict(np.array(windows, dtype="float32")[..., None], verbose=0)
+    np.testing.assert_allclose(printed, expected, atol=1e-5)
+
+    series = np.sin(np.arange(40) * 0.7)
+    csv = tmp_path / "series.csv"
+    csv.write_text("value\n" + "\n".join(f"{v:.6f}" for v in series) + "\n")
+    result = lstm_predict(trained, "--input", str(csv), "--output", str(tmp_path / "out.csv"))  # model: auto
+    assert result.returncode == 0, result.stderr[-3000:]
+    written = (tmp_path / "out.csv").read_text().splitlines()
+    last_window = np.asarray(series[-10:], dtype="float32").reshape(1, 10, 1)  # the model's input width
+    np.testing.assert_allclose([float(v) for v in written[1].split(",")],
+                               trained["model"].predict(last_window, verbose=0)[0], atol=1e-5)
+
+
+def test_predict_command_rejects_bad_input_with_one_line(trained):
+    result = lstm_predict(trained, "--input", "[[0.1, NaN]]")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: Received an invalid value for parameter `input`: Invalid windows: every value must be finite, "
+        "but window 0 has nan at time step 1 (1 such values in all)."
+    )
