@@ -40,6 +40,8 @@ def test_saved_model_predicts_what_keras_predicts_for_any_batch_and_window_lengt
         served = serving(window=tf.constant(x))["forecast"]
         assert served.shape == (batch, 1)
         np.testing.assert_allclose(served.numpy(), forecaster.predict(model, x), atol=1e-5)
+        compiled = loaded.signatures["serve_xla"](window=tf.constant(x))["forecast"]
+        np.testing.assert_allclose(compiled.numpy(), served.numpy(), atol=1e-5)
 
 
 def test_scaled_model_takes_and_returns_raw_values_even_exported(tmp_path):
