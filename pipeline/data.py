@@ -261,6 +261,14 @@ def sha256_of(array):
     return digest.hexdigest()
 
 
+def sha256_of_dataset(dataset):
+    """One hash over every array of a dataset, by name."""
+    digest = hashlib.sha256()
+    for name in sorted(dataset):
+        digest.update(f"{name}:{sha256_of(dataset[name])};".encode())
+    return digest.hexdigest()
+
+
 MANIFEST = "manifest.json"
 
 

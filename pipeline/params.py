@@ -126,6 +126,18 @@ _PARAMS = [
           "what to forecast: a CSV series (its last values), or windows as JSON [[v1, v2, ...], ...]"),
     Param("output", str, "-", "'-' or a file path", bool,
           "where to write the forecasts as CSV, one row per window ('-': standard output)"),
+    # sweep
+    Param("max_trials", int, 0, "an integer of at least 0", lambda v: v >= 0,
+          "run this many trials drawn at random from the grid (0: the whole grid)"),
+    Param("sweep_seed", int, 0, "an integer of at least 0", lambda v: v >= 0,
+          "seed of the random draw of trials"),
+    Param("registered_model_name", str, "lstm-forecaster", "a model name", bool,
+          "the Model Registry name under which the best trial's model is registered"),
+    # compare
+    Param("experiment", str, "auto", "'auto' or an experiment name or id", bool,
+          "the experiment whose pipeline runs to compare ('auto': the current one)"),
+    Param("parent_run_id", str, "none", "'none' or a run id", bool,
+          "compare only the pipeline runs nested under this run, such as a sweep"),
     # main
     Param("reuse_data", str, "true", "'true' or 'false'", lambda v: v in ("true", "false"),
           "reuse a finished generate_data run with the same parameters and code"),
@@ -140,11 +152,14 @@ DATA_PARAMS = [
 TRAIN_PARAMS = ["hidden_units", "learning_rate", "epochs", "batch_size", "scaling", "patience", "seed"]
 EVALUATE_PARAMS = ["season", "free_run_steps"]
 
+SWEEP_PARAMS = ["max_trials", "sweep_seed", "registered_model_name"]
+
 STAGE_PARAMS = {
     "generate_data": DATA_PARAMS,
     "train": ["data_uri"] + TRAIN_PARAMS,
     "evaluate": ["model_uri", "data_uri"] + EVALUATE_PARAMS,
     "predict": ["model_uri", "input", "column", "output"],
+    "compare": ["experiment", "parent_run_id"],
     "main": DATA_PARAMS
     + [name for name in TRAIN_PARAMS if name not in DATA_PARAMS]
     + EVALUATE_PARAMS
@@ -177,3 +192,28 @@ def parse(stage, raw_values):
 def formatted(values):
     """Values as logged to MLflow: {name: canonical string}."""
     return {name: PARAMS[name].format(value) for name, value in values.items()}
+
+# A sweep takes every parameter of main, each as one value or a comma-separated list.
+STAGE_PARAMS["sweep"] = STAGE_PARAMS["main"] + SWEEP_PARAMS
+
+
+def parse_grid(stage, raw_values):
+    """Like `parse`, for the sweep: each main parameter becomes a list of checked
+    values ("16,50" → [16, 50]); the sweep's own parameters stay single values."""
+    unknown = sorted(set(raw_values) - set(STAGE_PARAMS[stage]))
+    if unknown:
+        raise ParamError(
+            f"Received unknown parameter `{unknown[0]}` for stage `{stage}`, "
+            f"expected one of: {', '.join(STAGE_PARAMS[stage])}."
+        )
+    grid = {}
+    for name in STAGE_PARAMS["main"]:
+        raw = raw_values.get(name)
+        if raw is None:
+            grid[name] = [PARAMS[name].default]
+            continue
+        values = [PARAMS[name].parse(part) for part in str(raw).split(",")]
+        grid[name] = list(dict.fromkeys(values))  # once each, in the order given
+    scalars = {name: PARAMS[name].parse(raw_values[name]) if name in raw_values else PARAMS[name].default
+               for name in SWEEP_PARAMS}
+    return {**grid, **scalars}

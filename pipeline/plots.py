@@ -114,3 +114,32 @@ def gate_activations(activations, window):
     axes[-1].set_xlabel("time step")
     fig.tight_layout()
     return fig
+
+
+def metric_by_parameter(values, metric, metric_name):
+    """One panel per parameter: the metric of each trial against its value.
+
+    `values` maps each parameter to the trials' values (as logged strings)."""
+    fig, axes = plt.subplots(1, len(values), figsize=(4.5 * len(values), 4), squeeze=False)
+    for ax, (name, raw) in zip(axes[0], values.items()):
+        try:
+            x = np.asarray(raw, dtype=float)
+            ax.set_xscale("log" if x.min() > 0 and x.max() / x.min() >= 10 else "linear")
+        except ValueError:
+            x = np.asarray(raw)
+        ax.plot(x, metric, "o", color="tab:blue")
+        ax.set(xlabel=name, ylabel=metric_name, yscale="log", title=f"{metric_name} by {name}")
+    fig.tight_layout()
+    return fig
+
+
+def loss_curves(curves):
+    """Every trial's validation loss per epoch on one chart; `curves` maps a
+    trial's name to (epochs, losses)."""
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for name, (epochs, losses) in curves.items():
+        ax.plot(epochs, losses, label=name)
+    ax.set(xlabel="epoch", ylabel="validation MSE", yscale="log", title="Validation loss of every trial")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig

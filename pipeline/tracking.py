@@ -31,16 +31,20 @@ def code_version():
 
 
 @contextlib.contextmanager
-def stage_run(stage):
+def stage_run(stage, run_name=None, description=None):
     """Opens the MLflow run of one stage, nested when another run is active.
 
     Under `mlflow run`, the first stage resumes the run that MLflow created for
-    the entry point. The run carries the tags `stage` and `code_version`; if the
-    stage fails, the error message is tagged on it and it ends FAILED.
+    the entry point. The run carries the tags `stage` and `code_version`, its
+    name (the stage's, unless given) and an optional description (shown in the
+    UI); if the stage fails, the error message is tagged on it and it ends FAILED.
     """
     nested = mlflow.active_run() is not None
-    with mlflow.start_run(nested=nested, run_name=stage) as run:
-        mlflow.set_tags({"stage": stage, "code_version": code_version(), "mlflow.runName": stage})
+    with mlflow.start_run(nested=nested, run_name=run_name or stage) as run:
+        tags = {"stage": stage, "code_version": code_version(), "mlflow.runName": run_name or stage}
+        if description:
+            tags["mlflow.note.content"] = description
+        mlflow.set_tags(tags)
         try:
             yield run
         except BaseException as error:

@@ -11,7 +11,7 @@ from pipeline import params
 from pipeline.params import ParamError
 
 
-def command_line(stage, run, argv=None):
+def command_line(stage, run, argv=None, parse=params.parse):
     """Parses `--name value` options for `stage`, checks them all, then runs.
 
     A bad value ends the program before any work with one line on stderr and
@@ -25,7 +25,7 @@ def command_line(stage, run, argv=None):
         )
     raw = vars(parser.parse_args(argv))
     try:
-        values = params.parse(stage, raw)
+        values = parse(stage, raw)
         run(**values)
     except ParamError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -45,6 +45,8 @@ def run(data_source, column, time_column, fill_missing, n_samples, time_steps, h
                         n_points=len(series), n_filled=n_filled, source_sha256=tags["source_sha256"])
     with tracking.stage_run("generate_data") as active:
         tracking.log_params(values)
+        # The content of the data: what "the same data" means when models are compared.
+        tags["data_sha256"] = data.sha256_of_dataset(dataset)
         mlflow.set_tags(tags)
         tracking.log_dataset(dataset, manifest)
         counts = {f"n_{split}": len(dataset[f"y_{split}"]) for split in data.SPLITS}

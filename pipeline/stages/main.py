@@ -17,12 +17,19 @@ HEADLINE_METRICS = [
 ]
 
 
-def run(**values):
-    """Runs the three stages under one parent run; returns the run ids and metrics."""
+def run(run_name=None, quiet=False, **values):
+    """Runs the three stages under one parent run; returns the run ids and metrics.
+
+    `run_name` names the parent run (default: "main"); `quiet` skips the summary.
+    """
     data_values = {name: values[name] for name in params.DATA_PARAMS}
     train_values = {name: values[name] for name in params.TRAIN_PARAMS}
     evaluate_values = {name: values[name] for name in params.EVALUATE_PARAMS}
-    with tracking.stage_run("main") as parent:
+    description = (
+        f"The whole pipeline on {values['data_source']}: generate_data → train → evaluate, "
+        "nested below. Headline test metrics are logged here; the comparison table is on the evaluate run."
+    )
+    with tracking.stage_run("main", run_name, description) as parent:
         tracking.log_params(values)
         reused = None
         if values["reuse_data"] == "true":
@@ -46,8 +53,13 @@ def run(**values):
         }
         mlflow.set_tags({f"{stage}_run_id": run_id for stage, run_id in run_ids.items() if stage != "main"})
         model_uri = mlflow.get_run(train_run_id).data.tags["model_uri"]
-        mlflow.set_tags({"data_reused": str(reused is not None).lower(), "model_uri": model_uri})
-    print(summary(run_ids, reused is not None, table, model_uri))
+        mlflow.set_tags({
+            "data_reused": str(reused is not None).lower(),
+            "model_uri": model_uri,
+            "data_sha256": mlflow.get_run(data_run_id).data.tags.get("data_sha256", ""),
+        })
+    if not quiet:
+        print(summary(run_ids, reused is not None, table, model_uri))
     return run_ids, scores
 
 

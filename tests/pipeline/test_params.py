@@ -23,7 +23,8 @@ def test_mlproject_entry_point_mirrors_the_parameter_table(stage):
     assert list(entry["parameters"]) == params.STAGE_PARAMS[stage]
     for name, spec in entry["parameters"].items():
         param = params.PARAMS[name]
-        assert spec["type"] == MLPROJECT_TYPES[param.type], name
+        listable = stage == "sweep" and name in params.STAGE_PARAMS["main"]
+        assert spec["type"] == ("string" if listable else MLPROJECT_TYPES[param.type]), name
         assert param.parse(str(spec["default"])) == param.default, name
         # `mlflow run` logs str(default) before the stage logs its canonical form.
         assert str(spec["default"]) == param.format(param.default), name
@@ -32,7 +33,7 @@ def test_mlproject_entry_point_mirrors_the_parameter_table(stage):
 
 
 def test_mlproject_has_exactly_the_stages_and_predict():
-    assert set(mlproject()["entry_points"]) == set(params.STAGE_PARAMS) == {"main", "generate_data", "train", "evaluate", "predict"}
+    assert set(mlproject()["entry_points"]) == set(params.STAGE_PARAMS) == {"main", "generate_data", "train", "evaluate", "predict", "sweep", "compare"}
 
 
 def test_seed_defaults_are_kept():
@@ -73,3 +74,11 @@ def test_conda_env_and_pyproject_pin_the_same_packages():
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
     assert pip == pyproject["project"]["dependencies"]
     assert "python=3.11" in conda["dependencies"]
+
+
+def test_sweep_grid_takes_comma_separated_lists_of_checked_values():
+    grid = params.parse_grid("sweep", {"hidden_units": "16,50,16", "learning_rate": "0.001, 1e-2", "max_trials": "3"})
+    assert grid["hidden_units"] == [16, 50] and grid["learning_rate"] == [0.001, 0.01]
+    assert grid["epochs"] == [50] and grid["max_trials"] == 3 and grid["registered_model_name"] == "lstm-forecaster"
+    with pytest.raises(ParamError, match=r"parameter `hidden_units`, expected a positive integer, got '0'"):
+        params.parse_grid("sweep", {"hidden_units": "16,0"})
