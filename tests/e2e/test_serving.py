@@ -69,11 +69,13 @@ def post(url, body, timeout=60):
 def server(trained):
     """A real `mlflow models serve` process on 127.0.0.1, stopped after the tests."""
     port = free_port()
+    log_path = trained["folder"] / "serve.log"
+    log = open(log_path, "wb")  # a file, not a pipe: an unread pipe would block the server
     process = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "models", "serve", "-m", trained["run"].data.tags["model_uri"],
          "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
         env={**os.environ, "MLFLOW_TRACKING_URI": trained["uri"]},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -86,12 +88,13 @@ def server(trained):
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start:\n{process.stdout.read().decode()[-3000:]}")
+                raise RuntimeError(f"server did not start:\n{log_path.read_text()[-3000:]}")
             time.sleep(0.5)
         yield f"{url}/invocations"
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
+        log.close()
 
 
 @pytest.mark.parametrize("batch,timesteps", [(1, 10), (64, 10), (1, 25), (64, 25)])

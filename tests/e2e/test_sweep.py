@@ -1,0 +1,129 @@
+"""Sweeps against a real `mlflow server` on 127.0.0.1 with its own SQLite store and artifact root."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.e2e.test_serving import free_port
+
+pytestmark = pytest.mark.e2e
+
+SMALL = ["--n_samples", "120", "--time_steps", "12", "--free_run_steps", "10"]
+
+
+@pytest.fixture(scope="module")
+def tracking_server(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("server")
+    port = free_port()
+    log = open(folder / "server.log", "wb")  # a file, not a pipe: an unread pipe would block the server
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}", "--artifacts-destination", str(folder / "artifacts"),
+         "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=folder,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"mlflow server did not start:\n{(folder / 'server.log').read_text()[-3000:]}")
+                time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)
+        log.close()
+
+
+def run_module(url, module, *args):
+    result = subprocess.run(
+        [sys.executable, "-m", module, *args], env={**os.environ, "MLFLOW_TRACKING_URI": url},
+        capture_output=True, text=True, timeout=1200,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def first_sweep(tracking_server):
+    printed = run_module(tracking_server, "pipeline.stages.sweep", "--hidden_units", "4,8",
+                         "--learning_rate", "0.01,0.02", "--epochs", "2", *SMALL)
+    client = MlflowClient(tracking_server)
+    (sweep,) = client.search_runs(["0"], "tags.stage = 'sweep'")
+    return client, sweep, printed
+
+
+def trials_of(client, sweep):
+    return client.search_runs(["0"], f"tags.stage = 'main' and tags.mlflow.parentRunId = '{sweep.info.run_id}'")
+
+
+def test_sweep_nests_four_comparable_trials(first_sweep):
+    client, sweep, printed = first_sweep
+    trials = trials_of(client, sweep)
+    assert sorted(t.info.run_name for t in trials) == ["h4-lr0.01", "h4-lr0.02", "h8-lr0.01", "h8-lr0.02"]
+    assert all(t.info.status == "FINISHED" for t in trials)
+    assert len({frozenset(t.data.params) for t in trials}) == 1
+    assert len({frozenset(t.data.metrics) for t in trials}) == 1
+    assert {t.data.params["hidden_units"] for t in trials} == {"4", "8"}
+    assert {t.data.params["learning_rate"] for t in trials} == {"0.01", "0.02"}
+    # The four trials share one data run: their data parameters agree.
+    assert len({t.data.tags["generate_data_run_id"] for t in trials}) == 1
+    assert sweep.data.tags["mlflow.note.content"].startswith("Sweep of 4 pipeline runs over hidden_units, learning_rate")
+    assert sweep.data.params["hidden_units"] == "4,8"
+    artifacts = {a.path for a in client.list_artifacts(sweep.info.run_id)}
+    assert {"results.csv", "results.md", "plots"} <= artifacts
+    assert {a.path for a in client.list_artifacts(sweep.info.run_id, "plots")} == {
+        "plots/test_rmse_by_parameter.png", "plots/val_loss_curves.png"}
+    assert "| h8-lr0.02 |" in printed
+
+
+def test_best_trial_is_the_one_search_runs_ranks_first_and_it_is_champion(first_sweep):
+    client, sweep, _ = first_sweep
+    (ranked_first,) = client.search_runs(
+        ["0"], f"tags.stage = 'main' and tags.mlflow.parentRunId = '{sweep.info.run_id}'",
+        order_by=["metrics.test_rmse ASC"], max_results=1)
+    assert sweep.data.tags["best_run_id"] == ranked_first.info.run_id
+    assert sweep.data.metrics["best_test_rmse"] == ranked_first.data.metrics["test_rmse"]
+    champion = client.get_model_version_by_alias("lstm-forecaster", "champion")
+    assert champion.tags["run_id"] == ranked_first.info.run_id
+    assert champion.source == ranked_first.data.tags["model_uri"]
+
+
+def test_compare_prints_the_same_table_from_the_terminal(first_sweep, tracking_server):
+    client, sweep, _ = first_sweep
+    printed = run_module(tracking_server, "pipeline.stages.compare", "--parent_run_id", sweep.info.run_id)
+    lines = printed.strip().splitlines()
+    assert lines[0].startswith("| run | run_id | status | duration_s | hidden_units | learning_rate | test_rmse |")
+    assert len(lines) == 2 + 4
+    results = client.download_artifacts(sweep.info.run_id, "results.md")
+    with open(results) as logged:
+        assert [line.split("|")[1:3] for line in logged.read().splitlines()[2:]] == \
+            [line.split("|")[1:3] for line in lines[2:]]
+
+
+def test_worse_sweep_leaves_the_champion_and_a_failed_trial_does_not_stop_it(first_sweep, tracking_server):
+    client, _, _ = first_sweep
+    before = client.get_model_version_by_alias("lstm-forecaster", "champion")
+    # season=40 is longer than the 11-point input: that trial fails in evaluate.
+    printed = run_module(tracking_server, "pipeline.stages.sweep", "--hidden_units", "2",
+                         "--learning_rate", "0.0001", "--epochs", "1", "--season", "0,40", *SMALL)
+    sweeps = client.search_runs(["0"], "tags.stage = 'sweep'", order_by=["attributes.start_time DESC"])
+    second = sweeps[0]
+    statuses = {t.info.run_name: t.info.status for t in trials_of(client, second)}
+    assert statuses == {"season=0": "FINISHED", "season=40": "FAILED"}
+    assert second.data.metrics["n_failed"] == 1
+    after = client.get_model_version_by_alias("lstm-forecaster", "champion")
+    assert after.version == before.version
+    assert "stays" in second.data.tags["champion"] and "stays" in printed
+    assert len(client.search_model_versions("name = 'lstm-forecaster'")) == 2
