@@ -100,23 +100,14 @@ def forecast_metrics(y_test, forecasts, scale):
 
 
 METRICS = ("mse", "rmse", "mae", "smape", "mase")
+COMPARISON_HEADER = ("forecaster",) + METRICS
 
 
 def comparison_table(metrics, names):
-    """Rows (forecaster, mse, rmse, mae, smape, mase) for the named forecasters."""
+    """Rows under COMPARISON_HEADER, (forecaster, mse, rmse, mae, smape, mase),
+    for the named forecasters; `names` pairs each label with its key prefix."""
     return [
         [label] + [metrics[f"{prefix}test_{metric}"] for metric in METRICS]
         for label, prefix in names
     ]
 
-
-def table_csv(rows):
-    lines = [",".join(("forecaster",) + METRICS)]
-    lines += [",".join([row[0]] + [repr(value) for value in row[1:]]) for row in rows]
-    return "\n".join(lines) + "\n"
-
-
-def table_markdown(rows):
-    lines = ["| forecaster | " + " | ".join(METRICS) + " |", "|---" + "|---:" * len(METRICS) + "|"]
-    lines += ["| " + " | ".join([row[0]] + [f"{value:.4g}" for value in row[1:]]) + " |" for row in rows]
-    return "\n".join(lines) + "\n"

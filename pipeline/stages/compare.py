@@ -8,7 +8,7 @@ between the runs, and the headline test metrics. The sweep logs the same table.
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from pipeline import params
+from pipeline import params, tables
 from pipeline.params import ParamError
 from pipeline.stages import command_line
 from pipeline.stages.main import HEADLINE_METRICS
@@ -41,21 +41,6 @@ def table(runs):
     return COLUMNS + names + metrics, rows
 
 
-def _cell(value):
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def as_markdown(header, rows):
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
-
-def as_csv(header, rows):
-    lines = [",".join(header)] + [",".join(repr(v) if isinstance(v, float) else str(v) for v in row) for row in rows]
-    return "\n".join(lines) + "\n"
-
-
 def run(experiment, parent_run_id):
     """Prints the table; returns (header, rows)."""
     if experiment == "auto":
@@ -76,7 +61,7 @@ def run(experiment, parent_run_id):
         raise ParamError(f"No pipeline runs to compare in experiment {experiment_ids[0]}"
                          f"{'' if parent_run_id == 'none' else f' under run {parent_run_id}'}.")
     header, rows = table(runs)
-    print(as_markdown(header, rows), end="")
+    print(tables.to_markdown(header, rows), end="")
     return header, rows
 
 

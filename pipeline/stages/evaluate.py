@@ -12,7 +12,7 @@ import mlflow
 import numpy as np
 
 from custom_layers import gate_activations
-from pipeline import data, metrics, plots, tracking
+from pipeline import data, metrics, plots, tables, tracking
 from pipeline import model as forecaster
 from pipeline.params import ParamError
 from pipeline.stages import command_line
@@ -37,8 +37,8 @@ def run(model_uri, data_uri, season, free_run_steps):
         free = free_run(model, dataset, manifest, free_run_steps)
         scores["free_run_rmse"] = float(np.sqrt(np.mean((free["truth"] - free["forecast"]) ** 2)))
         mlflow.log_metrics(scores)
-        mlflow.log_text(metrics.table_csv(table), "comparison.csv")
-        mlflow.log_text(metrics.table_markdown(table), "comparison.md")
+        mlflow.log_text(tables.to_csv(metrics.COMPARISON_HEADER, table), "comparison.csv")
+        mlflow.log_text(tables.to_markdown(metrics.COMPARISON_HEADER, table), "comparison.md")
         log_plots(model, dataset, free)
         return active.info.run_id, scores, table
 

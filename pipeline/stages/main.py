@@ -8,7 +8,7 @@ test metrics are logged on the parent too, so runs compare at a glance.
 
 import mlflow
 
-from pipeline import metrics, params, tracking
+from pipeline import metrics, params, tables, tracking
 from pipeline.stages import command_line, evaluate, generate_data, train
 
 HEADLINE_METRICS = [
@@ -68,7 +68,7 @@ def summary(run_ids, data_reused, table, model_uri):
     for stage, run_id in run_ids.items():
         note = "  (reused: same parameters and code)" if stage == "generate_data" and data_reused else ""
         lines.append(f"  {stage:<14} {run_id}{note}")
-    lines += ["", "Test metrics (lower is better; smape in %):", "", metrics.table_markdown(table)]
+    lines += ["", "Test metrics (lower is better; smape in %):", "", tables.to_markdown(metrics.COMPARISON_HEADER, table)]
     lines += [
         f"Compare runs in the MLflow UI:  {tracking.ui_command()}",
         f"Serve the model on 127.0.0.1:5001:  mlflow models serve -m {model_uri} --env-manager local --port 5001",

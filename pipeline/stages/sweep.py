@@ -18,7 +18,7 @@ import numpy as np
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from pipeline import params, plots, tracking
+from pipeline import params, plots, tables, tracking
 from pipeline.stages import command_line, compare, main
 
 CHAMPION = "champion"
@@ -69,8 +69,8 @@ def run(max_trials, sweep_seed, registered_model_name, **grid):
 
         runs = compare.pipeline_runs([parent.info.experiment_id], parent.info.run_id)
         header, rows = compare.table(runs)
-        mlflow.log_text(compare.as_csv(header, rows), "results.csv")
-        mlflow.log_text(compare.as_markdown(header, rows), "results.md")
+        mlflow.log_text(tables.to_csv(header, rows), "results.csv")
+        mlflow.log_text(tables.to_markdown(header, rows), "results.md")
         finished = [r for r in runs if r.info.status == "FINISHED" and "test_rmse" in r.data.metrics]
         mlflow.log_metrics({"n_trials": len(runs), "n_failed": len(runs) - len(finished)})
         _log_plots(finished, swept)
@@ -82,7 +82,7 @@ def run(max_trials, sweep_seed, registered_model_name, **grid):
         else:
             message = "No trial finished: nothing registered."
         mlflow.set_tag("champion", message)
-    print(compare.as_markdown(header, rows))
+    print(tables.to_markdown(header, rows))
     print(message)
     return parent.info.run_id, best.info.run_id if best else None
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pipeline import data, metrics
+from pipeline import data, metrics, tables
 
 
 def test_errors_on_known_numbers():
@@ -70,7 +70,10 @@ def test_comparison_table_in_csv_and_markdown():
     scores = metrics.forecast_metrics(np.ones((2, 1)), {"": np.ones((2, 1)), "persistence": np.zeros((2, 1))}, 2.0)
     rows = metrics.comparison_table(scores, [("LSTM", ""), ("persistence", "persistence_")])
     assert rows == [["LSTM", 0.0, 0.0, 0.0, 0.0, 0.0], ["persistence", 1.0, 1.0, 1.0, 200.0, 0.5]]
-    assert metrics.table_csv(rows).splitlines() == [
+    assert tables.to_csv(metrics.COMPARISON_HEADER, rows).splitlines() == [
         "forecaster,mse,rmse,mae,smape,mase", "LSTM,0.0,0.0,0.0,0.0,0.0", "persistence,1.0,1.0,1.0,200.0,0.5",
     ]
-    assert metrics.table_markdown(rows).splitlines()[-1] == "| persistence | 1 | 1 | 1 | 200 | 0.5 |"
+    assert tables.to_markdown(metrics.COMPARISON_HEADER, rows).splitlines() == [
+        "| forecaster | mse | rmse | mae | smape | mase |", "|---|---|---|---|---|---|",
+        "| LSTM | 0 | 0 | 0 | 0 | 0 |", "| persistence | 1 | 1 | 1 | 200 | 0.5 |",
+    ]
