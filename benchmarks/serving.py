@@ -141,7 +141,7 @@ def main():
             "latency_samples": len(ms),
         }
     reference = results["keras_predict"]
-    for name, figures in results.items():
+    for figures in results.values():
         figures["p50_vs_keras_predict"] = figures["latency_batch1_ms_p50"] / reference["latency_batch1_ms_p50"]
     report = {"benchmark": "serving", "model": "default: 50 hidden units, window 49, horizon 1",
               "rounds": args.rounds, "calls_per_round": args.calls, "machine": machine(), "results": results}

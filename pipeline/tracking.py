@@ -2,7 +2,6 @@
 
 import contextlib
 import hashlib
-import json
 import tempfile
 from pathlib import Path
 
@@ -146,10 +145,6 @@ def log_figure(figure, name):
 
     mlflow.log_figure(figure, f"plots/{name}.png")
     plt.close(figure)
-
-
-def log_json(payload, artifact_file):
-    mlflow.log_text(json.dumps(payload, indent=2, sort_keys=True), artifact_file)
 
 
 def ui_command():
