@@ -12,15 +12,20 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 
+# What a store and experiment leave in the environment (`mlflow.set_experiment` sets
+# MLFLOW_EXPERIMENT_ID, which every later subprocess would inherit).
+_STORE_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
+
+
 @contextlib.contextmanager
 def temporary_store(folder):
     """A fresh SQLite tracking store with its own artifact root under `folder`,
     for stages run in this process. Yields the tracking URI; the experiment
-    `tests` is active."""
+    `tests` is active. Afterwards the environment is as it was."""
     import mlflow
 
     uri = f"sqlite:///{folder / 'mlflow.db'}"
-    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    saved = {name: os.environ.get(name) for name in _STORE_VARIABLES}
     os.environ["MLFLOW_TRACKING_URI"] = uri
     mlflow.set_tracking_uri(uri)
     experiment_id = mlflow.create_experiment("tests", artifact_location=str(folder / "mlruns"))
@@ -31,10 +36,11 @@ def temporary_store(folder):
         while mlflow.active_run():
             mlflow.end_run()
         mlflow.set_tracking_uri(None)
-        if previous is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = previous
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @pytest.fixture
