@@ -6,6 +6,7 @@ import numpy as np
 from custom_layers import LSTMCell
 
 RNN_LAYER = "lstm"
+SCALE_LAYER = "standardize"
 
 
 def build_model(hidden_units, learning_rate, horizon=1, scale=None):
@@ -22,7 +23,7 @@ def build_model(hidden_units, learning_rate, horizon=1, scale=None):
     hidden = inputs
     if scale is not None:
         mean, std = scale
-        hidden = keras.layers.Normalization(mean=mean, variance=std**2, name="standardize")(hidden)
+        hidden = keras.layers.Normalization(mean=mean, variance=std**2, name=SCALE_LAYER)(hidden)
     hidden = keras.layers.RNN(LSTMCell(hidden_units), name=RNN_LAYER)(hidden)
     forecast = keras.layers.Dense(horizon, name="forecast")(hidden)
     if scale is not None:
@@ -105,6 +106,13 @@ def export_saved_model(model, path):
                            input_signature=window, jit_compile=jit_compile),
         )
     archive.write_out(path, verbose=False)
+
+
+def rnn_input(model, window):
+    """What the RNN layer reads for `window`: standardized, if the model scales."""
+    if SCALE_LAYER in [layer.name for layer in model.layers]:
+        return np.asarray(model.get_layer(SCALE_LAYER)(window))
+    return window
 
 
 def predict(model, x, batch_size=256):

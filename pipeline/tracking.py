@@ -1,6 +1,7 @@
 """The thin MLflow shell shared by the stages: runs, tags, parameters, lookups."""
 
 import contextlib
+import functools
 import hashlib
 import tempfile
 from pathlib import Path
@@ -15,6 +16,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CODE_PACKAGES = ("custom_layers", "pipeline")
 
 
+@functools.cache  # the source does not change while a process runs
 def code_version():
     """A hash of every source file of the project's packages.
 

@@ -33,13 +33,14 @@ def run(model_uri, data_uri, season, free_run_steps):
         model = forecaster.load_model(tracking.download(model_uri, "model_uri"))
         dataset, manifest = tracking.load_data(data_uri)
 
-        scores, table = score(model, dataset, season)
+        test_forecast = forecaster.predict(model, dataset["x_test"])
+        scores, table = score(test_forecast, dataset, season)
         free = free_run(model, dataset, manifest, free_run_steps)
         scores["free_run_rmse"] = float(np.sqrt(np.mean((free["truth"] - free["forecast"]) ** 2)))
         mlflow.log_metrics(scores)
         mlflow.log_text(tables.to_csv(metrics.COMPARISON_HEADER, table), "comparison.csv")
         mlflow.log_text(tables.to_markdown(metrics.COMPARISON_HEADER, table), "comparison.md")
-        log_plots(model, dataset, free)
+        log_plots(model, dataset, test_forecast, free)
         return active.info.run_id, scores, table
 
 
@@ -59,13 +60,13 @@ def _training_data_of(model_uri):
     return training_data
 
 
-def score(model, dataset, season):
-    """Test metrics of the LSTM and of each baseline on the very same windows,
-    and the comparison table of them."""
+def score(test_forecast, dataset, season):
+    """Test metrics of the LSTM's `test_forecast` and of each baseline on the very
+    same windows, and the comparison table of them."""
     x_test, y_test = dataset["x_test"], dataset["y_test"]
     horizon = y_test.shape[1]
     forecasts = {
-        "": forecaster.predict(model, x_test),
+        "": test_forecast,
         "persistence": metrics.persistence_forecast(x_test, horizon),
     }
     names = [("LSTM", ""), ("persistence", "persistence_")]
@@ -96,9 +97,9 @@ def free_run(model, dataset, manifest, n_steps):
             "times": future_times, "truth": truth, "forecast": forecast}
 
 
-def log_plots(model, dataset, free):
+def log_plots(model, dataset, test_forecast, free):
     input_width = dataset["x_test"].shape[1]
-    predicted = {split: forecaster.predict(model, dataset[f"x_{split}"]) for split in ("train", "test")}
+    predicted = {"train": forecaster.predict(model, dataset["x_train"]), "test": test_forecast}
     # The first forecast step of every window, at the time of its first target.
     target_time = {split: dataset[f"t_{split}"][:, input_width] for split in ("train", "test")}
     truth = {split: dataset[f"y_{split}"][:, 0] for split in ("train", "test")}
@@ -119,19 +120,11 @@ def log_plots(model, dataset, free):
         fans = [(dataset["t_test"][i, input_width:], predicted["test"][i]) for i in origins]
         tracking.log_figure(plots.forecast_fan(target_time["test"], truth["test"], fans), "forecast_fan")
     window = dataset["x_test"][:1]
-    activations = gate_activations(model.get_layer(forecaster.RNN_LAYER).cell, _rnn_input(model, window))
+    activations = gate_activations(model.get_layer(forecaster.RNN_LAYER).cell, forecaster.rnn_input(model, window))
     tracking.log_figure(
         plots.gate_activations({name: values[0] for name, values in activations.items()}, window[0]),
         "gate_activations",
     )
-
-
-def _rnn_input(model, window):
-    """What the RNN layer reads for `window`: standardized, if the model scales."""
-    layer_names = [layer.name for layer in model.layers]
-    if "standardize" in layer_names:
-        return np.asarray(model.get_layer("standardize")(window))
-    return window
 
 
 if __name__ == "__main__":
