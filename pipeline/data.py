@@ -284,23 +284,41 @@ def save_dataset(dataset, manifest, folder):
 
 
 def load_dataset(folder):
-    """Reads a folder written by `save_dataset`, checking every array's sha256.
+    """Reads a folder written by `save_dataset`, checking every array as it is
+    read: present, readable without pickle, the manifest's sha256 (which covers
+    dtype and shape), finite values, and the six arrays a dataset has.
 
-    Returns (dataset, manifest); raises ParamError naming the file on a mismatch.
+    Returns (dataset, manifest); raises ParamError naming the file on any mismatch.
     """
     folder = Path(folder)
     manifest_path = folder / MANIFEST
     if not manifest_path.is_file():
         raise ParamError(f"Data folder {folder} has no {MANIFEST}: it was not written by generate_data.")
-    manifest = json.loads(manifest_path.read_text())
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        entries = manifest["arrays"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise ParamError(f"Data manifest {manifest_path} is not valid ({type(error).__name__}: {error}). "
+                         "Regenerate the data.") from None
+    expected = {f"{name}_{split}" for name in ("x", "y") for split in SPLITS}
+    if not expected <= set(entries):
+        raise ParamError(f"Data manifest {manifest_path} lists {sorted(entries)}, expected at least "
+                         f"{sorted(expected)}. Regenerate the data.")
     dataset = {}
-    for name, entry in manifest["arrays"].items():
+    for name, entry in entries.items():
         path = folder / f"{name}.npy"
-        array = np.load(path, allow_pickle=False)
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as error:  # missing, truncated, or an object array (pickle)
+            raise ParamError(f"Data file {path} cannot be read ({type(error).__name__}: {error}). "
+                             "Regenerate the data.") from None
         if sha256_of(array) != entry["sha256"]:
             raise ParamError(
                 f"Data file {path} does not match its manifest: sha256 {sha256_of(array)}, "
                 f"expected {entry['sha256']}. Regenerate the data."
             )
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise ParamError(f"Data file {path} holds {np.count_nonzero(~np.isfinite(array))} NaN or infinite "
+                             "values. Regenerate the data.")
         dataset[name] = array
     return dataset, manifest

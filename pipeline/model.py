@@ -1,9 +1,15 @@
 """The Keras forecaster built around the custom cell: build, fit, export, free-run."""
 
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
 import keras
 import numpy as np
 
 from custom_layers import LSTMCell
+from pipeline.errors import ParamError, TrainingDiverged
 
 RNN_LAYER = "lstm"
 SCALE_LAYER = "standardize"
@@ -46,43 +52,176 @@ def standard_scale(dataset):
     return float(values.mean()), float(std) if std > 0 else 1.0
 
 
-def fit(model, dataset, epochs, batch_size, patience, on_epoch_end=None):
+def epoch_batches(x, y, batch_size, seed, first_epoch, epochs):
+    """A tf.data stream of the batches of epochs `first_epoch` to `epochs - 1` (0-based).
+
+    Epoch e visits the windows in the order of a permutation drawn from
+    numpy's generator seeded with (seed, e): an epoch's batches do not depend
+    on where training started, so a run resumed from a checkpoint sees the very
+    batches the uninterrupted run would have.
+    """
+    import tensorflow as tf
+
+    orders = np.stack([np.random.default_rng([seed, epoch]).permutation(len(x))
+                       for epoch in range(first_epoch, epochs)])
+    x, y = tf.constant(x), tf.constant(y)
+    return (
+        tf.data.Dataset.from_tensor_slices(orders)
+        .flat_map(lambda order: tf.data.Dataset.from_tensor_slices(
+            (tf.gather(x, order), tf.gather(y, order))).batch(batch_size))
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+@dataclass
+class TrainingState:
+    """What a checkpoint holds beside the weights: the history so far and the best epoch."""
+
+    epochs_done: int = 0
+    train_loss: list = field(default_factory=list)
+    val_loss: list = field(default_factory=list)
+    best_epoch: int = 0  # 1-based; 0: none yet
+    best_val_loss: float = math.inf
+
+
+class Training(keras.callbacks.Callback):
+    """Keeps the best weights, stops early, stops at once on a NaN or infinite
+    loss, and after every epoch writes a checkpoint and calls `on_epoch_end`."""
+
+    def __init__(self, state, patience, checkpoint_dir=None, on_epoch_end=None, best_weights=None):
+        super().__init__()
+        self.state, self.patience = state, patience
+        self.checkpoint_dir, self.on_epoch_end_hook = checkpoint_dir, on_epoch_end
+        self.best_weights = best_weights
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._check_finite("train_loss", logs["loss"], f"epoch {self.state.epochs_done + 1}, batch {batch + 1}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        state = self.state
+        self._check_finite("val_loss", logs["val_loss"], f"epoch {epoch + 1}")
+        state.epochs_done = epoch + 1
+        state.train_loss.append(float(logs["loss"]))
+        state.val_loss.append(float(logs["val_loss"]))
+        if state.val_loss[-1] < state.best_val_loss:
+            state.best_epoch, state.best_val_loss = state.epochs_done, state.val_loss[-1]
+            self.best_weights = self.model.get_weights()
+        if self.patience and state.epochs_done - state.best_epoch >= self.patience:
+            self.model.stop_training = True
+        if self.checkpoint_dir is not None:
+            save_checkpoint(self.model, state, self.best_weights, self.checkpoint_dir)
+        if self.on_epoch_end_hook is not None:
+            self.on_epoch_end_hook(state.epochs_done, {"loss": state.train_loss[-1], "val_loss": state.val_loss[-1]})
+
+    def on_train_end(self, logs=None):
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+    def _check_finite(self, name, value, where):
+        if not math.isfinite(value):
+            raise TrainingDiverged(
+                f"Training diverged: {name} became {value} at {where}. Try a lower learning rate "
+                f"(-P learning_rate, now {float(self.model.optimizer.learning_rate.numpy()):g}), "
+                "-P scaling=standard for a series of large values, or a smaller batch_size."
+            )
+
+
+def fit(model, dataset, epochs, batch_size, patience, seed=0, checkpoint_dir=None, on_epoch_end=None,
+        resume=None):
     """Trains on the train split, validating on the val split after every epoch.
 
     Keeps the weights of the epoch with the lowest validation loss. With
-    `patience` > 0, stops once that many epochs pass without improvement.
-    `on_epoch_end(epoch, logs)` is called with 1-based epochs and the losses.
+    `patience` > 0, stops once that many epochs pass without improvement. A NaN
+    or infinite loss raises TrainingDiverged at once. With `checkpoint_dir`, a
+    checkpoint (see `save_checkpoint`) is written there after every epoch,
+    before `on_epoch_end(epoch, logs)` is called with the 1-based epoch and the
+    losses. `resume` is a checkpoint folder to continue from: weights,
+    optimizer state and history, up to the same `epochs`.
 
-    Returns the Keras `History` and the 1-based best epoch.
+    Returns the TrainingState: per-epoch losses and the 1-based best epoch.
     """
-    best = keras.callbacks.EarlyStopping(
-        monitor="val_loss",
-        patience=patience if patience > 0 else epochs,
-        restore_best_weights=True,
-    )
-    callbacks = [best]
-    if on_epoch_end is not None:
-        callbacks.append(
-            keras.callbacks.LambdaCallback(
-                on_epoch_end=lambda epoch, logs: on_epoch_end(epoch + 1, logs)
-            )
+    state, best_weights = TrainingState(), None
+    if resume is not None:
+        state, best_weights = restore_checkpoint(model, resume)
+    training = Training(state, patience, checkpoint_dir, on_epoch_end, best_weights)
+    if state.epochs_done < epochs and not (patience and state.epochs_done - state.best_epoch >= patience):
+        model.fit(
+            epoch_batches(dataset["x_train"], dataset["y_train"], batch_size, seed, state.epochs_done, epochs),
+            steps_per_epoch=math.ceil(len(dataset["x_train"]) / batch_size),
+            validation_data=(dataset["x_val"], dataset["y_val"]),
+            validation_batch_size=batch_size,
+            initial_epoch=state.epochs_done,
+            epochs=epochs,
+            callbacks=[training],
+            shuffle=False,  # epoch_batches shuffles, reproducibly
+            verbose=0,
         )
-    history = model.fit(
-        dataset["x_train"],
-        dataset["y_train"],
-        validation_data=(dataset["x_val"], dataset["y_val"]),
-        epochs=epochs,
-        batch_size=batch_size,
-        shuffle=True,
-        callbacks=callbacks,
-        verbose=0,
-    )
-    return history, best.best_epoch + 1
+    else:
+        training.set_model(model)
+        training.on_train_end()
+    return state
+
+
+# A checkpoint is two files: arrays in an .npz (read without pickle) and the
+# training state as JSON.
+CHECKPOINT_ARRAYS = "checkpoint.npz"
+CHECKPOINT_STATE = "state.json"
+
+
+def save_checkpoint(model, state, best_weights, folder):
+    """Writes the weights, the optimizer's variables (Adam's step count and
+    moments), the best weights so far and the training state to `folder`."""
+    folder = Path(folder)
+    arrays = {f"weight_{i}": w for i, w in enumerate(model.get_weights())}
+    arrays.update({f"optimizer_{i}": np.asarray(v) for i, v in enumerate(model.optimizer.variables)})
+    arrays.update({f"best_{i}": w for i, w in enumerate(best_weights or [])})
+    # Written under temporary names, then renamed: a checkpoint is whole or absent.
+    np.savez(folder / f"partial-{CHECKPOINT_ARRAYS}", **arrays)
+    (folder / f"partial-{CHECKPOINT_STATE}").write_text(json.dumps(asdict(state)))
+    (folder / f"partial-{CHECKPOINT_ARRAYS}").replace(folder / CHECKPOINT_ARRAYS)
+    (folder / f"partial-{CHECKPOINT_STATE}").replace(folder / CHECKPOINT_STATE)
+
+
+def restore_checkpoint(model, folder):
+    """Loads a checkpoint written by `save_checkpoint` into `model`, which must
+    be built with the same parameters; returns (TrainingState, best weights)."""
+    folder = Path(folder)
+    try:
+        state = TrainingState(**json.loads((folder / CHECKPOINT_STATE).read_text()))
+        with np.load(folder / CHECKPOINT_ARRAYS, allow_pickle=False) as stored:
+            arrays = {name: stored[name] for name in stored.files}
+    except (OSError, ValueError, TypeError) as error:
+        raise ParamError(f"Checkpoint {folder} cannot be read ({type(error).__name__}: {error}).") from None
+
+    def numbered(prefix):
+        return [arrays[f"{prefix}_{i}"] for i in range(sum(name.startswith(prefix) for name in arrays))]
+
+    weights, optimizer_variables = numbered("weight"), numbered("optimizer")
+    expected = [w.shape for w in model.get_weights()]
+    if [w.shape for w in weights] != expected:
+        raise ParamError(
+            f"Checkpoint {folder} holds weights of shapes {[w.shape for w in weights]}, but this model's "
+            f"are {expected}: resume with the parameters of the run that wrote it."
+        )
+    model.set_weights(weights)
+    model.optimizer.build(model.trainable_variables)
+    for variable, value in zip(model.optimizer.variables, optimizer_variables, strict=True):
+        variable.assign(value)
+    return state, numbered("best") or None
 
 
 def load_model(path):
-    """Loads a `.keras` file saved by `train`, with Keras' safe mode on."""
-    return keras.saving.load_model(path, safe_mode=True)
+    """Loads a `.keras` file saved by `train`, with Keras' safe mode on: a file
+    that would run pickled Python code (a `Lambda` layer) is refused. Any file
+    that does not load is a ParamError naming it."""
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as error:  # Keras raises ValueError, TypeError, OSError, zipfile errors...
+        reason = str(error).split("\n")[0][:300]
+        raise ParamError(
+            f"Model file {path} cannot be loaded as a Keras model saved by train, with safe_mode on "
+            f"({type(error).__name__}: {reason})."
+        ) from None
 
 
 def export_saved_model(model, path):

@@ -6,13 +6,14 @@ logged to MLflow in the canonical string form that `Param.format` gives, so that
 "50", "50.0" and 50 never make two different-looking runs.
 """
 
+import itertools
 import math
+import re
 from dataclasses import dataclass
 from typing import Callable
 
 
-class ParamError(ValueError):
-    """A parameter value that is not allowed; the message is one line for the user."""
+from pipeline.errors import ParamError  # noqa: F401  (re-exported: raised by every check)
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,14 @@ def _fraction(value):
     return 0 < value < 1
 
 
+def _run_id(value):
+    return re.fullmatch(r"[0-9a-f]{32}", value) is not None
+
+
+# One model call per step: beyond this the plot would take minutes and show nothing new.
+MAX_FREE_RUN_STEPS = 10_000
+
+
 _PARAMS = [
     # generate_data
     Param("data_source", str, "sine", "'sine' or the path of a CSV file", bool,
@@ -119,7 +128,8 @@ _PARAMS = [
           "(models:/<id> or runs:/<id>/model); 'auto': the newest train run's"),
     Param("season", int, 0, "an integer of at least 0", lambda v: v >= 0,
           "season length in time steps for the seasonal naive baseline (0: no such baseline)"),
-    Param("free_run_steps", int, 300, "a positive integer", _positive,
+    Param("free_run_steps", int, 300, f"an integer from 1 to {MAX_FREE_RUN_STEPS}",
+          lambda v: 0 < v <= MAX_FREE_RUN_STEPS,
           "steps of the free-running forecast plot"),
     # predict
     Param("input", str, "-", "a .csv or .json file, JSON windows, or '-' for JSON on standard input", bool,
@@ -131,13 +141,20 @@ _PARAMS = [
           "run this many trials drawn at random from the grid (0: the whole grid)"),
     Param("sweep_seed", int, 0, "an integer of at least 0", lambda v: v >= 0,
           "seed of the random draw of trials"),
-    Param("registered_model_name", str, "lstm-forecaster", "a model name", bool,
+    Param("registered_model_name", str, "lstm-forecaster", "a model name without '/' or ':'",
+          lambda v: bool(v) and not set(v) & set("/:"),
           "the Model Registry name under which the best trial's model is registered"),
     # compare
     Param("experiment", str, "auto", "'auto' or an experiment name or id", bool,
           "the experiment whose pipeline runs to compare ('auto': the current one)"),
-    Param("parent_run_id", str, "none", "'none' or a run id", bool,
+    Param("parent_run_id", str, "none", "'none' or a run id (32 hex digits)",
+          lambda v: v == "none" or _run_id(v),
           "compare only the pipeline runs nested under this run, such as a sweep"),
+    # train and main
+    Param("resume_from", str, "none", "'none' or the id (32 hex digits) of a KILLED or FAILED run",
+          lambda v: v == "none" or _run_id(v),
+          "continue an interrupted train (or main) run from its last checkpoint, with the same "
+          "parameters, to the same number of epochs"),
     # main
     Param("reuse_data", str, "true", "'true' or 'false'", lambda v: v in ("true", "false"),
           "reuse a finished generate_data run with the same parameters and code"),
@@ -156,14 +173,14 @@ SWEEP_PARAMS = ["max_trials", "sweep_seed", "registered_model_name"]
 
 STAGE_PARAMS = {
     "generate_data": DATA_PARAMS,
-    "train": ["data_uri"] + TRAIN_PARAMS,
+    "train": ["data_uri"] + TRAIN_PARAMS + ["resume_from"],
     "evaluate": ["model_uri", "data_uri"] + EVALUATE_PARAMS,
     "predict": ["model_uri", "input", "column", "output"],
     "compare": ["experiment", "parent_run_id"],
     "main": DATA_PARAMS
     + [name for name in TRAIN_PARAMS if name not in DATA_PARAMS]
     + EVALUATE_PARAMS
-    + ["reuse_data"],
+    + ["reuse_data", "resume_from"],
 }
 
 
@@ -183,18 +200,49 @@ def parse(stage, raw_values):
             f"Received unknown parameter `{unknown[0]}` for stage `{stage}`, "
             f"expected one of: {', '.join(STAGE_PARAMS[stage])}."
         )
-    return {
+    values = {
         name: PARAMS[name].parse(raw_values[name]) if name in raw_values else PARAMS[name].default
         for name in STAGE_PARAMS[stage]
     }
+    check_combination(values)
+    return values
+
+
+def check_combination(values):
+    """Checks the values that are each allowed but wrong together, for the names
+    present in `values`: a window longer than its horizon, splits that leave
+    every set non-empty (sine: from `n_samples`; a CSV series is checked when it
+    is read), a season that fits the input window. Raises a one-line ParamError."""
+    from pipeline import data  # data imports this module
+
+    if {"time_steps", "horizon"} <= set(values):
+        data.Windowing(values["time_steps"], values["horizon"])
+    if {"val_fraction", "test_fraction"} <= set(values):
+        val, test = values["val_fraction"], values["test_fraction"]
+        if val + test >= 1:
+            raise ParamError(
+                f"Received invalid values for parameters `val_fraction` and `test_fraction`, expected a "
+                f"sum below 1 so that windows are left for training, got {val} + {test} = {val + test:g}."
+            )
+        if values.get("data_source") == "sine" and "n_samples" in values:
+            data.split_sizes(values["n_samples"], val, test)
+    if values.get("season") and {"time_steps", "horizon"} <= set(values):
+        input_width = values["time_steps"] - values["horizon"]
+        if values["season"] > input_width:
+            raise ParamError(
+                f"Received an invalid value for parameter `season`, expected 0 or an integer from 1 to "
+                f"the input length {input_width} (time_steps - horizon), got {values['season']}."
+            )
 
 
 def formatted(values):
     """Values as logged to MLflow: {name: canonical string}."""
     return {name: PARAMS[name].format(value) for name, value in values.items()}
 
-# A sweep takes every parameter of main, each as one value or a comma-separated list.
-STAGE_PARAMS["sweep"] = STAGE_PARAMS["main"] + SWEEP_PARAMS
+# A sweep takes every parameter of main but resume_from, each as one value or a
+# comma-separated list.
+SWEPT_PARAMS = [name for name in STAGE_PARAMS["main"] if name != "resume_from"]
+STAGE_PARAMS["sweep"] = SWEPT_PARAMS + SWEEP_PARAMS
 
 
 def parse_grid(stage, raw_values):
@@ -207,7 +255,7 @@ def parse_grid(stage, raw_values):
             f"expected one of: {', '.join(STAGE_PARAMS[stage])}."
         )
     grid = {}
-    for name in STAGE_PARAMS["main"]:
+    for name in SWEPT_PARAMS:
         raw = raw_values.get(name)
         if raw is None:
             grid[name] = [PARAMS[name].default]
@@ -216,4 +264,6 @@ def parse_grid(stage, raw_values):
         grid[name] = list(dict.fromkeys(values))  # once each, in the order given
     scalars = {name: PARAMS[name].parse(raw_values[name]) if name in raw_values else PARAMS[name].default
                for name in SWEEP_PARAMS}
+    for combination in itertools.product(*grid.values()):
+        check_combination(dict(zip(grid, combination)))
     return {**grid, **scalars}

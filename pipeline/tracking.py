@@ -3,10 +3,14 @@
 import contextlib
 import functools
 import hashlib
+import os
+import sqlite3
 import tempfile
 from pathlib import Path
 
 import mlflow
+import sqlalchemy
+from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 
 from pipeline import data, params
@@ -14,6 +18,18 @@ from pipeline.params import ParamError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CODE_PACKAGES = ("custom_layers", "pipeline")
+
+# How long a write to a SQLite store waits for another process's lock. SQLite's
+# Python default is 5 s, after which MLflow fails with "database is locked" and
+# the metric is lost; runs started side by side against one store can hold it
+# that long. Set on every SQLite connection this process opens.
+SQLITE_BUSY_TIMEOUT_MS = 120_000
+
+
+@sqlalchemy.event.listens_for(sqlalchemy.engine.Engine, "connect")
+def _wait_for_sqlite_locks(dbapi_connection, connection_record):
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        dbapi_connection.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
 
 
 @functools.cache  # the source does not change while a process runs
@@ -48,9 +64,41 @@ def stage_run(stage, run_name=None, description=None):
         mlflow.set_tags(tags)
         try:
             yield run
-        except BaseException as error:
-            mlflow.set_tag("error", f"{type(error).__name__}: {error}"[:5000])
+        except KeyboardInterrupt as error:  # Ctrl-C, or SIGTERM (see pipeline.stages)
+            mlflow.set_tag("error", f"Interrupted: {error or 'stopped by SIGINT'}")
+            mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
             raise
+        except BaseException as error:
+            mlflow.set_tag("error", error_message(error))
+            raise
+
+
+def error_message(error):
+    """The `error` tag: a PipelineError's own one-line message, else the type too."""
+    from pipeline.errors import PipelineError
+
+    message = str(error) if isinstance(error, PipelineError) else f"{type(error).__name__}: {error}"
+    return message[:5000]
+
+
+def end_entry_run(message, status):
+    """Marks the run `mlflow run` created for the entry point (MLFLOW_RUN_ID)
+    `status` (FAILED, KILLED) with the tag `error`, unless it has ended already
+    (a stage's run ends itself). This is how an error found before the stage
+    opened that run reaches the UI."""
+    run_id = os.environ.get("MLFLOW_RUN_ID")
+    if run_id is None:
+        return
+    client = MlflowClient()
+    try:
+        run = client.get_run(run_id)
+    except mlflow.exceptions.MlflowException:
+        return
+    if RunStatus.is_terminated(RunStatus.from_string(run.info.status)):
+        return
+    if "error" not in run.data.tags:
+        client.set_tag(run_id, "error", message[:5000])
+    client.set_terminated(run_id, status)
 
 
 def log_params(values):
@@ -109,6 +157,40 @@ def newest_finished_run(stage, parameter):
             f"or pass -P {parameter}=<URI>."
         )
     return runs[0]
+
+
+def interrupted_run(run_id, stage, values):
+    """The `stage` run `run_id` that `resume_from` names, checked: it exists, it
+    did not finish, and it ran with `values` (all but resume_from itself)."""
+    try:
+        run = MlflowClient().get_run(run_id)
+    except mlflow.exceptions.MlflowException:
+        raise ParamError(
+            f"Received an invalid value for parameter `resume_from`, expected the id of a {stage} run in "
+            f"the store {mlflow.get_tracking_uri()}, got {run_id!r}: no such run."
+        ) from None
+    if run.data.tags.get("stage") != stage:
+        raise ParamError(
+            f"Received an invalid value for parameter `resume_from`, expected the id of a {stage} run, "
+            f"got {run_id!r}, a {run.data.tags.get('stage', 'non-pipeline')} run."
+        )
+    if run.info.status == "FINISHED":
+        raise ParamError(
+            f"Received an invalid value for parameter `resume_from`: run {run_id} FINISHED, there is "
+            "nothing to resume; resume a KILLED or FAILED run."
+        )
+    differing = [
+        (name, run.data.params.get(name)) for name, value in values.items()
+        if name != "resume_from"
+        and (name not in run.data.params or params.PARAMS[name].parse(run.data.params[name]) != value)
+    ]
+    if differing:
+        wanted = " ".join(f"-P {name}={logged}" for name, logged in differing)
+        raise ParamError(
+            f"Received `resume_from`={run_id}, which ran with other parameters: resume it with the same "
+            f"ones ({wanted}), so that it trains the same model to the same number of epochs."
+        )
+    return run
 
 
 def run_id_of(uri):

@@ -2,20 +2,46 @@
 
 import argparse
 import os
+import signal
 import sys
 
 # Before TensorFlow is first imported: keep its C++ start-up chatter off the console.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pipeline import params
-from pipeline.params import ParamError
+from pipeline.errors import PipelineError
+
+# Exit statuses: a shell's for a process ended by SIGINT (130) or SIGTERM (143).
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived: the runs end KILLED, their checkpoints kept."""
+
+    def __init__(self, signum):
+        self.signum = signal.Signals(signum)
+        super().__init__(f"stopped by {self.signum.name}")
+
+
+def _interrupt(signum, frame):
+    # Once is enough: later signals (`mlflow run` forwards a Ctrl-C as SIGTERM)
+    # must not cut short the bookkeeping that marks the runs KILLED.
+    for name in EXIT_SIGNAL:
+        signal.signal(name, signal.SIG_IGN)
+    raise Interrupted(signum)
 
 
 def command_line(stage, run, argv=None, parse=params.parse):
     """Parses `--name value` options for `stage`, checks them all, then runs.
 
     A bad value ends the program before any work with one line on stderr and
-    exit status 2.
+    exit status 2; an error during the work (a PipelineError, such as a loss
+    that diverged) with one line and exit status 1; SIGINT or SIGTERM with the
+    shell's 130 or 143. Under `mlflow run`, the entry point's run is then
+    FAILED (KILLED for a signal) with the message as its tag `error`, even when
+    the stage never got as far as opening it.
     """
     parser = argparse.ArgumentParser(prog=f"python -m pipeline.stages.{stage}")
     for name in params.STAGE_PARAMS[stage]:
@@ -24,9 +50,25 @@ def command_line(stage, run, argv=None, parse=params.parse):
             f"--{name}", help=f"{param.help} (default: {param.default})", default=argparse.SUPPRESS
         )
     raw = vars(parser.parse_args(argv))
+    for name in EXIT_SIGNAL:
+        signal.signal(name, _interrupt)
     try:
         values = parse(stage, raw)
+    except PipelineError as error:
+        _end(f"error: {error}", str(error), "FAILED", EXIT_BAD_INPUT)
+    try:
         run(**values)
-    except ParamError as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+    except PipelineError as error:
+        _end(f"error: {error}", str(error), "FAILED", EXIT_FAILED)
+    except KeyboardInterrupt as error:
+        signum = error.signum if isinstance(error, Interrupted) else signal.SIGINT
+        _end(f"interrupted: {stage} {error or 'stopped by SIGINT'}; its runs are marked KILLED.",
+             f"Interrupted: {error or 'stopped by SIGINT'}", "KILLED", EXIT_SIGNAL[signum])
+
+
+def _end(line, message, status, exit_status):
+    from pipeline import tracking
+
+    tracking.end_entry_run(message, status)
+    print(line, file=sys.stderr)
+    raise SystemExit(exit_status)

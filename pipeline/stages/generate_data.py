@@ -27,9 +27,13 @@ def source_sha256(data_source):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def run(data_source, column, time_column, fill_missing, n_samples, time_steps, horizon, noise,
-        val_fraction, test_fraction, seed):
-    """Generates and logs the dataset; returns the run id (its data: runs:/<id>/data)."""
+def prepare(data_source, column, time_column, fill_missing, n_samples, time_steps, horizon, noise,
+            val_fraction, test_fraction, seed):
+    """Builds and checks the dataset, logging nothing: (dataset, manifest, tags).
+
+    Every problem with the parameters or the file is a ParamError, raised
+    before any run is opened.
+    """
     values = dict(locals())
     windowing = data.Windowing(time_steps, horizon)
     manifest = {"parameters": values, "windowing": repr(windowing), "code_version": tracking.code_version()}
@@ -43,10 +47,22 @@ def run(data_source, column, time_column, fill_missing, n_samples, time_steps, h
         dataset = data.make_series_dataset(times, series, time_steps, horizon, val_fraction, test_fraction)
         manifest.update(source="csv", path=str(Path(data_source).resolve()), column=column_name,
                         n_points=len(series), n_filled=n_filled, source_sha256=tags["source_sha256"])
+    return dataset, manifest, tags
+
+
+def run(data_source, column, time_column, fill_missing, n_samples, time_steps, horizon, noise,
+        val_fraction, test_fraction, seed, prepared=None):
+    """Generates and logs the dataset; returns the run id (its data: runs:/<id>/data).
+
+    `prepared`: what `prepare` returned for these values, if it was called already.
+    """
+    values = dict(locals())
+    del values["prepared"]
+    dataset, manifest, tags = prepared or prepare(**values)
     with tracking.stage_run("generate_data") as active:
         tracking.log_params(values)
         # The content of the data: what "the same data" means when models are compared.
-        tags["data_sha256"] = data.sha256_of_dataset(dataset)
+        tags = {**tags, "data_sha256": data.sha256_of_dataset(dataset)}
         mlflow.set_tags(tags)
         tracking.log_dataset(dataset, manifest)
         counts = {f"n_{split}": len(dataset[f"y_{split}"]) for split in data.SPLITS}

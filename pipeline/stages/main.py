@@ -2,13 +2,16 @@
 
 Each stage is a nested child run; outputs pass between them as artifact URIs.
 A finished generate_data run with exactly the same parameters (as logged) and
-the same code version is reused unless `reuse_data` is 'false'. The headline
+the same code version is reused unless `reuse_data` is 'false'. With
+`resume_from`, an interrupted main run continues: its train run resumes from
+its last checkpoint, on the same data. The headline
 test metrics are logged on the parent too, so runs compare at a glance.
 """
 
 import mlflow
 
 from pipeline import metrics, params, tables, tracking
+from pipeline.params import ParamError
 from pipeline.stages import command_line, evaluate, generate_data, train
 
 HEADLINE_METRICS = [
@@ -29,17 +32,33 @@ def run(run_name=None, quiet=False, **values):
         f"The whole pipeline on {values['data_source']}: generate_data → train → evaluate, "
         "nested below. Headline test metrics are logged here; the comparison table is on the evaluate run."
     )
+    # Everything that can be checked is, before the run opens: the series must
+    # give every split a window, a run to resume must match.
+    prepared = generate_data.prepare(**data_values)
+    resume_from = values.get("resume_from", "none")
+    interrupted_train = None
+    if resume_from != "none":
+        interrupted_train = _interrupted_train_run(tracking.interrupted_run(resume_from, "main", values))
     with tracking.stage_run("main", run_name, description) as parent:
         tracking.log_params(values)
         reused = None
-        if values["reuse_data"] == "true":
-            sha256 = generate_data.source_sha256(values["data_source"])
-            reused = tracking.find_reusable_run(
-                "generate_data", data_values, tags={"source_sha256": sha256} if sha256 else None
-            )
-        data_run_id = reused.info.run_id if reused else generate_data.run(**data_values)
-        data_uri = f"runs:/{data_run_id}/data"
-        train_run_id = train.run(data_uri=data_uri, **train_values)
+        if interrupted_train is not None:
+            mlflow.set_tag("resumed_from", resume_from)
+            data_uri = interrupted_train.data.tags["resolved_data_uri"]
+            data_run_id = tracking.run_id_of(data_uri)
+            reused = mlflow.get_run(data_run_id)
+        else:
+            if values["reuse_data"] == "true":
+                sha256 = prepared[2].get("source_sha256")
+                reused = tracking.find_reusable_run(
+                    "generate_data", data_values, tags={"source_sha256": sha256} if sha256 else None
+                )
+            data_run_id = reused.info.run_id if reused else generate_data.run(**data_values, prepared=prepared)
+            data_uri = f"runs:/{data_run_id}/data"
+        train_run_id = train.run(
+            data_uri=data_uri, **train_values,
+            resume_from=interrupted_train.info.run_id if interrupted_train is not None else "none",
+        )
         evaluate_run_id, scores, table = evaluate.run(
             model_uri=f"runs:/{train_run_id}/{train.KERAS_MODEL}", data_uri=data_uri, **evaluate_values
         )
@@ -61,6 +80,21 @@ def run(run_name=None, quiet=False, **values):
     if not quiet:
         print(summary(run_ids, reused is not None, table, model_uri))
     return run_ids, scores
+
+
+def _interrupted_train_run(main_run):
+    """The train run nested under an interrupted main run, whose checkpoint resumes it."""
+    runs = mlflow.search_runs(
+        [main_run.info.experiment_id],
+        f"tags.mlflow.parentRunId = '{main_run.info.run_id}' and tags.stage = 'train'",
+        order_by=["attributes.start_time DESC"], max_results=1, output_format="list",
+    )
+    if not runs:
+        raise ParamError(
+            f"Received `resume_from`={main_run.info.run_id}: that main run stopped before training began, "
+            "so there is no checkpoint; start it afresh without resume_from."
+        )
+    return runs[0]
 
 
 def summary(run_ids, data_reused, table, model_uri):

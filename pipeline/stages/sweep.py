@@ -19,7 +19,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from pipeline import params, plots, tables, tracking
-from pipeline.stages import command_line, compare, main
+from pipeline.stages import command_line, compare, generate_data, main
 
 CHAMPION = "champion"
 # Short labels for run names ("h50-lr0.001"); other parameters go by their full name.
@@ -46,6 +46,12 @@ def run(max_trials, sweep_seed, registered_model_name, **grid):
     """Runs the trials one after another; returns (parent run id, best main run id or None)."""
     swept = [name for name, values in grid.items() if len(values) > 1]
     chosen = trials(grid, max_trials, sweep_seed)
+    # Up front, a series too short for some trial's windows stops the sweep
+    # before its first trial (parse_grid checked everything else).
+    data_combinations = {tuple(trial[name] for name in params.DATA_PARAMS) for trial in chosen}
+    for combination in data_combinations:
+        if combination[0] != "sine":
+            generate_data.prepare(*combination)
     description = (
         f"Sweep of {len(chosen)} pipeline runs over {', '.join(swept) or 'no parameter'} "
         f"({'the whole grid' if len(chosen) == np.prod([len(v) for v in grid.values()]) else 'a random draw'}). "
@@ -63,7 +69,7 @@ def run(max_trials, sweep_seed, registered_model_name, **grid):
             name = trial_name(trial, swept)
             print(f"trial {number}/{len(chosen)}: {name}", flush=True)
             try:
-                main.run(run_name=name, quiet=True, **trial)
+                main.run(run_name=name, quiet=True, resume_from="none", **trial)
             except Exception:  # a failed trial is recorded (FAILED, with its error tag); the sweep goes on
                 print(f"trial {name} failed:\n{traceback.format_exc(limit=3)}", flush=True)
 

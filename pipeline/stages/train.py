@@ -1,11 +1,12 @@
 """Stage 2: train the custom-cell LSTM on a generate_data run's windows.
 
 Logs every parameter, `train_loss` and `val_loss` per epoch (step = epoch,
-from 1), the loss curve, the `.keras` model under `keras_model/`, the
+from 1), a checkpoint under `checkpoints/` after every epoch, the loss curve, the `.keras` model under `keras_model/`, the
 TensorFlow SavedModel under `saved_model/1/` (a TensorFlow Serving base path),
 and an MLflow pyfunc model `model`, whose models:/ URI is the tag `model_uri`.
 """
 
+import json
 import tempfile
 import time
 import warnings
@@ -27,7 +28,10 @@ KERAS_MODEL = "keras_model/model.keras"
 SAVED_MODEL = "saved_model"
 SAVED_MODEL_VERSION = "1"
 SERVING_CODE = Path(__file__).resolve().parent.parent / "serving.py"
-
+# Rewritten after every epoch: the last checkpoint (pipeline.model.save_checkpoint);
+# after a failure or an interruption also the best weights as a .keras model.
+CHECKPOINTS = "checkpoints"
+BEST_CHECKPOINT = "best.keras"
 
 
 def signature(horizon):
@@ -38,14 +42,26 @@ def signature(horizon):
     )
 
 
-def run(data_uri, hidden_units, learning_rate, epochs, batch_size, scaling, patience, seed):
-    """Trains and logs the model; returns the run id."""
+def run(data_uri, hidden_units, learning_rate, epochs, batch_size, scaling, patience, seed, resume_from="none"):
+    """Trains and logs the model; returns the run id.
+
+    With `resume_from`, continues that KILLED or FAILED train run from its last
+    checkpoint, on its data, with its parameters (which must be these), as a
+    new run whose per-epoch metrics start with the history it inherits.
+    """
     values = dict(locals())
+    resume = None
+    if resume_from != "none":
+        previous = tracking.interrupted_run(resume_from, "train", values)
+        data_uri = previous.data.tags["resolved_data_uri"]
+        resume = tracking.download(f"runs:/{resume_from}/{CHECKPOINTS}", "resume_from")
     with tracking.stage_run("train") as active:
         tracking.log_params(values)
         if data_uri == "auto":
             data_uri = f"runs:/{tracking.newest_finished_run('generate_data', 'data_uri').info.run_id}/data"
         mlflow.set_tag("resolved_data_uri", data_uri)
+        if resume is not None:
+            mlflow.set_tag("resumed_from", resume_from)
         dataset, manifest = tracking.load_data(data_uri)
         horizon = dataset["y_train"].shape[1]
         scale = None
@@ -55,28 +71,58 @@ def run(data_uri, hidden_units, learning_rate, epochs, batch_size, scaling, pati
 
         keras.utils.set_random_seed(seed)
         model = forecaster.build_model(hidden_units, learning_rate, horizon, scale)
+        if resume is not None:
+            _log_inherited_history(resume)
         started = time.perf_counter()
-        history, best_epoch = forecaster.fit(
-            model, dataset, epochs, batch_size, patience, on_epoch_end=_log_epoch
-        )
-        train_loss, val_loss = history.history["loss"], history.history["val_loss"]
+        with tempfile.TemporaryDirectory() as checkpoint_dir:
+            try:
+                state = forecaster.fit(
+                    model, dataset, epochs, batch_size, patience, seed, checkpoint_dir,
+                    on_epoch_end=lambda epoch, logs: _log_epoch(epoch, logs, checkpoint_dir), resume=resume,
+                )
+            except BaseException:
+                _log_best_checkpoint(model, checkpoint_dir)
+                raise
         mlflow.log_metrics({
             "train_seconds": time.perf_counter() - started,
-            "epochs_trained": len(train_loss),
-            "best_epoch": best_epoch,
-            "best_val_loss": val_loss[best_epoch - 1],
+            "epochs_trained": state.epochs_done,
+            "best_epoch": state.best_epoch,
+            "best_val_loss": state.best_val_loss,
         })
-        tracking.log_figure(plots.loss_curve(train_loss, val_loss, best_epoch), "loss_curve")
+        tracking.log_figure(plots.loss_curve(state.train_loss, state.val_loss, state.best_epoch), "loss_curve")
         model_uri = _log_models(model, dataset["x_train"].shape[1], horizon)
+        # Last: a run without this tag has no finished model, whatever its artifacts.
         mlflow.set_tag("model_uri", model_uri)
         return active.info.run_id
 
 
-def _log_epoch(epoch, logs):
+def _log_epoch(epoch, logs, checkpoint_dir):
     # Asynchronous: an epoch does not wait for the tracking store.
     mlflow.log_metrics(
         {"train_loss": logs["loss"], "val_loss": logs["val_loss"]}, step=epoch, synchronous=False
     )
+    mlflow.log_artifacts(checkpoint_dir, artifact_path=CHECKPOINTS)
+
+
+def _log_inherited_history(checkpoint):
+    state = forecaster.TrainingState(**json.loads((Path(checkpoint) / forecaster.CHECKPOINT_STATE).read_text()))
+    for epoch, (train_loss, val_loss) in enumerate(zip(state.train_loss, state.val_loss), start=1):
+        mlflow.log_metrics({"train_loss": train_loss, "val_loss": val_loss}, step=epoch, synchronous=False)
+
+
+def _log_best_checkpoint(model, checkpoint_dir):
+    """After a failure or an interruption: the best weights so far as
+    `checkpoints/best.keras`, a model Keras loads, beside the last checkpoint."""
+    checkpoint = Path(checkpoint_dir)
+    if not (checkpoint / forecaster.CHECKPOINT_ARRAYS).is_file():
+        return  # not one epoch finished
+    _, best_weights = forecaster.restore_checkpoint(model, checkpoint)
+    if best_weights is None:
+        return
+    model.set_weights(best_weights)
+    with tempfile.TemporaryDirectory() as folder:
+        model.save(Path(folder) / BEST_CHECKPOINT)
+        mlflow.log_artifact(str(Path(folder) / BEST_CHECKPOINT), artifact_path=CHECKPOINTS)
 
 
 def _log_models(model, input_width, horizon):

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from pipeline import data
 from pipeline import model as forecaster
+from pipeline.errors import TrainingDiverged
 
 
 @pytest.fixture(scope="module")
@@ -14,16 +15,64 @@ def trained():
     keras.utils.set_random_seed(0)
     dataset = data.make_sine_dataset(120, 12, 1, 0.0, 0.1, 0.2, seed=0)
     model = forecaster.build_model(hidden_units=8, learning_rate=0.01)
-    history, best_epoch = forecaster.fit(model, dataset, epochs=3, batch_size=16, patience=0)
-    return model, dataset, history, best_epoch
+    state = forecaster.fit(model, dataset, epochs=3, batch_size=16, patience=0)
+    return model, dataset, state
 
 
 def test_fit_reports_every_epoch_and_keeps_the_best_validation_weights(trained):
-    model, dataset, history, best_epoch = trained
-    val_loss = history.history["val_loss"]
-    assert len(val_loss) == 3 and best_epoch == int(np.argmin(val_loss)) + 1
+    model, dataset, state = trained
+    assert state.epochs_done == 3 and len(state.train_loss) == len(state.val_loss) == 3
+    assert state.best_epoch == int(np.argmin(state.val_loss)) + 1
     restored = model.evaluate(dataset["x_val"], dataset["y_val"], verbose=0)
-    assert restored == pytest.approx(min(val_loss), rel=1e-4)
+    assert restored == pytest.approx(min(state.val_loss), rel=1e-4)
+
+
+def _fresh_model(seed):
+    keras.utils.set_random_seed(seed)
+    return forecaster.build_model(hidden_units=8, learning_rate=0.01)
+
+
+def test_resuming_from_a_checkpoint_trains_exactly_what_one_uninterrupted_fit_trains(tmp_path):
+    dataset = data.make_sine_dataset(150, 12, 1, 0.0, 0.1, 0.2, seed=0)
+    straight = _fresh_model(3)
+    whole = forecaster.fit(straight, dataset, epochs=5, batch_size=16, patience=0, seed=7)
+
+    first = forecaster.fit(_fresh_model(3), dataset, epochs=2, batch_size=16, patience=0, seed=7,
+                           checkpoint_dir=tmp_path)
+    assert first.epochs_done == 2 and (tmp_path / forecaster.CHECKPOINT_ARRAYS).is_file()
+    # Another process would start from other initial weights: the checkpoint must override them all.
+    resumed_model = _fresh_model(99)
+    resumed = forecaster.fit(resumed_model, dataset, epochs=5, batch_size=16, patience=0, seed=7,
+                             resume=tmp_path)
+    assert resumed.train_loss == whole.train_loss and resumed.val_loss == whole.val_loss
+    assert resumed.best_epoch == whole.best_epoch
+    for a, b in zip(resumed_model.get_weights(), straight.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_patience_stops_early_and_a_resumed_run_already_stopped_trains_no_more(tmp_path):
+    dataset = data.make_sine_dataset(150, 12, 1, 0.0, 0.1, 0.2, seed=0)
+    # A learning rate this large makes the validation loss bounce: it stops improving early.
+    keras.utils.set_random_seed(0)
+    model = forecaster.build_model(hidden_units=8, learning_rate=0.3)
+    state = forecaster.fit(model, dataset, epochs=40, batch_size=16, patience=2, checkpoint_dir=tmp_path)
+    assert state.epochs_done < 40 and state.epochs_done - state.best_epoch == 2
+    again = forecaster.fit(_fresh_model(5), dataset, epochs=40, batch_size=16, patience=2, resume=tmp_path)
+    assert again.epochs_done == state.epochs_done and again.train_loss == state.train_loss
+
+
+def test_a_loss_that_becomes_infinite_stops_training_at_once_with_the_remedies():
+    times = np.arange(300.0)
+    # Values near 1e20: their squared error overflows float32 on the first batch.
+    dataset = data.make_series_dataset(times, 1e20 * (2 + np.sin(times / 5)), 12, 1, 0.1, 0.2)
+    epochs_seen = []
+    with pytest.raises(TrainingDiverged) as error:
+        forecaster.fit(_fresh_model(0), dataset, epochs=5, batch_size=16, patience=0,
+                       on_epoch_end=lambda epoch, logs: epochs_seen.append(epoch))
+    message = str(error.value)
+    assert message.startswith("Training diverged: train_loss became inf at epoch 1, batch 1.")
+    assert "learning_rate" in message and "scaling=standard" in message and "\n" not in message
+    assert epochs_seen == []
 
 
 def test_saved_model_predicts_what_keras_predicts_for_any_batch_and_window_length(trained, tmp_path):

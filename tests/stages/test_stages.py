@@ -76,7 +76,7 @@ def test_train_logs_losses_per_epoch_models_and_plots(pipeline_run):
     run = client.get_run(run_ids["train"])
     assert run.data.params == {
         "data_uri": f"runs:/{run_ids['generate_data']}/data", "hidden_units": "8", "learning_rate": "0.01",
-        "epochs": "3", "batch_size": "16", "scaling": "auto", "patience": "0", "seed": "0",
+        "epochs": "3", "batch_size": "16", "scaling": "auto", "patience": "0", "seed": "0", "resume_from": "none",
     }
     assert "scaling_mean" not in run.data.metrics  # 'auto' keeps the seed's unscaled model for the sine
     for metric in ("train_loss", "val_loss"):
@@ -84,7 +84,10 @@ def test_train_logs_losses_per_epoch_models_and_plots(pipeline_run):
         assert sorted(m.step for m in history) == [1, 2, 3]
         assert all(np.isfinite(m.value) and m.value > 0 for m in history)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"keras_model", "saved_model", "plots"} <= artifacts
+    assert {"keras_model", "saved_model", "plots", "checkpoints"} <= artifacts
+    # The last epoch's checkpoint; best.keras only after a failure or an interruption.
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")} == {
+        "checkpoints/checkpoint.npz", "checkpoints/state.json"}
     assert [a.path for a in client.list_artifacts(run.info.run_id, "plots")] == ["plots/loss_curve.png"]
     # TensorFlow Serving's layout: a base path with numbered versions.
     assert [a.path for a in client.list_artifacts(run.info.run_id, "saved_model")] == ["saved_model/1"]
