@@ -9,6 +9,7 @@ let the model see the future of the test set).
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,18 +120,36 @@ def sine_continuation(last_time, step, n_steps):
 def make_sine_dataset(n_samples, time_steps, horizon, noise, val_fraction, test_fraction, seed):
     """Windows of the seed's sine (plus Gaussian noise of std `noise`), cut and split.
 
-    Each window is its own sample of the sine, as in the tutorial, so the split
-    needs no gap. Returns a dict of arrays: `x_<split>` (n, time_steps - horizon, 1)
-    inputs, `y_<split>` (n, horizon) targets, `t_<split>` (n, time_steps) the time
-    of every point of every window, for split in train, val, test.
+    Consecutive windows start 1 apart and span `time_steps` time units, so they
+    overlap in time. With horizon 1 (the seed's), the last training window
+    still ends before the first validation target; with a longer horizon,
+    `sine_gap` windows are left out at each split boundary so that it does.
+    Returns a dict of arrays: `x_<split>` (n, time_steps - horizon, 1) inputs,
+    `y_<split>` (n, horizon) targets, `t_<split>` (n, time_steps) the time of
+    every point of every window, for split in train, val, test.
     """
     windowing = Windowing(time_steps, horizon)
-    sizes = split_sizes(n_samples, val_fraction, test_fraction)
+    gap = sine_gap(time_steps, horizon)
+    sizes = split_sizes(n_samples, val_fraction, test_fraction, gap)
     times, values = sine_windows(n_samples, time_steps)
     if noise > 0:
         values = values + np.random.default_rng(seed).normal(0.0, noise, size=values.shape)
     x, y = windowing.cut(values.astype(np.float32))
-    return _split({"x": x, "y": y, "t": times}, sizes, gap=0)
+    return _split({"x": x, "y": y, "t": times}, sizes, gap)
+
+
+def sine_gap(time_steps, horizon):
+    """Sine windows to leave out at a split boundary so that every point of one
+    split's windows precedes the next split's first target.
+
+    Window k holds times k + i·s, s = time_steps / (time_steps - 1), and its
+    targets start at i = time_steps - horizon. The last window before the gap
+    ends at k + time_steps; the first after it, g + 1 windows later, has its
+    first target at k + g + 1 + (time_steps - horizon)·s. That is later for
+    every g > ((horizon - 2)·time_steps + 1) / (time_steps - 1).
+    """
+    bound = ((horizon - 2) * time_steps + 1) / (time_steps - 1)
+    return max(0, math.floor(bound) + 1)
 
 
 def make_series_dataset(times, values, time_steps, horizon, val_fraction, test_fraction):

@@ -224,8 +224,9 @@ def check_combination(values):
                 f"Received invalid values for parameters `val_fraction` and `test_fraction`, expected a "
                 f"sum below 1 so that windows are left for training, got {val} + {test} = {val + test:g}."
             )
-        if values.get("data_source") == "sine" and "n_samples" in values:
-            data.split_sizes(values["n_samples"], val, test)
+        if values.get("data_source") == "sine" and {"n_samples", "time_steps", "horizon"} <= set(values):
+            gap = data.sine_gap(values["time_steps"], values["horizon"])
+            data.split_sizes(values["n_samples"], val, test, gap)
     if values.get("season") and {"time_steps", "horizon"} <= set(values):
         input_width = values["time_steps"] - values["horizon"]
         if values["season"] > input_width:

@@ -9,7 +9,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pipeline import params
-from pipeline.errors import PipelineError
+from pipeline.errors import ParamError, PipelineError
 
 # Exit statuses: a shell's for a process ended by SIGINT (130) or SIGTERM (143).
 EXIT_BAD_INPUT = 2
@@ -36,9 +36,10 @@ def _interrupt(signum, frame):
 def command_line(stage, run, argv=None, parse=params.parse):
     """Parses `--name value` options for `stage`, checks them all, then runs.
 
-    A bad value ends the program before any work with one line on stderr and
-    exit status 2; an error during the work (a PipelineError, such as a loss
-    that diverged) with one line and exit status 1; SIGINT or SIGTERM with the
+    A bad value, or a bad input file, ends the program with one line on stderr
+    and exit status 2, before any work where it can be known before (every
+    parameter is); another error the user can act on (a loss that diverged)
+    with one line and exit status 1; SIGINT or SIGTERM with the
     shell's 130 or 143. Under `mlflow run`, the entry point's run is then
     FAILED (KILLED for a signal) with the message as its tag `error`, even when
     the stage never got as far as opening it.
@@ -53,13 +54,9 @@ def command_line(stage, run, argv=None, parse=params.parse):
     for name in EXIT_SIGNAL:
         signal.signal(name, _interrupt)
     try:
-        values = parse(stage, raw)
+        run(**parse(stage, raw))
     except PipelineError as error:
-        _end(f"error: {error}", str(error), "FAILED", EXIT_BAD_INPUT)
-    try:
-        run(**values)
-    except PipelineError as error:
-        _end(f"error: {error}", str(error), "FAILED", EXIT_FAILED)
+        _end(f"error: {error}", str(error), "FAILED", EXIT_BAD_INPUT if isinstance(error, ParamError) else EXIT_FAILED)
     except KeyboardInterrupt as error:
         signum = error.signum if isinstance(error, Interrupted) else signal.SIGINT
         _end(f"interrupted: {stage} {error or 'stopped by SIGINT'}; its runs are marked KILLED.",

@@ -179,3 +179,43 @@ def test_saved_dataset_round_trips_and_a_changed_file_is_caught(tmp_path):
     with pytest.raises(ParamError, match=r"Data file .*y_test\.npy does not match its manifest"):
         data.load_dataset(tmp_path)
     json.loads((tmp_path / data.MANIFEST).read_text())  # the manifest itself is untouched JSON
+
+
+def _saved(tmp_path):
+    dataset = data.make_sine_dataset(50, 10, 1, 0.0, 0.1, 0.2, seed=0)
+    data.save_dataset(dataset, {"source": "sine"}, tmp_path)
+    return dataset
+
+
+def test_a_missing_array_file_is_an_error_naming_it(tmp_path):
+    _saved(tmp_path)
+    (tmp_path / "x_val.npy").unlink()
+    with pytest.raises(ParamError, match=r"^Data file .*x_val\.npy cannot be read \(FileNotFoundError"):
+        data.load_dataset(tmp_path)
+
+
+def test_an_array_that_needs_pickle_is_refused_not_unpickled(tmp_path):
+    _saved(tmp_path)
+    np.save(tmp_path / "x_train.npy", np.array([{"not": "numbers"}], dtype=object), allow_pickle=True)
+    with pytest.raises(ParamError, match=r"^Data file .*x_train\.npy cannot be read \(ValueError: .*allow_pickle"):
+        data.load_dataset(tmp_path)
+
+
+def test_non_finite_values_are_an_error_even_when_the_manifest_agrees(tmp_path):
+    dataset = _saved(tmp_path)
+    poisoned = {**dataset, "x_train": dataset["x_train"].copy()}
+    poisoned["x_train"][3, 2, 0] = np.nan
+    data.save_dataset(poisoned, {"source": "sine"}, tmp_path)  # a manifest that matches the NaN
+    with pytest.raises(ParamError, match=r"^Data file .*x_train\.npy holds 1 NaN or infinite values"):
+        data.load_dataset(tmp_path)
+
+
+@pytest.mark.parametrize("manifest,message", [
+    ("{not json", r"^Data manifest .*manifest\.json is not valid \(JSONDecodeError"),
+    ('{"arrays": {}}', r"^Data manifest .*manifest\.json lists \[\], expected at least"),
+])
+def test_a_broken_manifest_is_an_error_naming_it(tmp_path, manifest, message):
+    _saved(tmp_path)
+    (tmp_path / data.MANIFEST).write_text(manifest)
+    with pytest.raises(ParamError, match=message):
+        data.load_dataset(tmp_path)

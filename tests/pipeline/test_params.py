@@ -82,3 +82,35 @@ def test_sweep_grid_takes_comma_separated_lists_of_checked_values():
     assert grid["epochs"] == [50] and grid["max_trials"] == 3 and grid["registered_model_name"] == "lstm-forecaster"
     with pytest.raises(ParamError, match=r"parameter `hidden_units`, expected a positive integer, got '0'"):
         params.parse_grid("sweep", {"hidden_units": "16,0"})
+
+
+@pytest.mark.parametrize("stage,raw,message", [
+    ("main", {"time_steps": "5", "horizon": "5"},
+     "Received an invalid value for parameter `time_steps`, expected an integer larger than horizon=5, got 5."),
+    ("generate_data", {"val_fraction": "0.5", "test_fraction": "0.5"},
+     "Received invalid values for parameters `val_fraction` and `test_fraction`, expected a sum below 1 so "
+     "that windows are left for training, got 0.5 + 0.5 = 1."),
+    ("main", {"n_samples": "4"},
+     "Received invalid values for parameters `val_fraction` and `test_fraction`: 4 windows split as "
+     "val_fraction=0.1, test_fraction=0.2 give train/val/test sizes 3/0/1; each split needs at least one window"),
+    ("main", {"season": "60"},
+     "Received an invalid value for parameter `season`, expected 0 or an integer from 1 to the input length "
+     "49 (time_steps - horizon), got 60."),
+    ("main", {"free_run_steps": "1000000"},
+     "parameter `free_run_steps`, expected an integer from 1 to 10000, got '1000000'."),
+    ("main", {"resume_from": "last-night"},
+     "parameter `resume_from`, expected 'none' or the id (32 hex digits) of a KILLED or FAILED run, got 'last-night'."),
+    ("compare", {"parent_run_id": "x' or '1'='1"},
+     "parameter `parent_run_id`, expected 'none' or a run id (32 hex digits), got \"x' or '1'='1\"."),
+])
+def test_values_wrong_together_are_refused_up_front_with_one_line(stage, raw, message):
+    with pytest.raises(ParamError) as error:
+        params.parse(stage, raw)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_sweep_grid_with_one_impossible_combination_is_refused_before_any_trial():
+    with pytest.raises(ParamError, match=r"parameter `time_steps`, expected an integer larger than horizon=10, got 8"):
+        params.parse_grid("sweep", {"time_steps": "8,50", "horizon": "1,10"})
+    with pytest.raises(ParamError, match=r"parameter `registered_model_name`, expected a model name without"):
+        params.parse_grid("sweep", {"registered_model_name": "team/model"})
