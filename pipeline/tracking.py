@@ -47,6 +47,11 @@ def code_version():
     return digest.hexdigest()[:16]
 
 
+# The last run this process opened that was not nested: what `resume_from` takes
+# after an interruption.
+outermost_run_id = None
+
+
 @contextlib.contextmanager
 def stage_run(stage, run_name=None, description=None):
     """Opens the MLflow run of one stage, nested when another run is active.
@@ -56,8 +61,11 @@ def stage_run(stage, run_name=None, description=None):
     name (the stage's, unless given) and an optional description (shown in the
     UI); if the stage fails, the error message is tagged on it and it ends FAILED.
     """
+    global outermost_run_id
     nested = mlflow.active_run() is not None
     with mlflow.start_run(nested=nested, run_name=run_name or stage) as run:
+        if not nested:
+            outermost_run_id = run.info.run_id
         tags = {"stage": stage, "code_version": code_version(), "mlflow.runName": run_name or stage}
         if description:
             tags["mlflow.note.content"] = description
@@ -81,12 +89,11 @@ def error_message(error):
     return message[:5000]
 
 
-def end_entry_run(message, status):
+def end_entry_run(run_id, message, status):
     """Marks the run `mlflow run` created for the entry point (MLFLOW_RUN_ID)
     `status` (FAILED, KILLED) with the tag `error`, unless it has ended already
     (a stage's run ends itself). This is how an error found before the stage
     opened that run reaches the UI."""
-    run_id = os.environ.get("MLFLOW_RUN_ID")
     if run_id is None:
         return
     client = MlflowClient()

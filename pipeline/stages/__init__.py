@@ -15,6 +15,7 @@ from pipeline.errors import ParamError, PipelineError
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
 EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+RESUMABLE = ("train", "main")
 
 
 class Interrupted(KeyboardInterrupt):
@@ -25,11 +26,17 @@ class Interrupted(KeyboardInterrupt):
         super().__init__(f"stopped by {self.signum.name}")
 
 
+_interrupted = False
+
+
 def _interrupt(signum, frame):
-    # Once is enough: later signals (`mlflow run` forwards a Ctrl-C as SIGTERM)
-    # must not cut short the bookkeeping that marks the runs KILLED.
-    for name in EXIT_SIGNAL:
-        signal.signal(name, signal.SIG_IGN)
+    # Once is enough: later signals (`mlflow run` follows a Ctrl-C with SIGTERM,
+    # and Python may deliver both at once) must not cut short the bookkeeping
+    # that marks the runs KILLED.
+    global _interrupted
+    if _interrupted:
+        return
+    _interrupted = True
     raise Interrupted(signum)
 
 
@@ -51,21 +58,36 @@ def command_line(stage, run, argv=None, parse=params.parse):
             f"--{name}", help=f"{param.help} (default: {param.default})", default=argparse.SUPPRESS
         )
     raw = vars(parser.parse_args(argv))
+    # The run `mlflow run` created for this entry point (MLflow unsets the
+    # variable when a run ends, so it is read now).
+    entry_run_id = os.environ.get("MLFLOW_RUN_ID")
     for name in EXIT_SIGNAL:
         signal.signal(name, _interrupt)
     try:
         run(**parse(stage, raw))
     except PipelineError as error:
-        _end(f"error: {error}", str(error), "FAILED", EXIT_BAD_INPUT if isinstance(error, ParamError) else EXIT_FAILED)
+        exit_status = EXIT_BAD_INPUT if isinstance(error, ParamError) else EXIT_FAILED
+        _end(f"error: {error}", str(error), "FAILED", exit_status, entry_run_id)
     except KeyboardInterrupt as error:
+        from pipeline import tracking
+
         signum = error.signum if isinstance(error, Interrupted) else signal.SIGINT
-        _end(f"interrupted: {stage} {error or 'stopped by SIGINT'}; its runs are marked KILLED.",
-             f"Interrupted: {error or 'stopped by SIGINT'}", "KILLED", EXIT_SIGNAL[signum])
+        line = f"interrupted: {stage} {error or 'stopped by SIGINT'}; its runs are marked KILLED."
+        if stage in RESUMABLE and tracking.outermost_run_id:
+            line += (f" To continue from the last checkpoint, run it again with the same parameters and "
+                     f"resume_from={tracking.outermost_run_id}.")
+        _end(line, f"Interrupted: {error or 'stopped by SIGINT'}", "KILLED", EXIT_SIGNAL[signum], entry_run_id)
 
 
-def _end(line, message, status, exit_status):
+def _end(line, message, status, exit_status, entry_run_id):
     from pipeline import tracking
 
-    tracking.end_entry_run(message, status)
+    tracking.end_entry_run(entry_run_id, message, status)
+    if status == "KILLED" and entry_run_id:
+        import subprocess
+
+        # Detached, so that the signal to this process group does not reach it.
+        subprocess.Popen([sys.executable, "-m", "pipeline.stages.keep_killed", entry_run_id],
+                         start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     print(line, file=sys.stderr)
     raise SystemExit(exit_status)

@@ -54,7 +54,7 @@ def test_default_run_nests_three_stages_under_main(default_run):
         "n_samples": "1000", "time_steps": "50", "horizon": "1", "noise": "0.0", "val_fraction": "0.1",
         "test_fraction": "0.2", "seed": "42", "hidden_units": "50", "learning_rate": "0.001",
         "epochs": "50", "batch_size": "32", "scaling": "auto", "patience": "10", "season": "0",
-        "free_run_steps": "300", "reuse_data": "true",
+        "free_run_steps": "300", "reuse_data": "true", "resume_from": "none",
     }
     assert main.info.run_id in result.stdout and "mlflow ui --backend-store-uri sqlite:///" in result.stdout
     assert f"mlflow models serve -m {main.data.tags['model_uri']} --env-manager local" in result.stdout
