@@ -16,7 +16,6 @@ Prints a table and writes benchmarks/results/serving.json (the machine described
 import argparse
 import json
 import os
-import platform
 import signal
 import socket
 import subprocess
@@ -24,7 +23,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-from importlib.metadata import version
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -36,18 +34,12 @@ import mlflow  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from benchmarks.machine import machine  # noqa: E402
 from pipeline import model as forecaster  # noqa: E402
 from pipeline.stages import train  # noqa: E402
 
 WINDOW = 49
 BATCH = 256
-
-
-def machine():
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    return {"cpu": cpu, "cores": os.cpu_count(), "system": platform.platform(), "python": platform.python_version(),
-            "tensorflow": version("tensorflow"), "keras": version("keras"), "mlflow": version("mlflow")}
 
 
 def start_server(model_uri, tracking_uri):

@@ -3,7 +3,6 @@
 import contextlib
 import functools
 import hashlib
-import os
 import sqlite3
 import tempfile
 from pathlib import Path

@@ -55,10 +55,13 @@ def run(run_name=None, quiet=False, **values):
                 )
             data_run_id = reused.info.run_id if reused else generate_data.run(**data_values, prepared=prepared)
             data_uri = f"runs:/{data_run_id}/data"
-        train_run_id = train.run(
-            data_uri=data_uri, **train_values,
-            resume_from=interrupted_train.info.run_id if interrupted_train is not None else "none",
-        )
+        if interrupted_train is not None and interrupted_train.info.status == "FINISHED":
+            train_run_id = interrupted_train.info.run_id  # stopped during evaluate: the model is done
+        else:
+            train_run_id = train.run(
+                data_uri=data_uri, **train_values,
+                resume_from=interrupted_train.info.run_id if interrupted_train is not None else "none",
+            )
         evaluate_run_id, scores, table = evaluate.run(
             model_uri=f"runs:/{train_run_id}/{train.KERAS_MODEL}", data_uri=data_uri, **evaluate_values
         )

@@ -1,0 +1,351 @@
+"""Training speed of the custom cell against keras.layers.LSTM and PyTorch's nn.LSTM, side by side.
+
+    python benchmarks/training.py [--rounds 3] [--epochs 50] [--skip-scaling] [--skip-pipeline]
+
+The seed workload: 800 training windows of 49 steps (sine windows of 50 points,
+split 800/100/100), 1 feature, 50 hidden units, batch 32, Adam 0.001, MSE,
+validation on the 100 next windows after every epoch. Contenders:
+
+  custom_cell       this project's LSTMCell, built and trained by pipeline.model
+                    (build_model, fit) exactly as the train stage does
+  keras_lstm        keras.layers.LSTM(50) in the same model, trained by the same fit
+  keras_lstm_xla    the same, with XLA as the custom cell has it
+  torch_lstm        torch.nn.LSTM(1, 50, batch_first=True) + Linear(50, 1), the seed's
+                    framework, in a plain training loop (skipped, with a message,
+                    where torch is not installed: pip install torch==2.13.0)
+
+Each measurement is its own process (so that peak memory is its own), and the
+contenders alternate round by round, so machine drift hits them alike. An epoch
+is one pass over the training windows plus the validation pass, for every
+contender. Reported: median seconds per epoch after the first (min and max
+beside it), seconds from the start of training until the validation MSE first
+falls below 1e-4 (compilation included), windows per second predicted in batches
+of 256, and peak resident memory of the process.
+
+Then the scaling grid (seconds per epoch for time_steps 50/200/1000, hidden
+units 50/256, batch 32/256) and the default pipeline (`mlflow run .`) with its
+start-up share. Prints tables, writes benchmarks/results/training.json and
+benchmarks/results/training_scaling.png.
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "results"
+CONTENDERS = ["custom_cell", "keras_lstm", "keras_lstm_xla", "torch_lstm"]
+SEED_WORKLOAD = {"time_steps": 50, "hidden_units": 50, "batch_size": 32}
+TARGET_VAL_MSE = 1e-4
+N_WINDOWS = 1000  # 800 train, 100 validation, 100 test
+SCALING_GRID = [{"time_steps": t, "hidden_units": h, "batch_size": b}
+                for t in (50, 200, 1000) for h in (50, 256) for b in (32, 256)]
+
+
+# ---------------------------------------------------------------- one measurement, in its own process
+
+def sine_data(time_steps):
+    sys.path.insert(0, str(REPO))
+    from pipeline import data
+
+    return data.make_sine_dataset(N_WINDOWS, time_steps, 1, 0.0, 0.1, 0.1, seed=0)
+
+
+def measure_keras(contender, config, epochs, seed=0):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import numpy as np
+
+    from pipeline import model as forecaster
+
+    dataset = sine_data(config["time_steps"])
+    keras.utils.set_random_seed(seed)
+    if contender == "custom_cell":
+        model = forecaster.build_model(config["hidden_units"], 0.001)
+    else:
+        inputs = keras.Input(shape=(None, 1), name="window")
+        hidden = keras.layers.LSTM(config["hidden_units"], name="lstm")(inputs)
+        model = keras.Model(inputs, keras.layers.Dense(1, name="forecast")(hidden))
+        model.compile(optimizer=keras.optimizers.Adam(0.001), loss="mse",
+                      jit_compile=contender == "keras_lstm_xla")
+    ends, val_loss = [], []
+
+    def on_epoch_end(epoch, logs):
+        ends.append(time.perf_counter())
+        val_loss.append(logs["val_loss"])
+
+    started = time.perf_counter()
+    forecaster.fit(model, dataset, epochs, config["batch_size"], patience=0, seed=seed, on_epoch_end=on_epoch_end)
+    batch = np.repeat(dataset["x_test"], 3, axis=0)[:256]
+    predict = model.make_predict_function()  # what predict_on_batch runs, compiled once
+    return started, ends, val_loss, lambda: model.predict_on_batch(batch), predict
+
+
+def measure_torch(config, epochs, seed=0):
+    import torch
+
+    dataset = sine_data(config["time_steps"])
+    torch.manual_seed(seed)
+
+    class Forecaster(torch.nn.Module):
+        def __init__(self, hidden_units):
+            super().__init__()
+            self.lstm = torch.nn.LSTM(1, hidden_units, batch_first=True)
+            self.forecast = torch.nn.Linear(hidden_units, 1)
+
+        def forward(self, window):
+            output, _ = self.lstm(window)
+            return self.forecast(output[:, -1])
+
+    model = Forecaster(config["hidden_units"])
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.001)
+    loss_fn = torch.nn.MSELoss()
+    x, y = torch.from_numpy(dataset["x_train"]), torch.from_numpy(dataset["y_train"])
+    x_val, y_val = torch.from_numpy(dataset["x_val"]), torch.from_numpy(dataset["y_val"])
+    generator = torch.Generator().manual_seed(seed)
+    ends, val_loss = [], []
+    started = time.perf_counter()
+    for _ in range(epochs):
+        model.train()
+        order = torch.randperm(len(x), generator=generator)
+        for start in range(0, len(x), config["batch_size"]):
+            index = order[start:start + config["batch_size"]]
+            optimizer.zero_grad()
+            loss = loss_fn(model(x[index]), y[index])
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            val_loss.append(float(loss_fn(model(x_val), y_val)))
+        ends.append(time.perf_counter())
+    batch = torch.from_numpy(dataset["x_test"]).repeat(3, 1, 1)[:256]
+
+    def predict():
+        with torch.no_grad():
+            return model(batch)
+
+    return started, ends, val_loss, predict, None
+
+
+def worker(contender, config, epochs, throughput_calls):
+    if contender == "torch_lstm":
+        started, ends, val_loss, predict, _ = measure_torch(config, epochs)
+    else:
+        started, ends, val_loss, predict, _ = measure_keras(contender, config, epochs)
+    seconds = [b - a for a, b in zip([started] + ends[:-1], ends)]
+    reached = next((ends[i] - started for i, loss in enumerate(val_loss) if loss < TARGET_VAL_MSE), None)
+    result = {"epoch_seconds": seconds, "val_loss": val_loss, "seconds_to_target": reached}
+    if throughput_calls:
+        predict()
+        predict()
+        calls = []
+        for _ in range(throughput_calls):
+            tic = time.perf_counter()
+            predict()
+            calls.append(time.perf_counter() - tic)
+        result["windows_per_second"] = 256 / statistics.median(calls)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return result
+
+
+# ---------------------------------------------------------------- the driver
+
+def run_worker(contender, config, epochs, throughput_calls=0):
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        command = [sys.executable, __file__, "--worker", contender, "--config", json.dumps(config),
+                   "--epochs", str(epochs), "--throughput-calls", str(throughput_calls), "--out", out.name]
+        subprocess.run(command, check=True, cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        return json.loads(Path(out.name).read_text())
+
+
+def torch_available():
+    try:
+        import torch  # noqa: F401
+        return True
+    except ImportError:
+        print("torch is not installed: the torch_lstm contender is skipped (pip install torch==2.13.0).")
+        return False
+
+
+def seed_workload(contenders, rounds, epochs):
+    runs = {name: [] for name in contenders}
+    for number in range(1, rounds + 1):
+        for name in contenders if number % 2 else contenders[::-1]:  # alternate the order too
+            print(f"round {number}/{rounds}: {name}", flush=True)
+            runs[name].append(run_worker(name, SEED_WORKLOAD, epochs, throughput_calls=50))
+    summary = {}
+    for name, results in runs.items():
+        after_warm_up = [s for r in results for s in r["epoch_seconds"][1:]]
+        reached = [r["seconds_to_target"] for r in results]
+        summary[name] = {
+            "epoch_seconds_median": statistics.median(after_warm_up),
+            "epoch_seconds_min": min(after_warm_up),
+            "epoch_seconds_max": max(after_warm_up),
+            "first_epoch_seconds_median": statistics.median(r["epoch_seconds"][0] for r in results),
+            "seconds_to_val_mse_1e-4_median": statistics.median(reached) if None not in reached else None,
+            "rounds_reaching_val_mse_1e-4": sum(r is not None for r in reached),
+            "final_val_mse_median": statistics.median(r["val_loss"][-1] for r in results),
+            "windows_per_second_batch_256_median": statistics.median(r["windows_per_second"] for r in results),
+            "peak_rss_mb_median": statistics.median(r["peak_rss_mb"] for r in results),
+        }
+    reference = summary["custom_cell"]["epoch_seconds_median"]
+    for figures in summary.values():
+        figures["epoch_time_vs_custom_cell"] = figures["epoch_seconds_median"] / reference
+    return summary, runs
+
+
+def scaling(contenders, epochs=3):
+    """Seconds per epoch over the grid: the median of the epochs after the first."""
+    table = []
+    for config in SCALING_GRID:
+        for name in contenders:
+            print(f"scaling {config}: {name}", flush=True)
+            result = run_worker(name, config, epochs)
+            table.append({**config, "contender": name,
+                          "epoch_seconds": statistics.median(result["epoch_seconds"][1:])})
+    return table
+
+
+def scaling_plot(table, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for axis, batch in zip(axes, (32, 256)):
+        for name in dict.fromkeys(row["contender"] for row in table):
+            for hidden, style in ((50, "-"), (256, "--")):
+                rows = [r for r in table if r["contender"] == name and r["batch_size"] == batch
+                        and r["hidden_units"] == hidden]
+                axis.loglog([r["time_steps"] for r in rows], [r["epoch_seconds"] for r in rows], style,
+                            marker="o", label=f"{name}, {hidden} units")
+        axis.set(title=f"batch {batch}", xlabel="time_steps (log)", xticks=[50, 200, 1000],
+                 xticklabels=["50", "200", "1000"])
+        axis.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("seconds per epoch (log), 800 windows")
+    axes[1].legend(fontsize=7)
+    figure.suptitle("Cost of an epoch against the window length (a slope of 1 is linear)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+
+
+def pipeline_wall_time():
+    """The default `mlflow run .`: wall time, peak memory, and what start-up takes of it."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as folder:
+        uri = f"sqlite:///{folder}/mlflow.db"
+        env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+        figures = {}
+        for label, command in (
+            ("mlflow_cli_import_seconds", [sys.executable, "-c", "import mlflow.cli"]),
+            ("stage_import_seconds", [sys.executable, "-c", "import pipeline.stages.main"]),
+        ):
+            tic = time.perf_counter()
+            subprocess.run(command, check=True, cwd=REPO, env=env, capture_output=True)
+            figures[label] = time.perf_counter() - tic
+        for label in ("first_run", "second_run_data_reused"):
+            tic = time.perf_counter()
+            result = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, "-m", "mlflow", "run", str(REPO),
+                                     "--env-manager", "local"], cwd=folder, env=env, capture_output=True, text=True)
+            wall = time.perf_counter() - tic
+            if result.returncode != 0:
+                raise RuntimeError(result.stderr[-3000:])
+            # /usr/bin/time reports the largest resident set of the process tree's members.
+            figures[f"{label}_wall_seconds"] = wall
+            figures[f"{label}_peak_rss_mb"] = int(result.stderr.strip().splitlines()[-1]) / 1024
+        mlflow.set_tracking_uri(uri)
+        client = mlflow.MlflowClient()
+        main = client.search_runs(["0"], "tags.stage = 'main'", order_by=["attributes.start_time DESC"])[0]
+        stage_seconds = {}
+        for stage in ("train", "evaluate"):
+            run = client.get_run(main.data.tags[f"{stage}_run_id"])
+            stage_seconds[stage] = (run.info.end_time - run.info.start_time) / 1000
+        figures["second_run_stage_seconds"] = stage_seconds
+        figures["second_run_train_seconds_metric"] = client.get_run(main.data.tags["train_run_id"]).data.metrics[
+            "train_seconds"]
+        figures["second_run_test_rmse"] = main.data.metrics["test_rmse"]
+        figures["start_up_share_of_second_run"] = (
+            figures["mlflow_cli_import_seconds"] + figures["stage_import_seconds"]
+        ) / figures["second_run_data_reused_wall_seconds"]
+        return figures
+
+
+def print_tables(summary, table, pipeline):
+    print("\nSeed workload (800 windows × 49 steps, 50 units, batch 32), medians over rounds:\n")
+    print("| contender | s/epoch median (min–max) | × custom cell | first epoch s | s to val MSE < 1e-4 | "
+          "windows/s, batch 256 | peak RSS MB |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for name, f in summary.items():
+        reached = f["seconds_to_val_mse_1e-4_median"]
+        print(f"| {name} | {f['epoch_seconds_median']:.3f} ({f['epoch_seconds_min']:.3f}–{f['epoch_seconds_max']:.3f}) | "
+              f"{f['epoch_time_vs_custom_cell']:.2f} | {f['first_epoch_seconds_median']:.2f} | "
+              f"{'not reached' if reached is None else f'{reached:.1f}'} | "
+              f"{f['windows_per_second_batch_256_median']:.0f} | {f['peak_rss_mb_median']:.0f} |")
+    if table:
+        contenders = list(dict.fromkeys(row["contender"] for row in table))
+        print("\nScaling, seconds per epoch (800 windows):\n")
+        print("| time_steps | hidden | batch | " + " | ".join(contenders) + " |")
+        print("|---:|---:|---:|" + "---:|" * len(contenders))
+        for config in SCALING_GRID:
+            cells = [next(r["epoch_seconds"] for r in table if r["contender"] == c and all(
+                r[k] == v for k, v in config.items())) for c in contenders]
+            print(f"| {config['time_steps']} | {config['hidden_units']} | {config['batch_size']} | "
+                  + " | ".join(f"{cell:.3f}" for cell in cells) + " |")
+    if pipeline:
+        print("\nDefault pipeline (`mlflow run . --env-manager local`):\n")
+        for name, value in pipeline.items():
+            print(f"  {name}: {value if not isinstance(value, float) else round(value, 3)}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=50)
+    parser.add_argument("--contenders", default=",".join(CONTENDERS))
+    parser.add_argument("--skip-scaling", action="store_true")
+    parser.add_argument("--skip-pipeline", action="store_true")
+    parser.add_argument("--out", default=str(RESULTS / "training.json"))
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--config", help=argparse.SUPPRESS)
+    parser.add_argument("--throughput-calls", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        sys.path.insert(0, str(REPO))
+        result = worker(args.worker, json.loads(args.config), args.epochs, args.throughput_calls)
+        Path(args.out).write_text(json.dumps(result))
+        return
+
+    sys.path.insert(0, str(REPO))
+    from benchmarks.machine import machine
+
+    contenders = [c for c in args.contenders.split(",") if c != "torch_lstm" or torch_available()]
+    summary, runs = seed_workload(contenders, args.rounds, args.epochs)
+    table = [] if args.skip_scaling else scaling([c for c in contenders if c != "keras_lstm"])
+    pipeline = None if args.skip_pipeline else pipeline_wall_time()
+    print_tables(summary, table, pipeline)
+    about = machine()
+    if "torch_lstm" in contenders:
+        import torch
+
+        about.update(torch=torch.__version__, torch_threads=torch.get_num_threads())
+    results = {"machine": about, "command": " ".join(["python", "benchmarks/training.py", *sys.argv[1:]]),
+               "seed_workload": summary, "seed_workload_rounds": runs, "scaling": table, "pipeline": pipeline}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2))
+    if table:
+        scaling_plot(table, Path(args.out).with_name("training_scaling.png"))
+    print(f"\nwritten: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
