@@ -31,6 +31,8 @@ def run(model_uri, data_uri, season, free_run_steps):
             data_uri = _training_data_of(model_uri)
         mlflow.set_tags({"resolved_model_uri": model_uri, "resolved_data_uri": data_uri})
         model = forecaster.load_model(tracking.download(model_uri, "model_uri"))
+        # XLA would compile anew for every batch shape predicted here: slower than it saves.
+        model.jit_compile = False
         dataset, manifest = tracking.load_data(data_uri)
 
         test_forecast = forecaster.predict(model, dataset["x_test"])
