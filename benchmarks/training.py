@@ -14,6 +14,9 @@ validation on the 100 next windows after every epoch. Contenders:
                     framework, in a plain training loop (skipped, with a message,
                     where torch is not installed: pip install torch==2.13.0)
 
+On a machine with an NVIDIA GPU, TensorFlow places the Keras contenders on it
+(keras_lstm then runs cuDNN's kernel) and torch_lstm runs on CUDA.
+
 Each measurement is its own process (so that peak memory is its own), and the
 contenders alternate round by round, so machine drift hits them alike. An epoch
 is one pass over the training windows plus the validation pass, for every
@@ -93,6 +96,7 @@ def measure_torch(config, epochs, seed=0):
 
     dataset = sine_data(config["time_steps"])
     torch.manual_seed(seed)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
 
     class Forecaster(torch.nn.Module):
         def __init__(self, hidden_units):
@@ -104,17 +108,17 @@ def measure_torch(config, epochs, seed=0):
             output, _ = self.lstm(window)
             return self.forecast(output[:, -1])
 
-    model = Forecaster(config["hidden_units"])
+    model = Forecaster(config["hidden_units"]).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.001)
     loss_fn = torch.nn.MSELoss()
-    x, y = torch.from_numpy(dataset["x_train"]), torch.from_numpy(dataset["y_train"])
-    x_val, y_val = torch.from_numpy(dataset["x_val"]), torch.from_numpy(dataset["y_val"])
+    x, y = torch.from_numpy(dataset["x_train"]).to(device), torch.from_numpy(dataset["y_train"]).to(device)
+    x_val, y_val = torch.from_numpy(dataset["x_val"]).to(device), torch.from_numpy(dataset["y_val"]).to(device)
     generator = torch.Generator().manual_seed(seed)
     ends, val_loss = [], []
     started = time.perf_counter()
     for _ in range(epochs):
         model.train()
-        order = torch.randperm(len(x), generator=generator)
+        order = torch.randperm(len(x), generator=generator).to(device)
         for start in range(0, len(x), config["batch_size"]):
             index = order[start:start + config["batch_size"]]
             optimizer.zero_grad()
@@ -123,13 +127,13 @@ def measure_torch(config, epochs, seed=0):
             optimizer.step()
         model.eval()
         with torch.no_grad():
-            val_loss.append(float(loss_fn(model(x_val), y_val)))
+            val_loss.append(float(loss_fn(model(x_val), y_val)))  # float() waits for the GPU too
         ends.append(time.perf_counter())
-    batch = torch.from_numpy(dataset["x_test"]).repeat(3, 1, 1)[:256]
+    batch = torch.from_numpy(dataset["x_test"]).repeat(3, 1, 1)[:256].to(device)
 
     def predict():
         with torch.no_grad():
-            return model(batch)
+            return model(batch).cpu()
 
     return started, ends, val_loss, predict, None
 
@@ -330,7 +334,7 @@ def main():
 
     contenders = [c for c in args.contenders.split(",") if c != "torch_lstm" or torch_available()]
     summary, runs = seed_workload(contenders, args.rounds, args.epochs)
-    table = [] if args.skip_scaling else scaling([c for c in contenders if c != "keras_lstm"])
+    table = [] if args.skip_scaling else scaling([c for c in contenders if c != "keras_lstm_xla"])
     pipeline = None if args.skip_pipeline else pipeline_wall_time()
     print_tables(summary, table, pipeline)
     about = machine()

@@ -152,6 +152,10 @@ def test_bad_parameter_fails_the_run_with_one_clear_line(tmp_path):
     finally:
         mlflow.set_tracking_uri(None)
     assert run.info.status == "FAILED" and run.data.metrics == {}
+    # The UI shows why: the same line, as the run's tag `error`.
+    assert run.data.tags["error"] == (
+        "Received an invalid value for parameter `learning_rate`, expected a float above 0, got '0'."
+    )
     assert MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").list_artifacts(run.info.run_id) == []
 
 
