@@ -1,9 +1,10 @@
 """Stage 2: train the custom-cell LSTM on a generate_data run's windows.
 
 Logs every parameter, `train_loss` and `val_loss` per epoch (step = epoch,
-from 1), a checkpoint under `checkpoints/` after every epoch, the loss curve, the `.keras` model under `keras_model/`, the
-TensorFlow SavedModel under `saved_model/1/` (a TensorFlow Serving base path),
-and an MLflow pyfunc model `model`, whose models:/ URI is the tag `model_uri`.
+from 1), a checkpoint under `checkpoints/` after every epoch, the loss curve,
+the `.keras` model under `keras_model/`, the TensorFlow SavedModel under
+`saved_model/1/` (a TensorFlow Serving base path), and an MLflow pyfunc model
+`model`, whose models:/ URI is the tag `model_uri`.
 """
 
 import json
