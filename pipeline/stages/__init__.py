@@ -61,8 +61,9 @@ def command_line(stage, run, argv=None, parse=params.parse):
     # The run `mlflow run` created for this entry point (MLflow unsets the
     # variable when a run ends, so it is read now).
     entry_run_id = os.environ.get("MLFLOW_RUN_ID")
-    for name in EXIT_SIGNAL:
-        signal.signal(name, _interrupt)
+    global _interrupted
+    _interrupted = False
+    previous_handlers = {name: signal.signal(name, _interrupt) for name in EXIT_SIGNAL}
     try:
         run(**parse(stage, raw))
     except PipelineError as error:
@@ -77,6 +78,10 @@ def command_line(stage, run, argv=None, parse=params.parse):
             line += (f" To continue from the last checkpoint, run it again with the same parameters and "
                      f"resume_from={tracking.outermost_run_id}.")
         _end(line, f"Interrupted: {error or 'stopped by SIGINT'}", "KILLED", EXIT_SIGNAL[signum], entry_run_id)
+    finally:
+        if not _interrupted:  # as they were, for a caller in the same process
+            for name, handler in previous_handlers.items():
+                signal.signal(name, handler)
 
 
 def _end(line, message, status, exit_status, entry_run_id):
