@@ -87,8 +87,7 @@ def measure_keras(contender, config, epochs, seed=0):
     started = time.perf_counter()
     forecaster.fit(model, dataset, epochs, config["batch_size"], patience=0, seed=seed, on_epoch_end=on_epoch_end)
     batch = np.repeat(dataset["x_test"], 3, axis=0)[:256]
-    predict = model.make_predict_function()  # what predict_on_batch runs, compiled once
-    return started, ends, val_loss, lambda: model.predict_on_batch(batch), predict
+    return started, ends, val_loss, lambda: model.predict_on_batch(batch)
 
 
 def measure_torch(config, epochs, seed=0):
@@ -135,14 +134,14 @@ def measure_torch(config, epochs, seed=0):
         with torch.no_grad():
             return model(batch).cpu()
 
-    return started, ends, val_loss, predict, None
+    return started, ends, val_loss, predict
 
 
 def worker(contender, config, epochs, throughput_calls):
     if contender == "torch_lstm":
-        started, ends, val_loss, predict, _ = measure_torch(config, epochs)
+        started, ends, val_loss, predict = measure_torch(config, epochs)
     else:
-        started, ends, val_loss, predict, _ = measure_keras(contender, config, epochs)
+        started, ends, val_loss, predict = measure_keras(contender, config, epochs)
     seconds = [b - a for a, b in zip([started] + ends[:-1], ends)]
     reached = next((ends[i] - started for i, loss in enumerate(val_loss) if loss < TARGET_VAL_MSE), None)
     result = {"epoch_seconds": seconds, "val_loss": val_loss, "seconds_to_target": reached}

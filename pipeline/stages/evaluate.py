@@ -12,7 +12,7 @@ import mlflow
 import numpy as np
 
 from custom_layers import gate_activations
-from pipeline import data, metrics, plots, tables, tracking
+from pipeline import data, metrics, params, plots, tables, tracking
 from pipeline import model as forecaster
 from pipeline.params import ParamError
 from pipeline.stages import command_line
@@ -30,10 +30,13 @@ def run(model_uri, data_uri, season, free_run_steps):
         if data_uri == "auto":
             data_uri = _training_data_of(model_uri)
         mlflow.set_tags({"resolved_model_uri": model_uri, "resolved_data_uri": data_uri})
+        dataset, manifest = tracking.load_data(data_uri)
+        # The one check that needs the data: a season that fits its windows.
+        input_width, horizon = dataset["x_test"].shape[1], dataset["y_test"].shape[1]
+        params.check_combination({"season": season, "time_steps": input_width + horizon, "horizon": horizon})
         model = forecaster.load_model(tracking.download(model_uri, "model_uri"))
         # XLA would compile anew for every batch shape predicted here: slower than it saves.
         model.jit_compile = False
-        dataset, manifest = tracking.load_data(data_uri)
 
         test_forecast = forecaster.predict(model, dataset["x_test"])
         scores, table = score(test_forecast, dataset, season)

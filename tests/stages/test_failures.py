@@ -104,3 +104,17 @@ def test_resume_from_refuses_finished_runs_and_other_parameters(tracking_store, 
     assert err.startswith(f"error: Received `resume_from`={finished}, which ran with other parameters: resume it "
                           "with the same ones (-P hidden_units=8 -P learning_rate=0.01 -P epochs=1 -P batch_size=16 "
                           "-P patience=0 -P seed=0)")
+
+
+def test_evaluate_refuses_a_season_longer_than_the_windows_before_loading_the_model(tracking_store, capsys):
+    data_run = generate_data.run(**SMALL_DATA)  # windows of 12: 11 inputs
+    with pytest.raises(SystemExit) as exit_:
+        command_line("evaluate", evaluate.run, ["--model_uri", "runs:/0123456789abcdef0123456789abcdef/none.keras",
+                                                "--data_uri", f"runs:/{data_run}/data", "--season", "40"])
+    assert exit_.value.code == 2
+    # The model URI does not exist: the season was refused before anything tried to load it.
+    assert capsys.readouterr().err == (
+        "error: Received an invalid value for parameter `season`, expected 0 or an integer from 1 to the input "
+        "length 11 (time_steps - horizon), got 40.\n"
+    )
+    assert all_runs()["evaluate"].info.status == "FAILED"
