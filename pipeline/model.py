@@ -60,18 +60,40 @@ def epoch_batches(x, y, batch_size, seed, first_epoch, epochs):
     numpy's generator seeded with (seed, e): an epoch's batches do not depend
     on where training started, so a run resumed from a checkpoint sees the very
     batches the uninterrupted run would have.
+    Nothing is prefetched and tf.data's autotuning is off (`_without_autotune`).
     """
     import tensorflow as tf
 
     orders = np.stack([np.random.default_rng([seed, epoch]).permutation(len(x))
                        for epoch in range(first_epoch, epochs)])
     x, y = tf.constant(x), tf.constant(y)
-    return (
+    return _without_autotune(
         tf.data.Dataset.from_tensor_slices(orders)
         .flat_map(lambda order: tf.data.Dataset.from_tensor_slices(
             (tf.gather(x, order), tf.gather(y, order))).batch(batch_size))
-        .prefetch(tf.data.AUTOTUNE)
     )
+
+
+def validation_batches(x, y):
+    """The validation windows in batches of VALIDATION_BATCH: one where it fits,
+    since the recurrence is sequential, fewer and larger batches validate
+    faster; the mean loss is the same."""
+    import tensorflow as tf
+
+    return _without_autotune(tf.data.Dataset.from_tensor_slices((x, y)).batch(VALIDATION_BATCH))
+
+
+def _without_autotune(dataset):
+    """`dataset` with tf.data's autotuning off. Its optimisation thread is joined
+    when an iterator is destroyed, and that join waited 1 to 10 s after early
+    stopping in about a third of default runs (2-core CPU; a `py-spy dump`
+    showed `~IteratorResource` waiting on it). The data is in memory already,
+    so there is nothing to tune."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
 
 
 @dataclass
@@ -149,10 +171,7 @@ def fit(model, dataset, epochs, batch_size, patience, seed=0, checkpoint_dir=Non
         model.fit(
             epoch_batches(dataset["x_train"], dataset["y_train"], batch_size, seed, state.epochs_done, epochs),
             steps_per_epoch=math.ceil(len(dataset["x_train"]) / batch_size),
-            validation_data=(dataset["x_val"], dataset["y_val"]),
-            # One batch where it fits: the recurrence is sequential, so fewer, larger
-            # batches validate faster; the mean loss is the same.
-            validation_batch_size=min(len(dataset["x_val"]), VALIDATION_BATCH),
+            validation_data=validation_batches(dataset["x_val"], dataset["y_val"]),
             initial_epoch=state.epochs_done,
             epochs=epochs,
             callbacks=[training],

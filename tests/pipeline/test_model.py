@@ -27,6 +27,19 @@ def test_fit_reports_every_epoch_and_keeps_the_best_validation_weights(trained):
     assert restored == pytest.approx(min(state.val_loss), rel=1e-4)
 
 
+def test_the_datasets_fit_reads_have_tf_data_autotuning_off():
+    # Its thread made fit return 1 to 10 s late after early stopping (see _without_autotune).
+    dataset = data.make_sine_dataset(150, 12, 1, 0.0, 0.1, 0.2, seed=0)
+    train = forecaster.epoch_batches(dataset["x_train"], dataset["y_train"], 16, seed=0, first_epoch=0, epochs=2)
+    validation = forecaster.validation_batches(dataset["x_val"], dataset["y_val"])
+    assert train.options().autotune.enabled is False
+    assert validation.options().autotune.enabled is False
+    assert sum(1 for _ in train) == 2 * int(np.ceil(len(dataset["x_train"]) / 16))
+    (x_val, y_val), = list(validation)  # one batch: fewer passes of the sequential recurrence
+    np.testing.assert_array_equal(x_val.numpy(), dataset["x_val"])
+    np.testing.assert_array_equal(y_val.numpy(), dataset["y_val"])
+
+
 def _fresh_model(seed):
     keras.utils.set_random_seed(seed)
     return forecaster.build_model(hidden_units=8, learning_rate=0.01)
