@@ -1,6 +1,7 @@
 """MLflow entry points: each stage is one program, one run (see MLproject)."""
 
 import argparse
+import atexit
 import os
 import signal
 import sys
@@ -82,6 +83,35 @@ def command_line(stage, run, argv=None, parse=params.parse):
         if not _interrupted:  # as they were, for a caller in the same process
             for name, handler in previous_handlers.items():
                 signal.signal(name, handler)
+
+
+def program(stage, run, parse=params.parse):
+    """A stage's `__main__`: `command_line`, then the process ends at once
+    with its exit status (see `_exit_now`)."""
+    try:
+        command_line(stage, run, parse=parse)
+    except SystemExit as done:
+        if done.code is None or isinstance(done.code, int):
+            _exit_now(done.code or 0)
+        raise
+    _exit_now(0)
+
+
+def _exit_now(status):
+    """Ends the process without Python's interpreter teardown.
+
+    That teardown, destroying every module and TensorFlow's C++ state, took
+    2.3 s after each stage on a 2-core CPU, with all the work done. What
+    matters at exit still happens: MLflow's queued asynchronous logging is
+    flushed, every atexit handler runs, and the console streams are flushed.
+    """
+    import mlflow
+
+    mlflow.flush_async_logging()
+    atexit._run_exitfuncs()  # private, but CPython's own: what a normal exit would run
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def _end(line, message, status, exit_status, entry_run_id):

@@ -15,7 +15,7 @@ from custom_layers import gate_activations
 from pipeline import data, metrics, params, plots, tables, tracking
 from pipeline import model as forecaster
 from pipeline.params import ParamError
-from pipeline.stages import command_line
+from pipeline.stages import program
 from pipeline.stages.train import KERAS_MODEL
 
 
@@ -133,4 +133,4 @@ def log_plots(model, dataset, test_forecast, free):
 
 
 if __name__ == "__main__":
-    command_line("evaluate", run)
+    program("evaluate", run)

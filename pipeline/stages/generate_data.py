@@ -11,7 +11,7 @@ import mlflow
 
 from pipeline import data, tracking
 from pipeline.params import ParamError
-from pipeline.stages import command_line
+from pipeline.stages import program
 
 
 def source_sha256(data_source):
@@ -73,4 +73,4 @@ def run(data_source, column, time_column, fill_missing, n_samples, time_steps, h
 
 
 if __name__ == "__main__":
-    command_line("generate_data", run)
+    program("generate_data", run)

@@ -12,7 +12,7 @@ import mlflow
 
 from pipeline import metrics, params, tables, tracking
 from pipeline.params import ParamError
-from pipeline.stages import command_line, evaluate, generate_data, train
+from pipeline.stages import evaluate, generate_data, program, train
 
 HEADLINE_METRICS = [
     "test_rmse", "test_mae", "test_mse", "test_smape", "test_mase", "persistence_test_rmse",
@@ -115,4 +115,4 @@ def summary(run_ids, data_reused, table, model_uri):
 
 
 if __name__ == "__main__":
-    command_line("main", run)
+    program("main", run)

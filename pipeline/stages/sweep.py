@@ -19,7 +19,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from pipeline import params, plots, tables, tracking
-from pipeline.stages import command_line, compare, generate_data, main
+from pipeline.stages import compare, generate_data, main, program
 
 CHAMPION = "champion"
 # Short labels for run names ("h50-lr0.001"); other parameters go by their full name.
@@ -135,4 +135,4 @@ def _log_plots(finished, swept):
 
 
 if __name__ == "__main__":
-    command_line("sweep", run, parse=params.parse_grid)
+    program("sweep", run, parse=params.parse_grid)

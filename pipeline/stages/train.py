@@ -22,7 +22,7 @@ from mlflow.types import Schema, TensorSpec
 
 from pipeline import model as forecaster
 from pipeline import plots, tracking
-from pipeline.stages import command_line
+from pipeline.stages import program
 
 KERAS_MODEL = "keras_model/model.keras"
 # TensorFlow Serving's layout: a model base path holding numbered versions.
@@ -153,4 +153,4 @@ def _log_models(model, input_width, horizon):
 
 
 if __name__ == "__main__":
-    command_line("train", run)
+    program("train", run)
