@@ -104,7 +104,11 @@ def _exit_now(status):
     2.3 s after each stage on a 2-core CPU, with all the work done. What
     matters at exit still happens: MLflow's queued asynchronous logging is
     flushed, every atexit handler runs, and the console streams are flushed.
+    Under a profiler, tracer or coverage tool, which writes its report after
+    the program returns, the exit is Python's usual one.
     """
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(status)
     import mlflow
 
     mlflow.flush_async_logging()

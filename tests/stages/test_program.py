@@ -56,6 +56,16 @@ def test_a_program_that_fails_exits_with_its_status_and_one_line_and_still_logs_
     assert queued_steps(MlflowClient()) == list(range(500))
 
 
+def test_under_a_profiler_a_program_exits_as_usual_so_the_profile_is_written(tracking_store, tmp_path):
+    script = tmp_path / "stage.py"
+    script.write_text(PROGRAM)
+    profiled = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(tmp_path / "stage.prof"), str(script)],
+                              cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
+                              timeout=300)
+    assert profiled.returncode == 0, profiled.stderr[-2000:]
+    assert (tmp_path / "stage.prof").stat().st_size > 0
+
+
 def test_bad_options_still_get_argparse_usage_and_status_2(tracking_store):
     refused = run_program("--no_such_option", "1")
     assert refused.returncode == 2
