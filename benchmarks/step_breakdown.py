@@ -32,7 +32,11 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-BATCH, STEPS, UNITS, BATCHES = 32, 49, 50, 25
+from benchmarks.training import SEED_WORKLOAD, sine_data  # noqa: E402  (one definition of the workload)
+
+BATCH, UNITS = SEED_WORKLOAD["batch_size"], SEED_WORKLOAD["hidden_units"]
+STEPS = SEED_WORKLOAD["time_steps"] - 1  # a window of 50 points: 49 inputs, 1 target
+BATCHES = 800 // BATCH  # the seed's 800 training windows
 
 
 def lstm_with_written_gradient(x, kernel, recurrent_kernel, bias):
@@ -90,11 +94,10 @@ def variants():
     import tensorflow as tf
     import torch
 
-    from pipeline import data
     from pipeline import model as forecaster
 
     torch.set_num_threads(2)
-    dataset = data.make_sine_dataset(1000, STEPS + 1, 1, 0.0, 0.1, 0.1, seed=0)
+    dataset = sine_data(SEED_WORKLOAD["time_steps"])
     x, y = dataset["x_train"][: BATCH * BATCHES], dataset["y_train"][: BATCH * BATCHES]
     keras.utils.set_random_seed(0)
     model = forecaster.build_model(UNITS, 0.001)

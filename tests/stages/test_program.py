@@ -12,7 +12,7 @@ from tests.conftest import REPO
 # A stand-in stage: it queues metrics for MLflow's background logger and
 # registers an atexit handler, then returns or fails as told.
 PROGRAM = """
-import atexit, sys
+import atexit
 from mlflow.tracking import MlflowClient
 from pipeline.errors import ParamError
 from pipeline.stages import program
