@@ -62,6 +62,14 @@ class Windowing:
         )
 
 
+def seasonal_positions(input_width, horizon, season):
+    """Positions of the value one season (or whole seasons) before each of the
+    `horizon` steps that follow `input_width` values: step j (0-based) looks
+    back to input_width + j − season·⌈(j + 1) / season⌉."""
+    steps = np.arange(horizon)
+    return input_width + steps - season * np.ceil((steps + 1) / season).astype(int)
+
+
 def _span(indices):
     return f"[{indices[0]}]" if len(indices) == 1 else f"[{indices[0]}..{indices[-1]}]"
 
@@ -152,27 +160,66 @@ def sine_gap(time_steps, horizon):
     return max(0, math.floor(bound) + 1)
 
 
-def make_series_dataset(times, values, time_steps, horizon, val_fraction, test_fraction):
-    """Sliding windows (stride 1) over one series, split chronologically by target.
+def series_split_points(n_points, val_fraction, test_fraction):
+    """Where a series' validation and test periods start: (val_start, test_start).
 
-    Windows whose targets would straddle two splits are left out (horizon - 1 at
-    each boundary), so every training window, inputs and targets, lies before
-    the first validation target, and every validation window before the first
-    test target. Returns the same dict as `make_sine_dataset`.
+    The test period is the last `test_fraction` of the series' time points and
+    the validation period the `val_fraction` before it, whatever the window
+    length or horizon: runs with different windows are scored on the very same
+    targets.
+    """
+    n_test = int(round(n_points * test_fraction))
+    n_val = int(round(n_points * val_fraction))
+    return n_points - n_test - n_val, n_points - n_test
+
+
+def make_series_dataset(times, values, time_steps, horizon, val_fraction, test_fraction):
+    """Sliding windows (stride 1) over one series, split chronologically by the
+    time of their targets.
+
+    A window belongs to the split whose period holds all of its targets
+    (`series_split_points`); windows whose targets straddle two periods are
+    left out, so every training window, inputs and targets, lies before the
+    first validation target, and every validation window before the first test
+    target. A window's inputs may reach back into the period before its own.
+
+    Returns the dict of `make_sine_dataset` plus `series` (the whole series,
+    float32) and `origin_<split>`: for each window, the index in `series` of
+    its first target, so that a baseline can look back past the window.
     """
     windowing = Windowing(time_steps, horizon)
-    n_windows = len(values) - time_steps + 1
+    n_points = len(values)
+    n_windows = n_points - time_steps + 1
     if n_windows < 3:
         raise ParamError(
-            f"Received an invalid value for parameter `time_steps`: a series of {len(values)} "
+            f"Received an invalid value for parameter `time_steps`: a series of {n_points} "
             f"points gives {max(n_windows, 0)} windows of time_steps={time_steps}; "
             "use a smaller `time_steps` or a longer series."
         )
-    sizes = split_sizes(n_windows, val_fraction, test_fraction, gap=horizon - 1)
-    windows = np.lib.stride_tricks.sliding_window_view(np.asarray(values, np.float32), time_steps)
-    x, y = windowing.cut(windows)
-    window_times = np.lib.stride_tricks.sliding_window_view(np.asarray(times), time_steps)
-    return _split({"x": x, "y": y, "t": window_times.copy()}, sizes, gap=horizon - 1)
+    val_start, test_start = series_split_points(n_points, val_fraction, test_fraction)
+    # First-target positions o of the windows of each period: inputs at o - input_width .. o - 1.
+    periods = {"train": (windowing.input_width, val_start), "val": (val_start, test_start),
+               "test": (test_start, n_points)}
+    origins = {split: np.arange(max(start, windowing.input_width), end - horizon + 1)
+               for split, (start, end) in periods.items()}
+    sizes = {split: len(origin) for split, origin in origins.items()}
+    if min(sizes.values()) < 1:
+        raise ParamError(
+            f"Received invalid values for parameters `time_steps`, `horizon`, `val_fraction` and "
+            f"`test_fraction`: a series of {n_points} points split as val_fraction={val_fraction}, "
+            f"test_fraction={test_fraction} with windows of time_steps={time_steps} and horizon={horizon} "
+            f"gives train/val/test sizes {sizes['train']}/{sizes['val']}/{sizes['test']}; each split "
+            "needs at least one window: use a longer series, a smaller `time_steps` or `horizon`, or other fractions."
+        )
+    series = np.asarray(values, np.float32)
+    times = np.asarray(times)
+    dataset = {"series": series}
+    for split, origin in origins.items():
+        positions = origin[:, np.newaxis] + np.arange(-windowing.input_width, horizon)
+        x, y = windowing.cut(series[positions])
+        dataset.update({f"x_{split}": x, f"y_{split}": y, f"t_{split}": times[positions],
+                        f"origin_{split}": origin})
+    return dataset
 
 
 def read_csv_series(path, column="auto", time_column="none", fill_missing="error"):

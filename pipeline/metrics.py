@@ -5,8 +5,11 @@ forecasts y (n, horizon). Errors are in the series' own units, averaged over
 every window and every horizon step.
 """
 
+import warnings
+
 import numpy as np
 
+from pipeline.data import seasonal_positions
 from pipeline.params import ParamError
 
 
@@ -40,12 +43,17 @@ def persistence_forecast(x, horizon):
     return np.repeat(np.asarray(x)[:, -1, :], horizon, axis=1)
 
 
-def seasonal_naive_forecast(x, horizon, season):
-    """Each future value equals the value one season (or whole seasons) earlier.
+def seasonal_naive_forecast(x, horizon, season, series=None, origins=None):
+    """Each future value equals the value one season (or whole seasons) earlier
+    (`data.seasonal_positions`).
 
-    Step j (0-based) of the horizon repeats the input at position
-    input_width + j - season·ceil((j + 1) / season).
+    From the windows x alone, the season must fit the input; given the whole
+    `series` and each window's `origins` (its first target's index in it), the
+    forecast looks back into the series, past the window if need be.
     """
+    if series is not None:
+        positions = np.asarray(origins)[:, np.newaxis] + seasonal_positions(0, horizon, season)
+        return np.asarray(series)[positions]
     x = np.asarray(x)[..., 0]
     input_width = x.shape[1]
     if not 0 < season <= input_width:
@@ -53,9 +61,71 @@ def seasonal_naive_forecast(x, horizon, season):
             f"Received an invalid value for parameter `season`, expected an integer from 1 to "
             f"the input length {input_width} (time_steps - horizon), got {season}."
         )
-    steps = np.arange(horizon)
-    positions = input_width + steps - season * np.ceil((steps + 1) / season).astype(int)
-    return x[:, positions]
+    return x[:, seasonal_positions(input_width, horizon, season)]
+
+
+def seasonal_naive_wins(x_train, y_train, season):
+    """Whether the seasonal naive forecast has a lower mean absolute error than
+    persistence on the training windows (False when the season does not fit
+    the input window): what target='auto' starts the network's forecast from."""
+    input_width, horizon = np.asarray(x_train).shape[1], np.asarray(y_train).shape[1]
+    if not 0 < season <= input_width:
+        return False
+    seasonal = np.mean(np.abs(seasonal_naive_forecast(x_train, horizon, season) - y_train))
+    return bool(seasonal < np.mean(np.abs(persistence_forecast(x_train, horizon) - y_train)))
+
+
+ETS_SPEC = "additive errors, additive damped trend, additive season when season > 0"
+
+
+def _ets_model(values, season):
+    from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+
+    return ETSModel(np.asarray(values, np.float64), error="add", trend="add", damped_trend=True,
+                    seasonal="add" if season else None, seasonal_periods=season or None)
+
+
+def ets_forecast(series, fit_end, origins, horizon, season):
+    """Exponential smoothing (statsmodels' ETSModel: ETS_SPEC) fitted by maximum
+    likelihood on series[:fit_end], then run with those parameters over the
+    whole series; each window is forecast from the states at its origin − 1
+    (the last value it sees), as the other baselines are:
+
+        ŷ_{t+h} = l_t + (φ + φ² + … + φ^h)·b_t + s_{t+h−m·⌈h/m⌉}
+
+    with l, b, s the level, trend and season states and m = season.
+    Returns (n, horizon).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # statsmodels' convergence chatter
+        fitted = _ets_model(series[:fit_end], season).fit(disp=False)
+        states = _ets_model(series, season).smooth(fitted.params)
+    phi = fitted.params[list(fitted.param_names).index("damping_trend")]
+    last_seen = np.asarray(origins)[:, np.newaxis] - 1
+    steps = np.arange(1, horizon + 1)
+    damped = np.cumsum(phi ** steps)
+    forecast = np.asarray(states.level)[last_seen] + damped * np.asarray(states.slope)[last_seen]
+    if season:
+        forecast += np.asarray(states.season)[last_seen + steps - season * np.ceil(steps / season).astype(int)]
+    return forecast
+
+
+def ets_forecast_windows(x, horizon):
+    """For windows not cut from one series (the sine's): ETS without a season
+    (ETS_SPEC) fitted to each window's own inputs, forecasting its targets."""
+    forecasts = np.empty((len(x), horizon))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for i, window in enumerate(np.asarray(x)[..., 0]):
+            forecasts[i] = _ets_model(window, 0).fit(disp=False).forecast(horizon)
+    return forecasts
+
+
+def interval_scores(y_true, lower, upper):
+    """Coverage (share of targets inside [lower, upper], in %) and mean width."""
+    y_true = np.asarray(y_true)
+    inside = (np.asarray(lower) <= y_true) & (y_true <= np.asarray(upper))
+    return {"coverage": float(100 * inside.mean()), "interval_width": float(np.mean(np.asarray(upper) - lower))}
 
 
 class LinearAutoregression:

@@ -9,41 +9,113 @@ import keras
 import numpy as np
 
 from custom_layers import LSTMCell
+from pipeline import transforms
 from pipeline.errors import ParamError, TrainingDiverged
 
-RNN_LAYER = "lstm"
+RNN_LAYER = "lstm"  # the first member's; member i > 0 is `lstm_<i>`
+SCALE_LAYER = "scale"
+MEMBERS_LAYER = "members"
+INTERVAL_LAYER = "interval"
 VALIDATION_BATCH = 1024
-SCALE_LAYER = "standardize"
 
 
-def build_model(hidden_units, learning_rate, horizon=1, scale=None):
-    """Input (batch, timesteps, 1), any window length → RNN(LSTMCell) → Dense(horizon).
+def build_model(hidden_units, learning_rate, horizon=1, scaling="none", scale=(0.0, 1.0), target="level",
+                season=0, ensemble_size=1):
+    """The training model: input (batch, timesteps, 1), any window length, raw
+    values → `ensemble_size` members, each RNN(LSTMCell) → Dense(horizon), whose
+    forecasts in the series' units come out stacked (batch, ensemble_size, horizon).
 
-    With `scale` = (mean, std), the model standardizes its input with them and
-    maps its output back (`Normalization` and its inverse), so that it takes and
-    returns raw values, and so does everything exported from it. Without it,
-    the layers are absent and the model is the seed's. Compiled with Adam and MSE. XLA (`jit_compile=True`) is asked for
-    explicitly: Keras leaves it off on CPU, where it trained the default workload
-    about 1.6× faster per epoch (576 → 363 ms on a 2-core CPU).
+    `scaling` (`none`, `standard` with `scale` = (mean, std) of the training
+    split, or `window`) and `target` (`level`, `last`, `seasonal` with `season`)
+    are the layers of `pipeline.transforms`. For `last` and `seasonal`, the
+    output layer starts at zero: the untrained model is the naive forecast it
+    corrects. The loss is the mean over members
+    of each member's MSE, in the series' units, so each member learns as if
+    alone. `forecasting_model` turns it into the model that is saved and
+    served. With the defaults (`none`, `level`, one member) it computes the
+    seed's model: RNN(LSTMCell(hidden_units)) → Dense(horizon).
+
+    Compiled with Adam. XLA (`jit_compile=True`) is asked for explicitly:
+    Keras leaves it off on CPU, where it trained the default workload about
+    1.6× faster per epoch (576 → 363 ms on a 2-core CPU).
     """
+    mean, std = scale
     inputs = keras.Input(shape=(None, 1), name="window")
-    hidden = inputs
-    if scale is not None:
-        mean, std = scale
-        hidden = keras.layers.Normalization(mean=mean, variance=std**2, name=SCALE_LAYER)(hidden)
-    hidden = keras.layers.RNN(LSTMCell(hidden_units), name=RNN_LAYER)(hidden)
-    forecast = keras.layers.Dense(horizon, name="forecast")(hidden)
-    if scale is not None:
-        forecast = keras.layers.Normalization(
-            mean=mean, variance=std**2, invert=True, name="unstandardize"
-        )(forecast)
-    model = keras.Model(inputs, forecast, name="lstm_forecaster")
+    scaled, location, spread = transforms.Scale(scaling, mean, std, floor=1e-3 * std, name=SCALE_LAYER)(inputs)
+    to_series_units = transforms.ToSeriesUnits(target, season, name="to_series_units")
+    members = []
+    for member in range(ensemble_size):
+        suffix = f"_{member}" if member else ""
+        hidden = keras.layers.RNN(LSTMCell(hidden_units), name=RNN_LAYER + suffix)(scaled)
+        # Forecasting a change, a network that outputs 0 is the naive forecast it starts from:
+        # it starts there, and training moves it only as far as the data supports.
+        initializer = "glorot_uniform" if target == "level" else "zeros"
+        output = keras.layers.Dense(horizon, kernel_initializer=initializer, name="forecast" + suffix)(hidden)
+        members.append(keras.layers.Reshape((1, horizon))(to_series_units(output, inputs, location, spread)))
+    stacked = members[0] if ensemble_size == 1 else keras.layers.Concatenate(axis=1)(members)
+    stacked = keras.layers.Identity(name=MEMBERS_LAYER)(stacked)
+    model = keras.Model(inputs, stacked, name="lstm_forecaster_training")
+    metrics = []
+    if ensemble_size > 1:
+        metrics = [keras.metrics.MeanMetricWrapper(_member_mse(i, ensemble_size, horizon), name=f"member_{i}_mse")
+                   for i in range(ensemble_size)]
+        metrics.append(keras.metrics.MeanMetricWrapper(_ensemble_mse(ensemble_size, horizon), name="ensemble_mse"))
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-        loss="mse",
+        loss=_members_mse(ensemble_size, horizon),
+        metrics=metrics,
         jit_compile=True,
     )
     return model
+
+
+# Keras matches the ranks of targets (batch, horizon) and outputs (batch, n,
+# horizon) before calling a loss or metric function, by adding or dropping a
+# unit axis; these functions restore both shapes first.
+
+def _shaped(y_true, members, n, horizon):
+    return keras.ops.reshape(y_true, (-1, 1, horizon)), keras.ops.reshape(members, (-1, n, horizon))
+
+
+def _members_mse(n, horizon):
+    """Mean over the n members of each member's mean squared error, per window."""
+    def members_mse(y_true, members):
+        y_true, members = _shaped(y_true, members, n, horizon)
+        return keras.ops.mean(keras.ops.square(members - y_true), axis=(1, 2))
+    return members_mse
+
+
+def _member_mse(index, n, horizon):
+    def member_mse(y_true, members):
+        y_true, members = _shaped(y_true, members, n, horizon)
+        return keras.ops.mean(keras.ops.square(members[:, index] - y_true[:, 0]), axis=-1)
+    return member_mse
+
+
+def _ensemble_mse(n, horizon):
+    def ensemble_mse(y_true, members):
+        y_true, members = _shaped(y_true, members, n, horizon)
+        return keras.ops.mean(keras.ops.square(transforms.Median()(members) - y_true[:, 0]), axis=-1)
+    return ensemble_mse
+
+
+def forecasting_model(training_model, interval_level=0.9):
+    """The model that is saved and served, sharing the training model's layers:
+    window (batch, timesteps, 1) → {"forecast": the members' median,
+    "lower", "upper": forecast ∓ the conformal half-width of each step}
+    (batch, horizon) each, in the series' units. Call `calibrate` before use."""
+    members = training_model.get_layer(MEMBERS_LAYER).output
+    forecast = transforms.Median(name="median")(members)
+    lower, upper = transforms.ConformalInterval(interval_level, name=INTERVAL_LAYER)(forecast)
+    return keras.Model(training_model.inputs, {"forecast": forecast, "lower": lower, "upper": upper},
+                       name="lstm_forecaster")
+
+
+def calibrate(model, x_val, y_val):
+    """Sets the interval's half-widths from the validation residuals of the
+    forecast; returns them, one per horizon step."""
+    residuals = np.asarray(y_val) - predict(model, x_val)["forecast"]
+    return model.get_layer(INTERVAL_LAYER).calibrate(residuals)
 
 
 def standard_scale(dataset):
@@ -134,7 +206,9 @@ class Training(keras.callbacks.Callback):
         if self.checkpoint_dir is not None:
             save_checkpoint(self.model, state, self.best_weights, self.checkpoint_dir)
         if self.on_epoch_end_hook is not None:
-            self.on_epoch_end_hook(state.epochs_done, {"loss": state.train_loss[-1], "val_loss": state.val_loss[-1]})
+            extra = {name: float(value) for name, value in logs.items() if name.startswith("val_") and name != "val_loss"}
+            self.on_epoch_end_hook(state.epochs_done,
+                                   {"loss": state.train_loss[-1], "val_loss": state.val_loss[-1], **extra})
 
     def on_train_end(self, logs=None):
         if self.best_weights is not None:
@@ -247,9 +321,10 @@ def load_model(path):
 
 
 def export_saved_model(model, path):
-    """Writes a TensorFlow SavedModel whose `serving_default` signature takes the
-    input `window`, float32 (batch, timesteps, 1) with batch and timesteps both
-    free, and returns the output `forecast`, float32 (batch, horizon).
+    """Writes a TensorFlow SavedModel of a `forecasting_model` whose
+    `serving_default` signature takes the input `window`, float32 (batch,
+    timesteps, 1) with batch and timesteps both free, and returns the outputs
+    `forecast`, `lower` and `upper`, float32 (batch, horizon) each.
 
     A second signature, `serve_xla`, computes the same with XLA: 3 to 4× faster
     for one window, but it compiles anew (some 0.4 s) for every new
@@ -263,33 +338,36 @@ def export_saved_model(model, path):
     for name, jit_compile in (("serve", False), ("serve_xla", True)):
         archive.add_endpoint(
             name=name,
-            fn=tf.function(lambda window: {"forecast": model(window, training=False)},
+            fn=tf.function(lambda window: model(window, training=False),
                            input_signature=window, jit_compile=jit_compile),
         )
     archive.write_out(path, verbose=False)
 
 
-def rnn_input(model, window):
-    """What the RNN layer reads for `window`: standardized, if the model scales."""
-    if SCALE_LAYER in [layer.name for layer in model.layers]:
-        return np.asarray(model.get_layer(SCALE_LAYER)(window))
-    return window
+def rnn_input(model, window, member=0):
+    """What a member's RNN layer reads for `window`: the scaled window."""
+    return np.asarray(model.get_layer(SCALE_LAYER)(np.asarray(window, np.float32))[0])
+
+
+def member_cell(model, member=0):
+    return model.get_layer(RNN_LAYER + (f"_{member}" if member else "")).cell
 
 
 def predict(model, x, batch_size=256):
+    """A forecasting model's outputs for windows x: {"forecast", "lower", "upper"}."""
     return model.predict(np.asarray(x, dtype=np.float32), batch_size=batch_size, verbose=0)
 
 
 def free_run(model, window, n_steps):
-    """Forecasts `n_steps` ahead from one window, feeding each prediction back.
+    """Forecasts `n_steps` ahead from one window, feeding each forecast back.
 
     `window` is (timesteps, 1); the model always reads the latest `timesteps`
-    values, of which more and more are its own predictions. With a horizon
+    values, of which more and more are its own forecasts. With a horizon
     above 1, only the first forecast step is fed back.
     """
     context = np.asarray(window, dtype=np.float32)[np.newaxis].copy()
     forecasts = np.empty(n_steps, dtype=np.float32)
     for step in range(n_steps):
-        forecasts[step] = model.predict_on_batch(context)[0, 0]
+        forecasts[step] = np.asarray(model.predict_on_batch(context)["forecast"])[0, 0]
         context = np.concatenate([context[:, 1:], forecasts[step].reshape(1, 1, 1)], axis=1)
     return forecasts

@@ -24,9 +24,12 @@ class Param:
     allowed: str  # what is allowed, in words: "a positive integer"
     check: Callable[[object], bool]
     help: str
+    auto: bool = False  # also takes 'auto': a value chosen from the data (`resolve_data`, `resolve_training`)
 
     def parse(self, raw):
         """Converts a command-line string (or a Python value) and checks it."""
+        if self.auto and str(raw).strip() == "auto":
+            return "auto"
         try:
             value = _CONVERTERS[self.type](raw)
         except (TypeError, ValueError):
@@ -77,6 +80,17 @@ def _run_id(value):
     return re.fullmatch(r"[0-9a-f]{32}", value) is not None
 
 
+# What 'auto' chooses for a CSV series: the rule and the measurements behind it
+# are in README "Defaults for your own series" (benchmarks/defaults.py).
+# Epochs are counted in gradient steps for a CSV, whose series may give 70 or
+# 3000 training windows: 'auto' trains for about CSV_STEPS steps and stops after
+# about CSV_PATIENCE_STEPS without a better validation loss.
+CSV_STEPS = 4000
+CSV_PATIENCE_STEPS = 1000
+CSV_SCALING = "window"
+CSV_ENSEMBLE = 5
+MAX_ENSEMBLE = 20
+
 # One model call per step: beyond this the plot would take minutes and show nothing new.
 MAX_FREE_RUN_STEPS = 10_000
 
@@ -93,8 +107,9 @@ _PARAMS = [
           "CSV only: fail on missing or non-numeric values, or fill them linearly in time"),
     Param("n_samples", int, 1000, "a positive integer", _positive,
           "sine only: number of windows"),
-    Param("time_steps", int, 50, "an integer of at least 2", lambda v: v >= 2,
-          "points per window: the model reads time_steps - horizon and predicts the rest"),
+    Param("time_steps", int, "auto", "'auto' or an integer of at least 2", lambda v: v >= 2,
+          "points per window: the model reads time_steps - horizon and predicts the rest; "
+          "'auto': 50 for the sine, horizon + max(49, season) for a CSV", auto=True),
     Param("horizon", int, 1, "a positive integer", _positive,
           "how many points after its input the model predicts, in one shot"),
     Param("noise", float, 0.0, "a float of at least 0", lambda v: v >= 0,
@@ -113,15 +128,32 @@ _PARAMS = [
           "size of the LSTM's hidden and cell states"),
     Param("learning_rate", float, 0.001, "a float above 0", _positive,
           "Adam's learning rate"),
-    Param("epochs", int, 50, "a positive integer", _positive,
-          "maximum number of passes over the training windows"),
+    Param("epochs", int, "auto", "'auto' or a positive integer", _positive,
+          "maximum number of passes over the training windows; 'auto': 50 for the sine, "
+          f"for a CSV as many as make about {CSV_STEPS} gradient steps (at least 50)", auto=True),
     Param("batch_size", int, 32, "a positive integer", _positive,
           "windows per gradient step"),
-    Param("scaling", str, "auto", "'auto', 'standard' or 'none'", lambda v: v in ("auto", "standard", "none"),
-          "standardize inside the model with the training split's mean and std; "
-          "'auto': 'none' for the sine (the seed's behaviour), 'standard' for a CSV series"),
-    Param("patience", int, 10, "an integer of at least 0", lambda v: v >= 0,
-          "stop after this many epochs without a lower validation loss (0: never stop early)"),
+    Param("scaling", str, "auto", "'auto', 'standard', 'window' or 'none'",
+          lambda v: v in ("auto", "standard", "window", "none"),
+          "standardize inside the model: 'standard' with the training split's mean and std, 'window' "
+          "each input window by its own; 'auto': 'none' for the sine (the seed's), "
+          f"'{CSV_SCALING}' for a CSV"),
+    Param("patience", int, "auto", "'auto' or an integer of at least 0", lambda v: v >= 0,
+          "stop after this many epochs without a lower validation loss (0: never stop early); "
+          f"'auto': 10 for the sine, for a CSV as many as make about {CSV_PATIENCE_STEPS} gradient steps "
+          "(at least 10)", auto=True),
+    Param("target", str, "auto", "'auto', 'level', 'last' or 'seasonal'",
+          lambda v: v in ("auto", "level", "last", "seasonal"),
+          "what the network forecasts: 'level' the value, 'last' the change from the last value seen, "
+          "'seasonal' the change from the value one season earlier; 'auto': 'level' for the sine; for a "
+          "CSV 'seasonal' when the season fits the input window and the seasonal naive forecast beats "
+          "persistence on the training windows, else 'last'"),
+    Param("ensemble_size", int, "auto", f"'auto' or an integer from 1 to {MAX_ENSEMBLE}",
+          lambda v: 1 <= v <= MAX_ENSEMBLE,
+          "networks trained from consecutive seeds, whose median is the forecast; "
+          f"'auto': 1 for the sine, {CSV_ENSEMBLE} for a CSV", auto=True),
+    Param("interval_level", float, 0.9, "a float strictly between 0 and 1", _fraction,
+          "level of the split-conformal prediction intervals, calibrated on the validation windows"),
     # evaluate
     Param("model_uri", str, "auto", "'auto' or a model URI", bool,
           "evaluate: a train run's runs:/<id>/keras_model/model.keras; predict: an MLflow model "
@@ -164,9 +196,10 @@ PARAMS = {param.name: param for param in _PARAMS}
 
 DATA_PARAMS = [
     "data_source", "column", "time_column", "fill_missing", "n_samples", "time_steps", "horizon",
-    "noise", "val_fraction", "test_fraction", "seed",
+    "noise", "val_fraction", "test_fraction", "seed", "season",
 ]
-TRAIN_PARAMS = ["hidden_units", "learning_rate", "epochs", "batch_size", "scaling", "patience", "seed"]
+TRAIN_PARAMS = ["hidden_units", "learning_rate", "epochs", "batch_size", "scaling", "patience", "target",
+                "season", "ensemble_size", "interval_level", "seed"]
 EVALUATE_PARAMS = ["season", "free_run_steps"]
 
 SWEEP_PARAMS = ["max_trials", "sweep_seed", "registered_model_name"]
@@ -179,7 +212,7 @@ STAGE_PARAMS = {
     "compare": ["experiment", "parent_run_id"],
     "main": DATA_PARAMS
     + [name for name in TRAIN_PARAMS if name not in DATA_PARAMS]
-    + EVALUATE_PARAMS
+    + [name for name in EVALUATE_PARAMS if name not in TRAIN_PARAMS]
     + ["reuse_data", "resume_from"],
 }
 
@@ -208,15 +241,51 @@ def parse(stage, raw_values):
     return values
 
 
+SINE_TIME_STEPS = 50  # the seed's windows
+
+
+def resolve_time_steps(time_steps, horizon, season, is_sine):
+    """`time_steps`, with 'auto' made a number: the seed's 50 for the sine; for a
+    CSV the seed's 49 inputs, or one whole season if that is longer, plus the
+    horizon (so that target='seasonal' can see the season in every window)."""
+    if time_steps != "auto":
+        return time_steps
+    return SINE_TIME_STEPS if is_sine else horizon + max(SINE_TIME_STEPS - 1, season)
+
+
+def resolve_training(values, is_sine, input_width, n_train, seasonal_naive_wins=False):
+    """The train parameters with every 'auto' made a value (see each Param's
+    help): the seed's model for the sine, the measured CSV defaults otherwise.
+    `n_train`: the number of training windows; `seasonal_naive_wins`: whether
+    the seasonal naive forecast has a lower error than persistence on them
+    (`pipeline.metrics.seasonal_naive_wins`)."""
+    season = values.get("season", 0)
+    seasonal = 0 < season <= input_width and seasonal_naive_wins
+    batches = math.ceil(n_train / values.get("batch_size", 32))
+    chosen = {
+        "epochs": 50 if is_sine else max(50, math.ceil(CSV_STEPS / batches)),
+        "patience": 10 if is_sine else max(10, math.ceil(CSV_PATIENCE_STEPS / batches)),
+        "scaling": "none" if is_sine else CSV_SCALING,
+        "target": "level" if is_sine else ("seasonal" if seasonal else "last"),
+        "ensemble_size": 1 if is_sine else CSV_ENSEMBLE,
+    }
+    return {**values, **{name: chosen[name] for name in chosen if values.get(name) == "auto"}}
+
+
 def check_combination(values):
     """Checks the values that are each allowed but wrong together, for the names
     present in `values`: a window longer than its horizon, splits that leave
     every set non-empty (sine: from `n_samples`; a CSV series is checked when it
-    is read), a season that fits the input window. Raises a one-line ParamError."""
+    is read), a season that fits the input window where it must, a target that
+    needs a season. Raises a one-line ParamError."""
     from pipeline import data  # data imports this module
 
-    if {"time_steps", "horizon"} <= set(values):
-        data.Windowing(values["time_steps"], values["horizon"])
+    is_sine = values.get("data_source") == "sine"
+    time_steps = values.get("time_steps")
+    if time_steps == "auto" and "horizon" in values and (is_sine or "season" in values):
+        time_steps = resolve_time_steps(time_steps, values["horizon"], values.get("season", 0), is_sine)
+    if time_steps not in (None, "auto") and "horizon" in values:
+        data.Windowing(time_steps, values["horizon"])
     if {"val_fraction", "test_fraction"} <= set(values):
         val, test = values["val_fraction"], values["test_fraction"]
         if val + test >= 1:
@@ -224,15 +293,25 @@ def check_combination(values):
                 f"Received invalid values for parameters `val_fraction` and `test_fraction`, expected a "
                 f"sum below 1 so that windows are left for training, got {val} + {test} = {val + test:g}."
             )
-        if values.get("data_source") == "sine" and {"n_samples", "time_steps", "horizon"} <= set(values):
-            gap = data.sine_gap(values["time_steps"], values["horizon"])
+        if is_sine and "n_samples" in values and time_steps not in (None, "auto") and "horizon" in values:
+            gap = data.sine_gap(time_steps, values["horizon"])
             data.split_sizes(values["n_samples"], val, test, gap)
-    if values.get("season") and {"time_steps", "horizon"} <= set(values):
-        input_width = values["time_steps"] - values["horizon"]
-        if values["season"] > input_width:
+    season = values.get("season", 0)
+    if values.get("target") == "seasonal" and not season:
+        raise ParamError(
+            "Received `target`='seasonal' with `season`=0: the seasonal target is the change from the value "
+            "one season earlier; pass -P season=<steps per season> or another target ('auto', 'level', 'last')."
+        )
+    # The sine's windows are not cut from one series: its baseline and its model see only the window.
+    # A CSV's baselines look back into the series; only target='seasonal' needs the season in the window.
+    season_in_window = is_sine or values.get("target") == "seasonal"
+    if season and season_in_window and time_steps not in (None, "auto") and "horizon" in values:
+        input_width = time_steps - values["horizon"]
+        if season > input_width:
+            needs = "the sine's baseline" if is_sine else "target='seasonal'"
             raise ParamError(
                 f"Received an invalid value for parameter `season`, expected 0 or an integer from 1 to "
-                f"the input length {input_width} (time_steps - horizon), got {values['season']}."
+                f"the input length {input_width} (time_steps - horizon), which {needs} reads, got {season}."
             )
 
 

@@ -20,12 +20,16 @@ def loss_curve(train_loss, val_loss, best_epoch):
     return fig
 
 
-def predictions(t_train, y_train, pred_train, t_test, y_test, pred_test, zoom=60):
+def predictions(t_train, y_train, pred_train, t_test, y_test, pred_test, zoom=60, band=None):
     """The seed tutorial's figure done right: one-step forecasts against the truth,
     over the training windows and the held-out test windows that follow them,
-    and below it the first `zoom` test windows up close."""
+    and below it the first `zoom` test windows up close. `band`: (lower, upper)
+    of the prediction interval over the test windows, shaded."""
     fig, (overview, close) = plt.subplots(2, 1, figsize=(11, 7))
     for ax, stop in ((overview, None), (close, zoom)):
+        if band is not None:
+            ax.fill_between(t_test[:stop], band[0][:stop], band[1][:stop], color="tab:orange", alpha=0.25,
+                            linewidth=0, label="prediction interval")
         ax.plot(t_test[:stop], y_test[:stop], color="black", linewidth=1, label="truth")
         ax.plot(t_test[:stop], pred_test[:stop], color="tab:orange", linestyle="--", label="forecast (test)")
         ax.set(xlabel="time", ylabel="value")
@@ -69,11 +73,13 @@ def free_run(t_context, context, t_future, truth, forecast):
 def forecast_fan(t_truth, truth, fans):
     """Multi-step forecasts from a few test origins against the truth.
 
-    `fans` is a list of (times, forecast) pairs, one per origin.
+    `fans` is a list of (times, forecast, lower, upper), one per origin.
     """
     fig, ax = plt.subplots(figsize=(11, 4))
     ax.plot(t_truth, truth, color="black", linewidth=1, label="truth")
-    for number, (times, forecast) in enumerate(fans):
+    for number, (times, forecast, lower, upper) in enumerate(fans):
+        ax.fill_between(times, lower, upper, color="tab:red", alpha=0.15, linewidth=0,
+                        label="prediction intervals" if number == 0 else None)
         ax.plot(times, forecast, "o-", markersize=3, color="tab:red", alpha=0.8,
                 label="forecasts from test origins" if number == 0 else None)
     ax.set(xlabel="time", ylabel="value", title=f"{len(fans[0][1])}-step forecasts from {len(fans)} test origins")

@@ -48,7 +48,13 @@ def check_windows(model_input):
 
 
 class SavedModelForecaster(mlflow.pyfunc.PythonModel):
-    """predict(x): x float32 (batch, timesteps, 1) → forecasts (batch, horizon)."""
+    """predict(x): x float32 (batch, timesteps, 1) → forecasts (batch, horizon).
+
+    With the parameter `intervals` true (`params={"intervals": True}`, or
+    `"params": {"intervals": true}` beside `"inputs"` in a REST request), a dict
+    of three such arrays instead: `forecast`, and `lower` and `upper`, the
+    bounds of the prediction interval at the level the model was trained with.
+    """
 
     # The input is checked against the tensor signature logged with the model;
     # this tells MLflow not to look for (and warn about) predict() type hints too.
@@ -64,7 +70,10 @@ class SavedModelForecaster(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input, params=None):
         windows = self._tf.constant(check_windows(model_input))
-        return self._saved_model.serve(windows)["forecast"].numpy()
+        outputs = self._saved_model.serve(windows)
+        if params and params.get("intervals"):
+            return {name: outputs[name].numpy() for name in ("forecast", "lower", "upper")}
+        return outputs["forecast"].numpy()
 
 
 mlflow.models.set_model(SavedModelForecaster())

@@ -1,11 +1,12 @@
 """Stage 3: score the model and the baselines on the same test windows, and draw it.
 
 Logs `test_<metric>` for the LSTM and `<baseline>_test_<metric>` for the
-`persistence`, `seasonal_naive` (with `season`) and `linear` baselines, metric
-in mse, rmse, mae, smape, mase (plus `test_rmse_step<k>` for a horizon above 1),
-`free_run_rmse`, the comparison table as `comparison.csv` and `comparison.md`,
-and under `plots/`: predictions, residuals, free_run, gate_activations and,
-for a horizon above 1, forecast_fan.
+`persistence`, `seasonal_naive` (with `season`), `ets` and `linear` baselines,
+metric in mse, rmse, mae, smape, mase (plus `test_rmse_step<k>` for a horizon
+above 1), the LSTM's `test_coverage` and `test_interval_width`, `free_run_rmse`,
+the comparison table as `comparison.csv` and `comparison.md`, and under
+`plots/`: predictions, residuals, free_run, gate_activations and, for a horizon
+above 1, forecast_fan.
 """
 
 import mlflow
@@ -33,11 +34,9 @@ def run(model_uri, data_uri, season, free_run_steps):
         dataset, manifest = tracking.load_data(data_uri)
         # The one check that needs the data: a season that fits its windows.
         input_width, horizon = dataset["x_test"].shape[1], dataset["y_test"].shape[1]
-        params.check_combination({"season": season, "time_steps": input_width + horizon, "horizon": horizon})
+        params.check_combination({"season": season, "time_steps": input_width + horizon, "horizon": horizon,
+                                  "data_source": "sine" if manifest["source"] == "sine" else "csv"})
         model = forecaster.load_model(tracking.download(model_uri, "model_uri"))
-        # XLA would compile anew for every batch shape predicted here: slower than it saves.
-        model.jit_compile = False
-
         test_forecast = forecaster.predict(model, dataset["x_test"])
         scores, table = score(test_forecast, dataset, season)
         free = free_run(model, dataset, manifest, free_run_steps)
@@ -66,22 +65,34 @@ def _training_data_of(model_uri):
 
 
 def score(test_forecast, dataset, season):
-    """Test metrics of the LSTM's `test_forecast` and of each baseline on the very
-    same windows, and the comparison table of them."""
+    """Test metrics of the LSTM's `test_forecast` (the forecasting model's
+    outputs) and of each baseline on the very same windows, and the comparison
+    table of them. With the whole series in the dataset (a CSV), the seasonal
+    naive forecast and ETS look back into it past the window."""
     x_test, y_test = dataset["x_test"], dataset["y_test"]
     horizon = y_test.shape[1]
+    series = dataset.get("series")
     forecasts = {
-        "": test_forecast,
+        "": test_forecast["forecast"],
         "persistence": metrics.persistence_forecast(x_test, horizon),
     }
     names = [("LSTM", ""), ("persistence", "persistence_")]
     if season:
-        forecasts["seasonal_naive"] = metrics.seasonal_naive_forecast(x_test, horizon, season)
+        forecasts["seasonal_naive"] = metrics.seasonal_naive_forecast(
+            x_test, horizon, season, series, dataset.get("origin_test"))
         names.append((f"seasonal naive ({season})", "seasonal_naive_"))
+    if series is not None:
+        fit_end = int(dataset["origin_test"][0])  # the training and validation part of the series
+        forecasts["ets"] = metrics.ets_forecast(series, fit_end, dataset["origin_test"], horizon, season)
+    else:
+        forecasts["ets"] = metrics.ets_forecast_windows(x_test, horizon)
+    names.append(("ETS", "ets_"))
     forecasts["linear"] = metrics.LinearAutoregression(dataset["x_train"], dataset["y_train"]).predict(x_test)
     names.append(("linear AR", "linear_"))
     scale = metrics.naive_scale(dataset["x_train"], dataset["y_train"])
     scores = metrics.forecast_metrics(y_test, forecasts, scale)
+    scores.update({f"test_{name}": value for name, value in
+                   metrics.interval_scores(y_test, test_forecast["lower"], test_forecast["upper"]).items()})
     return scores, metrics.comparison_table(scores, names)
 
 
@@ -104,13 +115,16 @@ def free_run(model, dataset, manifest, n_steps):
 
 def log_plots(model, dataset, test_forecast, free):
     input_width = dataset["x_test"].shape[1]
-    predicted = {"train": forecaster.predict(model, dataset["x_train"]), "test": test_forecast}
+    predicted = {"train": forecaster.predict(model, dataset["x_train"])["forecast"],
+                 "test": test_forecast["forecast"]}
+    band = (test_forecast["lower"], test_forecast["upper"])
     # The first forecast step of every window, at the time of its first target.
     target_time = {split: dataset[f"t_{split}"][:, input_width] for split in ("train", "test")}
     truth = {split: dataset[f"y_{split}"][:, 0] for split in ("train", "test")}
     tracking.log_figure(
         plots.predictions(target_time["train"], truth["train"], predicted["train"][:, 0],
-                          target_time["test"], truth["test"], predicted["test"][:, 0]),
+                          target_time["test"], truth["test"], predicted["test"][:, 0],
+                          band=(band[0][:, 0], band[1][:, 0])),
         "predictions",
     )
     tracking.log_figure(
@@ -122,10 +136,10 @@ def log_plots(model, dataset, test_forecast, free):
     )
     if dataset["y_test"].shape[1] > 1:
         origins = np.linspace(0, len(truth["test"]) - 1, 4).astype(int)
-        fans = [(dataset["t_test"][i, input_width:], predicted["test"][i]) for i in origins]
+        fans = [(dataset["t_test"][i, input_width:], predicted["test"][i], band[0][i], band[1][i]) for i in origins]
         tracking.log_figure(plots.forecast_fan(target_time["test"], truth["test"], fans), "forecast_fan")
     window = dataset["x_test"][:1]
-    activations = gate_activations(model.get_layer(forecaster.RNN_LAYER).cell, forecaster.rnn_input(model, window))
+    activations = gate_activations(forecaster.member_cell(model), forecaster.rnn_input(model, window))
     tracking.log_figure(
         plots.gate_activations({name: values[0] for name, values in activations.items()}, window[0]),
         "gate_activations",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import mlflow
 
-from pipeline import data, tracking
+from pipeline import data, params, tracking
 from pipeline.params import ParamError
 from pipeline.stages import program
 
@@ -28,15 +28,18 @@ def source_sha256(data_source):
 
 
 def prepare(data_source, column, time_column, fill_missing, n_samples, time_steps, horizon, noise,
-            val_fraction, test_fraction, seed):
+            val_fraction, test_fraction, seed, season=0):
     """Builds and checks the dataset, logging nothing: (dataset, manifest, tags).
 
-    Every problem with the parameters or the file is a ParamError, raised
-    before any run is opened.
+    `season` sizes time_steps='auto' and must fit a CSV series twice before its
+    test period. Every problem with the parameters or the file is a
+    ParamError, raised before any run is opened.
     """
     values = dict(locals())
+    time_steps = params.resolve_time_steps(time_steps, horizon, season, data_source == "sine")
     windowing = data.Windowing(time_steps, horizon)
-    manifest = {"parameters": values, "windowing": repr(windowing), "code_version": tracking.code_version()}
+    manifest = {"parameters": values, "time_steps": time_steps, "windowing": repr(windowing),
+                "code_version": tracking.code_version()}
     tags = {}
     if data_source == "sine":
         dataset = data.make_sine_dataset(n_samples, time_steps, horizon, noise, val_fraction, test_fraction, seed)
@@ -45,13 +48,20 @@ def prepare(data_source, column, time_column, fill_missing, n_samples, time_step
         tags["source_sha256"] = source_sha256(data_source)
         times, series, column_name, n_filled = data.read_csv_series(data_source, column, time_column, fill_missing)
         dataset = data.make_series_dataset(times, series, time_steps, horizon, val_fraction, test_fraction)
+        fit_points = int(dataset["origin_test"][0])
+        if season and fit_points < 2 * season:
+            raise ParamError(
+                f"Received an invalid value for parameter `season`: {data_source} has {fit_points} points "
+                f"before its test period, fewer than two seasons of {season} (ETS and the seasonal baselines "
+                "need two); use a shorter season, -P season=0, or a longer series."
+            )
         manifest.update(source="csv", path=str(Path(data_source).resolve()), column=column_name,
                         n_points=len(series), n_filled=n_filled, source_sha256=tags["source_sha256"])
     return dataset, manifest, tags
 
 
 def run(data_source, column, time_column, fill_missing, n_samples, time_steps, horizon, noise,
-        val_fraction, test_fraction, seed, prepared=None):
+        val_fraction, test_fraction, seed, season=0, prepared=None):
     """Generates and logs the dataset; returns the run id (its data: runs:/<id>/data).
 
     `prepared`: what `prepare` returned for these values, if it was called already.

@@ -15,8 +15,8 @@ from pipeline.params import ParamError
 from pipeline.stages import evaluate, generate_data, program, train
 
 HEADLINE_METRICS = [
-    "test_rmse", "test_mae", "test_mse", "test_smape", "test_mase", "persistence_test_rmse",
-    "seasonal_naive_test_rmse", "linear_test_rmse", "free_run_rmse",
+    "test_rmse", "test_mae", "test_mse", "test_smape", "test_mase", "test_coverage", "test_interval_width",
+    "persistence_test_rmse", "seasonal_naive_test_rmse", "ets_test_rmse", "linear_test_rmse", "free_run_rmse",
 ]
 
 
@@ -24,7 +24,9 @@ def run(run_name=None, quiet=False, **values):
     """Runs the three stages under one parent run; returns the run ids and metrics.
 
     `run_name` names the parent run (default: "main"); `quiet` skips the summary.
+    Parameters not given take their defaults.
     """
+    values = {**params.defaults("main"), **values}
     data_values = {name: values[name] for name in params.DATA_PARAMS}
     train_values = {name: values[name] for name in params.TRAIN_PARAMS}
     evaluate_values = {name: values[name] for name in params.EVALUATE_PARAMS}
@@ -33,8 +35,10 @@ def run(run_name=None, quiet=False, **values):
         "nested below. Headline test metrics are logged here; the comparison table is on the evaluate run."
     )
     # Everything that can be checked is, before the run opens: the series must
-    # give every split a window, a run to resume must match.
+    # give every split a window, the training choices must suit it, a run to
+    # resume must match.
     prepared = generate_data.prepare(**data_values)
+    train.check_data(train_values, prepared[0], prepared[1])
     resume_from = values.get("resume_from", "none")
     interrupted_train = None
     if resume_from != "none":

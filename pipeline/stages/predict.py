@@ -1,7 +1,8 @@
 """Forecast with a trained model, no server: `lstm-predict` or `mlflow run . -e predict`.
 
 Input is a CSV series (the model forecasts what follows its last values) or
-JSON windows; output is CSV, one row per window, one column per horizon step.
+JSON windows; output is CSV, one row per window: the forecast of each horizon
+step (`step_<k>`), then the prediction interval's bounds (`lower_<k>`, `upper_<k>`).
 """
 
 import json
@@ -82,11 +83,18 @@ def run(model_uri, input, column, output):
         ) from error
     input_width = int(model.metadata.metadata["input_width"])
     try:
-        forecasts = model.predict(read_windows(input, column, input_width))
+        outputs = model.predict(read_windows(input, column, input_width), params={"intervals": True})
     except mlflow.exceptions.MlflowException as error:
         raise ParamError(f"Received an invalid value for parameter `input`: {error.message}") from None
-    header = ",".join(f"step_{step}" for step in range(1, forecasts.shape[1] + 1))
-    lines = [header] + [",".join(repr(float(value)) for value in row) for row in forecasts]
+    if not isinstance(outputs, dict):  # a model trained before intervals existed
+        outputs = {"forecast": outputs}
+    columns = {"step": outputs["forecast"], "lower": outputs.get("lower"), "upper": outputs.get("upper")}
+    columns = {name: values for name, values in columns.items() if values is not None}
+    forecasts = outputs["forecast"]
+    steps = range(1, forecasts.shape[1] + 1)
+    header = ",".join(f"{name}_{step}" for name in columns for step in steps)
+    rows = np.hstack(list(columns.values()))
+    lines = [header] + [",".join(repr(float(value)) for value in row) for row in rows]
     text = "\n".join(lines) + "\n"
     if output == "-":
         sys.stdout.write(text)

@@ -18,10 +18,10 @@ import keras
 import mlflow
 import numpy as np
 from mlflow.models import ModelSignature
-from mlflow.types import Schema, TensorSpec
+from mlflow.types import ParamSchema, ParamSpec, Schema, TensorSpec
 
 from pipeline import model as forecaster
-from pipeline import plots, tracking
+from pipeline import metrics, params, plots, tracking, transforms
 from pipeline.stages import program
 
 KERAS_MODEL = "keras_model/model.keras"
@@ -36,14 +36,18 @@ BEST_CHECKPOINT = "best.keras"
 
 
 def signature(horizon):
-    """float32 (batch, timesteps, 1) in, both free; float32 (batch, horizon) out."""
+    """float32 (batch, timesteps, 1) in, both free; float32 (batch, horizon) out:
+    the forecast, or with the parameter `intervals` true, the forecast and the
+    interval bounds (see pipeline/serving.py)."""
     return ModelSignature(
         inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1, 1))]),
         outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, horizon))]),
+        params=ParamSchema([ParamSpec("intervals", "boolean", False)]),
     )
 
 
-def run(data_uri, hidden_units, learning_rate, epochs, batch_size, scaling, patience, seed, resume_from="none"):
+def run(data_uri, hidden_units, learning_rate, epochs, batch_size, scaling, patience, target="auto", season=0,
+        ensemble_size="auto", interval_level=0.9, seed=42, resume_from="none"):
     """Trains and logs the model; returns the run id.
 
     With `resume_from`, continues that KILLED or FAILED train run from its last
@@ -65,13 +69,20 @@ def run(data_uri, hidden_units, learning_rate, epochs, batch_size, scaling, pati
             mlflow.set_tag("resumed_from", resume_from)
         dataset, manifest = tracking.load_data(data_uri)
         horizon = dataset["y_train"].shape[1]
-        scale = None
-        if scaling == "standard" or (scaling == "auto" and manifest["source"] != "sine"):
-            scale = forecaster.standard_scale(dataset)
+        input_width = dataset["x_train"].shape[1]
+        chosen = check_data(values, dataset, manifest)
+        epochs, patience, scaling, target, ensemble_size = (
+            chosen[name] for name in ("epochs", "patience", "scaling", "target", "ensemble_size"))
+        # What 'auto' became: tags, since a parameter is logged once, as given.
+        mlflow.set_tags({f"resolved_{name}": params.PARAMS[name].format(chosen[name])
+                         for name in AUTO_TRAIN_PARAMS})
+        scale = forecaster.standard_scale(dataset)
+        if scaling == "standard":
             mlflow.log_metrics({"scaling_mean": scale[0], "scaling_std": scale[1]})
 
         keras.utils.set_random_seed(seed)
-        model = forecaster.build_model(hidden_units, learning_rate, horizon, scale)
+        model = forecaster.build_model(hidden_units, learning_rate, horizon, scaling, scale, target, season,
+                                       ensemble_size)
         if resume is not None:
             _log_inherited_history(resume)
         started = time.perf_counter()
@@ -91,17 +102,47 @@ def run(data_uri, hidden_units, learning_rate, epochs, batch_size, scaling, pati
             "best_val_loss": state.best_val_loss,
         })
         tracking.log_figure(plots.loss_curve(state.train_loss, state.val_loss, state.best_epoch), "loss_curve")
-        model_uri = _log_models(model, dataset["x_train"].shape[1], horizon)
+        served = forecaster.forecasting_model(model, interval_level)
+        half_widths = forecaster.calibrate(served, dataset["x_val"], dataset["y_val"])
+        mlflow.log_metrics({f"interval_half_width_step{step}": float(q) for step, q in enumerate(half_widths, 1)})
+        model_uri = _log_models(served, input_width, horizon, interval_level)
         # Last: a run without this tag has no finished model, whatever its artifacts.
         mlflow.set_tag("model_uri", model_uri)
         return active.info.run_id
 
 
+AUTO_TRAIN_PARAMS = ("epochs", "patience", "scaling", "target", "ensemble_size")
+
+
+def check_data(values, dataset, manifest):
+    """The train values with 'auto' resolved for this data (params.resolve_training),
+    after the checks that need it: a season that fits the window for
+    target='seasonal', enough validation windows for the interval level.
+    Raises a one-line ParamError."""
+    is_sine = manifest["source"] == "sine"
+    input_width, horizon = dataset["x_train"].shape[1], dataset["y_train"].shape[1]
+    chosen = params.resolve_training(
+        values, is_sine, input_width, len(dataset["y_train"]),
+        metrics.seasonal_naive_wins(dataset["x_train"], dataset["y_train"], values.get("season", 0)))
+    params.check_combination({"data_source": "sine" if is_sine else "csv", "target": chosen["target"],
+                              "season": chosen["season"], "time_steps": input_width + horizon, "horizon": horizon})
+    n_val, level = len(dataset["y_val"]), chosen["interval_level"]
+    if n_val < transforms.min_windows_for(level):
+        raise params.ParamError(
+            f"Received an invalid value for parameter `interval_level`: {level} needs at least "
+            f"{transforms.min_windows_for(level)} validation windows to calibrate, the data has {n_val}; "
+            "lower it, or give validation more of the series (-P val_fraction)."
+        )
+    return chosen
+
+
 def _log_epoch(epoch, logs, checkpoint_dir):
-    # Asynchronous: an epoch does not wait for the tracking store.
-    mlflow.log_metrics(
-        {"train_loss": logs["loss"], "val_loss": logs["val_loss"]}, step=epoch, synchronous=False
-    )
+    # Asynchronous: an epoch does not wait for the tracking store. With an
+    # ensemble, each member's validation MSE and the median's too.
+    metrics = {"train_loss": logs["loss"], "val_loss": logs["val_loss"]}
+    metrics.update({name[len("val_"):].replace("_mse", "_val_loss"): value
+                    for name, value in logs.items() if name.startswith("val_") and name != "val_loss"})
+    mlflow.log_metrics(metrics, step=epoch, synchronous=False)
     mlflow.log_artifacts(checkpoint_dir, artifact_path=CHECKPOINTS)
 
 
@@ -122,11 +163,12 @@ def _log_best_checkpoint(model, checkpoint_dir):
         return
     model.set_weights(best_weights)
     with tempfile.TemporaryDirectory() as folder:
-        model.save(Path(folder) / BEST_CHECKPOINT)
+        # The forecasting model, as train saves it, with its interval not yet calibrated.
+        forecaster.forecasting_model(model).save(Path(folder) / BEST_CHECKPOINT)
         mlflow.log_artifact(str(Path(folder) / BEST_CHECKPOINT), artifact_path=CHECKPOINTS)
 
 
-def _log_models(model, input_width, horizon):
+def _log_models(model, input_width, horizon, interval_level):
     """Logs the .keras file, the SavedModel in TensorFlow Serving's layout
     (`saved_model/1/`), and the MLflow model `model`; returns its models:/ URI."""
     with tempfile.TemporaryDirectory() as folder:
@@ -146,7 +188,7 @@ def _log_models(model, input_width, horizon):
                 python_model=str(SERVING_CODE),
                 artifacts={"saved_model": str(saved_model)},
                 signature=signature(horizon),
-                metadata={"input_width": input_width, "horizon": horizon},
+                metadata={"input_width": input_width, "horizon": horizon, "interval_level": interval_level},
                 pip_requirements=[f"{name}=={version(name)}" for name in ("mlflow", "tensorflow", "numpy")],
             )
     return info.model_uri

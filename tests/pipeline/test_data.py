@@ -81,15 +81,28 @@ def test_series_split_leaks_no_later_value_into_earlier_windows(horizon):
     assert last_point["val"] < first_target["test"]
     test_targets = set(dataset["t_test"][:, 30 - horizon:].ravel())
     assert not test_targets & set(dataset["t_train"].ravel()) and not test_targets & set(dataset["t_val"].ravel())
-    n_windows = 400 - 30 + 1
-    assert sum(len(dataset[f"y_{s}"]) for s in data.SPLITS) == n_windows - 2 * (horizon - 1)
+    # The test period is the last 20 % of the 400 time points, the 10 % before it validates;
+    # each period's windows have all their targets inside it.
+    assert test_targets == set(times[320:])
+    assert set(dataset["t_val"][:, 30 - horizon:].ravel()) == set(times[280:320])
+    assert [len(dataset[f"y_{s}"]) for s in data.SPLITS] == [251, 40 - horizon + 1, 80 - horizon + 1]
     np.testing.assert_allclose(dataset["y_test"], np.sin(dataset["t_test"][:, 30 - horizon:] / 5), atol=1e-6)
+    # origin_<split>: where each window's first target sits in the series.
+    for split in data.SPLITS:
+        np.testing.assert_array_equal(dataset["series"][dataset[f"origin_{split}"]], dataset[f"y_{split}"][:, 0])
+
+
+def test_the_test_targets_are_the_same_whatever_the_window_length():
+    times = np.arange(300.0)
+    targets = [set(data.make_series_dataset(times, np.cos(times), time_steps, 2, 0.1, 0.2)["t_test"][:, -2:].ravel())
+               for time_steps in (10, 40, 55)]
+    assert targets[0] == targets[1] == targets[2] == set(times[240:])
 
 
 def test_series_too_short_for_its_windows_is_an_error_naming_time_steps():
     with pytest.raises(ParamError, match=r"`time_steps`: a series of 40 points gives 0 windows of time_steps=50"):
         data.make_series_dataset(np.arange(40.0), np.zeros(40), 50, 1, 0.1, 0.2)
-    with pytest.raises(ParamError, match=r"3 windows split as .* give train/val/test sizes 2/0/1"):
+    with pytest.raises(ParamError, match=r"a series of 12 points split as .* gives train/val/test sizes 0/1/2"):
         data.make_series_dataset(np.arange(12.0), np.zeros(12), 10, 1, 0.1, 0.2)
 
 

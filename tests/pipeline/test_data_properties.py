@@ -50,10 +50,11 @@ def test_series_windows_are_cut_and_split_as_documented_or_refused(n_points, tim
             assert "`time_steps`" in message and f"horizon={horizon}" in message
         elif n_windows < 3:
             assert "`time_steps`" in message and f"{n_points} points" in message
-        else:  # the split leaves a set empty, after the horizon - 1 windows left out at each boundary
+        else:  # a period too short for one window's targets, or no room for a training window's inputs
             assert "`val_fraction` and `test_fraction`" in message
-            n_test, n_val = round(n_windows * test_fraction), round(n_windows * val_fraction)
-            assert min(n_windows - n_val - n_test - 2 * (horizon - 1), n_val, n_test) < 1
+            val_start, test_start = data.series_split_points(n_points, val_fraction, test_fraction)
+            input_width = time_steps - horizon
+            assert min(val_start - input_width, test_start - val_start, n_points - test_start) < horizon
         return
     check_dataset(dataset, time_steps, horizon)
     # The windows are the series itself, cut where the times say.

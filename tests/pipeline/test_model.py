@@ -16,11 +16,13 @@ def trained():
     dataset = data.make_sine_dataset(120, 12, 1, 0.0, 0.1, 0.2, seed=0)
     model = forecaster.build_model(hidden_units=8, learning_rate=0.01)
     state = forecaster.fit(model, dataset, epochs=3, batch_size=16, patience=0)
-    return model, dataset, state
+    served = forecaster.forecasting_model(model, interval_level=0.8)
+    forecaster.calibrate(served, dataset["x_val"], dataset["y_val"])
+    return served, dataset, state, model
 
 
 def test_fit_reports_every_epoch_and_keeps_the_best_validation_weights(trained):
-    model, dataset, state = trained
+    _, dataset, state, model = trained
     assert state.epochs_done == 3 and len(state.train_loss) == len(state.val_loss) == 3
     assert state.best_epoch == int(np.argmin(state.val_loss)) + 1
     restored = model.evaluate(dataset["x_val"], dataset["y_val"], verbose=0)
@@ -95,15 +97,19 @@ def test_saved_model_predicts_what_keras_predicts_for_any_batch_and_window_lengt
     serving = loaded.signatures["serving_default"]
     spec = serving.structured_input_signature[1]["window"]
     assert spec.dtype == tf.float32 and spec.shape.as_list() == [None, None, 1]
-    assert serving.structured_outputs["forecast"].shape.as_list() == [None, 1]
+    assert {name: spec.shape.as_list() for name, spec in serving.structured_outputs.items()} == {
+        "forecast": [None, 1], "lower": [None, 1], "upper": [None, 1]}
     rng = np.random.default_rng(1)
     for batch, timesteps in [(1, 11), (5, 11), (64, 30)]:
         x = rng.uniform(-1, 1, size=(batch, timesteps, 1)).astype("float32")
-        served = serving(window=tf.constant(x))["forecast"]
-        assert served.shape == (batch, 1)
-        np.testing.assert_allclose(served.numpy(), forecaster.predict(model, x), atol=1e-5)
-        compiled = loaded.signatures["serve_xla"](window=tf.constant(x))["forecast"]
-        np.testing.assert_allclose(compiled.numpy(), served.numpy(), atol=1e-5)
+        served = serving(window=tf.constant(x))
+        assert served["forecast"].shape == (batch, 1)
+        expected = forecaster.predict(model, x)
+        compiled = loaded.signatures["serve_xla"](window=tf.constant(x))
+        for name in ("forecast", "lower", "upper"):
+            np.testing.assert_allclose(served[name].numpy(), expected[name], atol=1e-5)
+            np.testing.assert_allclose(compiled[name].numpy(), served[name].numpy(), atol=1e-5)
+        assert (served["lower"].numpy() < served["forecast"].numpy()).all()
 
 
 def test_scaled_model_takes_and_returns_raw_values_even_exported(tmp_path):
@@ -112,9 +118,10 @@ def test_scaled_model_takes_and_returns_raw_values_even_exported(tmp_path):
     dataset = data.make_series_dataset(times, 1000 + 50 * np.sin(times / 4), 20, 3, 0.1, 0.2)
     scale = forecaster.standard_scale(dataset)
     assert scale == pytest.approx((1000, 50 / np.sqrt(2)), rel=0.02)
-    model = forecaster.build_model(hidden_units=16, learning_rate=0.01, horizon=3, scale=scale)
-    forecaster.fit(model, dataset, epochs=8, batch_size=32, patience=0)
-    predicted = forecaster.predict(model, dataset["x_test"])
+    trainer = forecaster.build_model(hidden_units=16, learning_rate=0.01, horizon=3, scaling="standard", scale=scale)
+    forecaster.fit(trainer, dataset, epochs=8, batch_size=32, patience=0)
+    model = forecaster.forecasting_model(trainer)
+    predicted = forecaster.predict(model, dataset["x_test"])["forecast"]
     assert predicted.shape == (len(dataset["y_test"]), 3)
     # Raw units out: forecasts land on the series (mean 1000, amplitude 50), not on z-scores.
     assert np.sqrt(np.mean((predicted - dataset["y_test"]) ** 2)) < 25
@@ -129,6 +136,108 @@ def test_free_run_feeds_its_own_forecasts_back(trained):
     window = dataset["x_test"][0]
     forecasts = forecaster.free_run(model, window, n_steps=3)
     assert forecasts.shape == (3,)
-    np.testing.assert_allclose(forecasts[0], forecaster.predict(model, window[None])[0, 0], atol=1e-6)
+    np.testing.assert_allclose(forecasts[0], forecaster.predict(model, window[None])["forecast"][0, 0], atol=1e-6)
     second_input = np.concatenate([window[1:, 0], forecasts[:1]])[None, :, None]
-    np.testing.assert_allclose(forecasts[1], forecaster.predict(model, second_input)[0, 0], atol=1e-6)
+    np.testing.assert_allclose(forecasts[1], forecaster.predict(model, second_input)["forecast"][0, 0], atol=1e-6)
+
+
+def _network_output(model, z, member=0):
+    """The bare network of one member, o = Dense(RNN(z)), for scaled input z."""
+    suffix = f"_{member}" if member else ""
+    hidden = model.get_layer(forecaster.RNN_LAYER + suffix)(tf.constant(z, tf.float32))
+    return model.get_layer("forecast" + suffix)(hidden).numpy().astype(np.float64)
+
+
+@pytest.mark.parametrize("target,scaling", [("level", "none"), ("level", "standard"), ("last", "window"),
+                                            ("seasonal", "window"), ("seasonal", "standard"), ("last", "none")])
+def test_the_exported_model_does_the_target_and_scaling_arithmetic_by_hand(target, scaling, tmp_path):
+    """ŷ = r + σ·o (+ μ for level), done here in numpy from the bare network's output o,
+    equals what the SavedModel returns for raw windows."""
+    keras.utils.set_random_seed(4)
+    horizon, season = 3, 5
+    mean, std = 40.0, 7.0
+    trainer = forecaster.build_model(6, 0.01, horizon, scaling, (mean, std), target, season, ensemble_size=1)
+    dense = trainer.get_layer("forecast")
+    if target != "level":  # the untrained network outputs 0 (the naive forecast): give it an output to check
+        assert not np.any(dense.get_weights()[0])
+        dense.set_weights([np.random.default_rng(3).normal(size=w.shape).astype("float32") for w in dense.get_weights()])
+    model = forecaster.forecasting_model(trainer)
+    forecaster.export_saved_model(model, str(tmp_path / "saved_model"))
+    serving = tf.saved_model.load(str(tmp_path / "saved_model")).signatures["serving_default"]
+    x = (40 + 10 * np.random.default_rng(2).normal(size=(4, 12, 1))).astype(np.float32)
+
+    if scaling == "window":
+        mu, sigma = x.mean(axis=(1, 2))[:, None], x.std(axis=(1, 2))[:, None]
+    elif scaling == "standard":
+        mu, sigma = np.full((4, 1), mean), np.full((4, 1), std)
+    else:
+        mu, sigma = np.zeros((4, 1)), np.ones((4, 1))
+    o = _network_output(model, (x - mu[:, :, None]) / sigma[:, :, None])
+    reference = {"level": mu, "last": x[:, -1, :],
+                 "seasonal": x[:, [12 - 5 + 0, 12 - 5 + 1, 12 - 5 + 2], 0]}[target]
+    by_hand = reference + sigma * o
+    served = serving(window=tf.constant(x))["forecast"].numpy()
+    np.testing.assert_allclose(served, by_hand, rtol=1e-5, atol=1e-4)
+
+
+def test_an_ensemble_forecasts_the_median_of_its_members_and_reports_each_members_loss():
+    keras.utils.set_random_seed(0)
+    dataset = data.make_sine_dataset(150, 12, 2, 0.05, 0.1, 0.2, seed=0)
+    trainer = forecaster.build_model(hidden_units=4, learning_rate=0.01, horizon=2, ensemble_size=3)
+    logged = []
+    forecaster.fit(trainer, dataset, epochs=2, batch_size=16, patience=0,
+                   on_epoch_end=lambda epoch, logs: logged.append(logs))
+    assert {"val_member_0_mse", "val_member_1_mse", "val_member_2_mse", "val_ensemble_mse"} <= set(logged[-1])
+    members = trainer.predict(dataset["x_val"], verbose=0)
+    assert members.shape == (len(dataset["x_val"]), 3, 2)
+    member_mse = [np.mean((members[:, i] - dataset["y_val"]) ** 2) for i in range(3)]
+    np.testing.assert_allclose([logged[-1][f"val_member_{i}_mse"] for i in range(3)], member_mse, rtol=1e-4)
+    # The loss is the mean of the members' own losses: each member learns as if alone.
+    assert logged[-1]["val_loss"] == pytest.approx(np.mean(member_mse), rel=1e-4)
+    forecast = forecaster.predict(forecaster.forecasting_model(trainer), dataset["x_val"])["forecast"]
+    np.testing.assert_allclose(forecast, np.median(members, axis=1), atol=1e-6)
+    # Three different networks, not one network three times.
+    assert len({round(float(m), 6) for m in member_mse}) == 3
+
+
+def test_even_ensembles_take_the_mean_of_the_two_middle_members():
+    from pipeline.transforms import Median
+
+    members = np.array([[[1.0], [4.0], [2.0], [10.0]]], np.float32)  # (1 window, 4 members, horizon 1)
+    assert Median()(members).numpy().tolist() == [[3.0]]
+
+
+def test_conformal_half_width_covers_new_draws_of_known_noise_at_the_level():
+    from pipeline.transforms import conformal_half_width, min_windows_for
+
+    rng = np.random.default_rng(0)
+    residuals = rng.normal(0, 2.0, size=(400, 2))
+    q = conformal_half_width(residuals, 0.9)
+    # Gaussian noise of std 2: the 90 % two-sided half-width is 1.645 · 2.
+    np.testing.assert_allclose(q, 2 * 1.645, rtol=0.1)
+    fresh = rng.normal(0, 2.0, size=(20000, 2))
+    assert np.mean(np.abs(fresh) <= q) == pytest.approx(0.9, abs=0.02)
+    # ⌈(n + 1)·level⌉-th smallest of n: with 9 residuals 1..9 at 90 %, the 9th.
+    assert conformal_half_width(np.arange(1.0, 10.0)[:, None], 0.9).tolist() == [9.0]
+    assert min_windows_for(0.9) == 9 and min_windows_for(0.5) == 1
+    with pytest.raises(ValueError, match="8 validation windows are too few for a 0.9 interval: at least 9"):
+        conformal_half_width(np.ones((8, 1)), 0.9)
+
+
+def test_a_trained_model_covers_the_test_targets_of_a_noisy_series_at_the_level():
+    """Series = smooth signal + Gaussian noise of known std 0.3: the intervals,
+    calibrated on validation windows only, cover about 90 % of the test targets
+    and are about as wide as the noise says (2 · 1.645 · 0.3 ≈ 1 at best)."""
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    times = np.arange(1500.0)
+    series = 10 + np.sin(times / 8) + rng.normal(0, 0.3, size=times.shape)
+    dataset = data.make_series_dataset(times, series, 25, 1, 0.2, 0.3)
+    trainer = forecaster.build_model(16, 0.01, 1, "window", forecaster.standard_scale(dataset), "last")
+    forecaster.fit(trainer, dataset, epochs=10, batch_size=32, patience=0)
+    model = forecaster.forecasting_model(trainer, interval_level=0.9)
+    forecaster.calibrate(model, dataset["x_val"], dataset["y_val"])
+    out = forecaster.predict(model, dataset["x_test"])
+    inside = (out["lower"] <= dataset["y_test"]) & (dataset["y_test"] <= out["upper"])
+    assert inside.mean() == pytest.approx(0.9, abs=0.05)
+    assert 2 * 1.645 * 0.3 * 0.9 < np.mean(out["upper"] - out["lower"]) < 2 * 1.645 * 0.3 * 1.5

@@ -24,7 +24,7 @@ def test_mlproject_entry_point_mirrors_the_parameter_table(stage):
     for name, spec in entry["parameters"].items():
         param = params.PARAMS[name]
         listable = stage == "sweep" and name in params.STAGE_PARAMS["main"]
-        assert spec["type"] == ("string" if listable else MLPROJECT_TYPES[param.type]), name
+        assert spec["type"] == ("string" if listable or param.auto else MLPROJECT_TYPES[param.type]), name
         assert param.parse(str(spec["default"])) == param.default, name
         # `mlflow run` logs str(default) before the stage logs its canonical form.
         assert str(spec["default"]) == param.format(param.default), name
@@ -38,13 +38,51 @@ def test_mlproject_has_exactly_the_stages_and_predict():
 
 def test_seed_defaults_are_kept():
     defaults = params.defaults("main")
-    assert (defaults["n_samples"], defaults["time_steps"], defaults["hidden_units"]) == (1000, 50, 50)
-    assert (defaults["learning_rate"], defaults["epochs"], defaults["batch_size"]) == (0.001, 50, 32)
+    assert params.resolve_time_steps(defaults["time_steps"], defaults["horizon"], defaults["season"], True) == 50
+    chosen = params.resolve_training(defaults, is_sine=True, input_width=49, n_train=700)
+    assert (defaults["n_samples"], defaults["hidden_units"]) == (1000, 50)
+    assert (chosen["learning_rate"], chosen["epochs"], chosen["batch_size"], chosen["patience"]) == (0.001, 50, 32, 10)
+    # The seed's model: one network forecasting the level of the raw windows.
+    assert (chosen["target"], chosen["scaling"], chosen["ensemble_size"]) == ("level", "none", 1)
+
+
+def test_auto_for_a_csv_series_follows_the_documented_rule():
+    values = params.parse("main", {"data_source": "series.csv", "season": "12", "horizon": "3"})
+    assert params.resolve_time_steps(values["time_steps"], 3, 12, False) == 3 + 49
+    assert params.resolve_time_steps("auto", 48, 336, False) == 48 + 336
+    chosen = params.resolve_training(values, is_sine=False, input_width=49, n_train=320)  # 10 batches
+    assert chosen["epochs"] == params.CSV_STEPS // 10 and chosen["patience"] == params.CSV_PATIENCE_STEPS // 10
+    assert (chosen["target"], chosen["scaling"], chosen["ensemble_size"]) == (
+        "seasonal", params.CSV_SCALING, params.CSV_ENSEMBLE)
+    # A season longer than the input window: the change from the last value instead.
+    assert params.resolve_training({**values, "season": 52}, False, 49, 320)["target"] == "last"
+    # Given values stay as given.
+    assert params.resolve_training({**values, "target": "level", "epochs": 7}, False, 49, 320)["epochs"] == 7
+
+
+@pytest.mark.parametrize("raw,message", [
+    ({"target": "seasonal"}, "Received `target`='seasonal' with `season`=0"),
+    ({"ensemble_size": "21"}, "parameter `ensemble_size`, expected 'auto' or an integer from 1 to 20, got '21'."),
+    ({"interval_level": "1.5"}, "parameter `interval_level`, expected a float strictly between 0 and 1, got '1.5'."),
+    ({"target": "trend"}, "parameter `target`, expected 'auto', 'level', 'last' or 'seasonal', got 'trend'."),
+    ({"data_source": "x.csv", "target": "seasonal", "season": "60", "time_steps": "50"},
+     "parameter `season`, expected 0 or an integer from 1 to the input length 49 (time_steps - horizon), "
+     "which target='seasonal' reads, got 60."),
+])
+def test_forecasting_choices_that_do_not_fit_are_refused_in_one_line(raw, message):
+    with pytest.raises(ParamError) as error:
+        params.parse("main", raw)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_csv_baseline_may_look_back_past_the_window_for_its_season():
+    # The seasonal naive and ETS read the series, so a weekly season of 336 half-hours needs no 337-point window.
+    params.parse("main", {"data_source": "x.csv", "season": "336", "time_steps": "50"})
 
 
 @pytest.mark.parametrize("name,raw,message", [
-    ("epochs", "0", "Received an invalid value for parameter `epochs`, expected a positive integer, got '0'."),
-    ("epochs", "2.5", "parameter `epochs`, expected a positive integer, got '2.5'."),
+    ("epochs", "0", "Received an invalid value for parameter `epochs`, expected 'auto' or a positive integer, got '0'."),
+    ("epochs", "2.5", "parameter `epochs`, expected 'auto' or a positive integer, got '2.5'."),
     ("learning_rate", "-1", "parameter `learning_rate`, expected a float above 0, got '-1'."),
     ("learning_rate", "nan", "parameter `learning_rate`, expected a float above 0, got 'nan'."),
     ("noise", "loud", "parameter `noise`, expected a float of at least 0, got 'loud'."),
@@ -79,7 +117,7 @@ def test_conda_env_and_pyproject_pin_the_same_packages():
 def test_sweep_grid_takes_comma_separated_lists_of_checked_values():
     grid = params.parse_grid("sweep", {"hidden_units": "16,50,16", "learning_rate": "0.001, 1e-2", "max_trials": "3"})
     assert grid["hidden_units"] == [16, 50] and grid["learning_rate"] == [0.001, 0.01]
-    assert grid["epochs"] == [50] and grid["max_trials"] == 3 and grid["registered_model_name"] == "lstm-forecaster"
+    assert grid["epochs"] == ["auto"] and grid["max_trials"] == 3 and grid["registered_model_name"] == "lstm-forecaster"
     with pytest.raises(ParamError, match=r"parameter `hidden_units`, expected a positive integer, got '0'"):
         params.parse_grid("sweep", {"hidden_units": "16,0"})
 
@@ -95,7 +133,7 @@ def test_sweep_grid_takes_comma_separated_lists_of_checked_values():
      "val_fraction=0.1, test_fraction=0.2 give train/val/test sizes 3/0/1; each split needs at least one window"),
     ("main", {"season": "60"},
      "Received an invalid value for parameter `season`, expected 0 or an integer from 1 to the input length "
-     "49 (time_steps - horizon), got 60."),
+     "49 (time_steps - horizon), which the sine's baseline reads, got 60."),
     ("main", {"free_run_steps": "1000000"},
      "parameter `free_run_steps`, expected an integer from 1 to 10000, got '1000000'."),
     ("main", {"resume_from": "last-night"},

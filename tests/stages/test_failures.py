@@ -115,6 +115,6 @@ def test_evaluate_refuses_a_season_longer_than_the_windows_before_loading_the_mo
     # The model URI does not exist: the season was refused before anything tried to load it.
     assert capsys.readouterr().err == (
         "error: Received an invalid value for parameter `season`, expected 0 or an integer from 1 to the input "
-        "length 11 (time_steps - horizon), got 40.\n"
+        "length 11 (time_steps - horizon), which the sine's baseline reads, got 40.\n"
     )
     assert all_runs()["evaluate"].info.status == "FAILED"

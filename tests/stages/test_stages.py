@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
+from pipeline import params
 from pipeline.stages import command_line, evaluate, generate_data, main, train
 from tests.conftest import temporary_store
 
@@ -77,8 +78,13 @@ def test_train_logs_losses_per_epoch_models_and_plots(pipeline_run):
     assert run.data.params == {
         "data_uri": f"runs:/{run_ids['generate_data']}/data", "hidden_units": "8", "learning_rate": "0.01",
         "epochs": "3", "batch_size": "16", "scaling": "auto", "patience": "0", "seed": "0", "resume_from": "none",
+        "target": "auto", "season": "0", "ensemble_size": "auto", "interval_level": "0.9",
     }
     assert "scaling_mean" not in run.data.metrics  # 'auto' keeps the seed's unscaled model for the sine
+    # What 'auto' became for the sine: the seed's model.
+    assert {name: run.data.tags[f"resolved_{name}"] for name in ("target", "scaling", "ensemble_size", "epochs")} == {
+        "target": "level", "scaling": "none", "ensemble_size": "1", "epochs": "3"}
+    assert run.data.metrics["interval_half_width_step1"] > 0
     for metric in ("train_loss", "val_loss"):
         history = client.get_metric_history(run.info.run_id, metric)
         assert sorted(m.step for m in history) == [1, 2, 3]
@@ -96,8 +102,15 @@ def test_train_logs_losses_per_epoch_models_and_plots(pipeline_run):
     assert model_uri.startswith("models:/")
     assert client.get_run(run_ids["main"]).data.tags["model_uri"] == model_uri
     x = np.linspace(-1, 1, 2 * 11).reshape(2, 11, 1).astype("float32")
-    predicted = mlflow.pyfunc.load_model(f"runs:/{run_ids['train']}/model").predict(x)
+    served = mlflow.pyfunc.load_model(f"runs:/{run_ids['train']}/model")
+    predicted = served.predict(x)
     assert predicted.shape == (2, 1) and np.isfinite(predicted).all()
+    # Asked for, the interval comes too: the forecast ∓ the calibrated half-width.
+    with_intervals = served.predict(x, params={"intervals": True})
+    np.testing.assert_array_equal(with_intervals["forecast"], predicted)
+    half_width = run.data.metrics["interval_half_width_step1"]
+    np.testing.assert_allclose(with_intervals["upper"] - predicted, half_width, rtol=1e-4)
+    np.testing.assert_allclose(predicted - with_intervals["lower"], half_width, rtol=1e-4)
 
 
 def test_evaluate_logs_metrics_against_baselines_and_the_four_plots(pipeline_run):
@@ -109,7 +122,9 @@ def test_evaluate_logs_metrics_against_baselines_and_the_four_plots(pipeline_run
     }
     table = mlflow.artifacts.load_text(f"runs:/{run_ids['evaluate']}/comparison.csv").splitlines()
     assert table[0] == "forecaster,mse,rmse,mae,smape,mase"
-    assert [line.split(",")[0] for line in table[1:]] == ["LSTM", "persistence", "linear AR"]
+    assert [line.split(",")[0] for line in table[1:]] == ["LSTM", "persistence", "ETS", "linear AR"]
+    assert 0 <= scores["test_coverage"] <= 100 and scores["test_interval_width"] > 0
+    assert scores["ets_test_rmse"] > 0
     assert float(table[1].split(",")[2]) == pytest.approx(scores["test_rmse"])
     assert scores["test_rmse"] == pytest.approx(np.sqrt(scores["test_mse"]))
     assert scores["linear_test_rmse"] < 1e-4  # exact on a pure sine
@@ -185,9 +200,14 @@ def test_csv_series_with_horizon_beats_persistence_in_raw_units(tracking_store, 
     client = MlflowClient()
     generated = client.get_run(run_ids["generate_data"])
     assert generated.data.tags["source_sha256"] and generated.data.metrics["n_points"] == 700
-    trained = client.get_run(run_ids["train"]).data.metrics
-    assert trained["scaling_mean"] == pytest.approx(100, abs=2) and trained["scaling_std"] == pytest.approx(14.3, abs=1)
+    trained = client.get_run(run_ids["train"]).data
+    # 'auto' for a CSV with a season that fits the 26 inputs: the change from one season before,
+    # each window scaled by itself, an ensemble.
+    assert (trained.tags["resolved_target"], trained.tags["resolved_scaling"], trained.tags["resolved_ensemble_size"]) == (
+        "seasonal", params.CSV_SCALING, str(params.CSV_ENSEMBLE))
     assert scores["test_rmse"] < scores["persistence_test_rmse"] / 2
+    assert scores["test_rmse"] < scores["seasonal_naive_test_rmse"] and scores["ets_test_rmse"] > 0
+    assert 60 < scores["test_coverage"] <= 100
     assert scores["test_mase"] < 1
     assert [f"test_rmse_step{k}" in scores for k in (1, 2, 3, 4)] == [True] * 4
     assert "seasonal_naive_test_rmse" in scores and "test_smape" in scores
@@ -195,7 +215,7 @@ def test_csv_series_with_horizon_beats_persistence_in_raw_units(tracking_store, 
     plots = {a.path for a in client.list_artifacts(evaluated.info.run_id, "plots")}
     assert "plots/forecast_fan.png" in plots
     printed = capsys.readouterr().out
-    assert "| seasonal naive (24) |" in printed and "| LSTM |" in printed
+    assert "| seasonal naive (24) |" in printed and "| LSTM |" in printed and "| ETS |" in printed
     # The MLflow model takes raw loads and returns raw loads, four steps ahead.
     window = np.asarray(100 + 20 * np.sin(2 * np.pi * np.arange(26) / 24), dtype="float32").reshape(1, 26, 1)
     forecast = mlflow.pyfunc.load_model(f"runs:/{run_ids['train']}/model").predict(window)

@@ -1,0 +1,100 @@
+"""Which target form, scaling and ensemble size a CSV series should get by default.
+
+    python benchmarks/defaults.py [--grid forms|ensemble] [--cases sunspots,co2,...] [--out FILE]
+
+Trains with the pipeline's own functions (pipeline.data, pipeline.model: the
+same windows, model and fit as the train stage, without MLflow) on every
+series and horizon of benchmarks/series.py, with every configuration of the
+grid, and appends one JSON line per fit to --out: the best validation MSE, the
+best epoch, the test MASE and RMSE, interval coverage and the seconds taken.
+
+`forms`: target level/last/seasonal × scaling standard/window, one network.
+`ensemble`: the CSV defaults with 1, 3 and 5 networks.
+Defaults are chosen on validation MSE only (the test split is reported, never
+used to choose); README "Defaults for your own series" gives the outcome.
+"""
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from benchmarks.series import CASES, write_csvs  # noqa: E402
+
+GRIDS = {
+    "forms": [{"target": t, "scaling": s, "ensemble_size": 1}
+              for t, s in [("level", "standard"), ("last", "standard"), ("last", "window"),
+                           ("seasonal", "standard"), ("seasonal", "window")]],
+    "ensemble": [{"target": "auto", "scaling": "auto", "ensemble_size": n} for n in (1, 3, 5)],
+    "auto": [{"target": "auto", "scaling": s, "ensemble_size": 1} for s in ("standard", "window")],
+}
+
+
+def fit_one(path, case, horizon, config, seed=42):
+    import keras
+    import numpy as np
+
+    from pipeline import data, metrics, params
+    from pipeline import model as forecaster
+
+    times, values, _, _ = data.read_csv_series(path, case["column"], case["time_column"], case["fill_missing"])
+    season = case["season"]
+    time_steps = params.resolve_time_steps("auto", horizon, season, is_sine=False)
+    dataset = data.make_series_dataset(times, values, time_steps, horizon, 0.1, 0.2)
+    input_width = time_steps - horizon
+    chosen = params.resolve_training(
+        {"epochs": "auto", "patience": "auto", "season": season, **config}, False, input_width,
+        len(dataset["y_train"]), metrics.seasonal_naive_wins(dataset["x_train"], dataset["y_train"], season))
+    if chosen["target"] == "seasonal" and not 0 < season <= input_width:
+        return None
+    keras.utils.set_random_seed(seed)
+    started = time.perf_counter()
+    model = forecaster.build_model(50, 0.001, horizon, chosen["scaling"], forecaster.standard_scale(dataset),
+                                   chosen["target"], season, chosen["ensemble_size"])
+    state = forecaster.fit(model, dataset, chosen["epochs"], 32, chosen["patience"], seed)
+    served = forecaster.forecasting_model(model, 0.9)
+    forecaster.calibrate(served, dataset["x_val"], dataset["y_val"])
+    out = forecaster.predict(served, dataset["x_test"])
+    seconds = time.perf_counter() - started
+    scale = metrics.naive_scale(dataset["x_train"], dataset["y_train"])
+    test = metrics.errors(dataset["y_test"], out["forecast"], scale)
+    val_forecast = forecaster.predict(served, dataset["x_val"])["forecast"]
+    return {
+        "resolved": {k: chosen[k] for k in ("target", "scaling", "ensemble_size", "epochs", "patience")},
+        "time_steps": time_steps, "n_train": len(dataset["y_train"]),
+        "val_mse": float(np.mean((val_forecast - dataset["y_val"]) ** 2)),
+        "best_epoch": state.best_epoch, "epochs_trained": state.epochs_done,
+        "test_mase": test["mase"], "test_rmse": test["rmse"],
+        "test_coverage": metrics.interval_scores(dataset["y_test"], out["lower"], out["upper"])["coverage"],
+        "seconds": seconds,
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--grid", choices=sorted(GRIDS), default="forms")
+    parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "defaults.jsonl"))
+    args = parser.parse_args()
+    paths = write_csvs(tempfile.mkdtemp(prefix="series-"))
+    with open(args.out, "a") as out:
+        for name in args.cases.split(","):
+            case = CASES[name]
+            for horizon in case["horizons"]:
+                for config in GRIDS[args.grid]:
+                    result = fit_one(paths[name], case, horizon, config)
+                    if result is None:
+                        continue
+                    line = {"grid": args.grid, "series": name, "horizon": horizon, "config": config, **result}
+                    print(json.dumps(line), flush=True)
+                    out.write(json.dumps(line) + "\n")
+                    out.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""The forecasting arithmetic around the network, as Keras layers.
+
+They live inside the model, so that the `.keras` file, the SavedModel, the
+MLflow model and `lstm-predict` all take raw values and return raw values.
+With x the input window (batch, timesteps, 1) in the series' units:
+
+    μ, σ   = Scale(x)                       the window's location and spread
+    z      = (x − μ) / σ                    what the LSTM reads
+    r      = Reference(x)                   the value each forecast step starts from
+    ŷ_k    = r_k + σ · o_k  (+ μ for level) o: the network's output for step k
+
+Scale modes:  `none` μ = 0, σ = 1; `standard` μ, σ of the training split;
+              `window` μ, σ of each input window itself (instance normalization,
+              as in RevIN, Kim et al., ICLR 2022).
+Targets:      `level` r = 0, so the network forecasts the standardized value;
+              `last` r_k = x_last, the change since the last value seen;
+              `seasonal` r_k = the value one season before step k (within the
+              window), the change from the seasonal naive forecast.
+
+Each layer is registered with Keras, so a saved model loads with `safe_mode`
+on once this module is imported (pipeline.model imports it).
+"""
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+from pipeline.data import seasonal_positions
+
+SCALINGS = ("none", "standard", "window")
+TARGETS = ("level", "last", "seasonal")
+
+
+@keras.saving.register_keras_serializable(package="lstm_forecaster")
+class Scale(keras.layers.Layer):
+    """x (batch, timesteps, 1) → (z, μ, σ), z = (x − μ) / σ, μ and σ (batch, 1).
+
+    `mode`: one of SCALINGS. `mean`, `std`: the training split's, for
+    `standard`. `floor`: the smallest σ a window may get under `window`, so a
+    flat window is not divided by zero (its z is 0 whatever the floor).
+    """
+
+    def __init__(self, mode="none", mean=0.0, std=1.0, floor=1e-6, **kwargs):
+        super().__init__(**kwargs)
+        if mode not in SCALINGS:
+            raise ValueError(f"Received an invalid value for argument `mode`, expected one of {SCALINGS}, got {mode!r}.")
+        self.mode, self.mean, self.std, self.floor = mode, float(mean), float(std), float(floor)
+
+    def call(self, x):
+        if self.mode == "window":
+            mean = ops.mean(x, axis=(1, 2))[:, None]
+            std = ops.maximum(ops.std(x, axis=(1, 2))[:, None], self.floor)
+        else:
+            ones = ops.ones_like(x[:, 0, :])
+            mean = ones * (self.mean if self.mode == "standard" else 0.0)
+            std = ones * (self.std if self.mode == "standard" else 1.0)
+        return (x - mean[:, :, None]) / std[:, :, None], mean, std
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode, "mean": self.mean, "std": self.std, "floor": self.floor}
+
+
+@keras.saving.register_keras_serializable(package="lstm_forecaster")
+class ToSeriesUnits(keras.layers.Layer):
+    """(o, x, μ, σ) → ŷ = r + σ·o (+ μ for `level`), r the `target`'s reference
+    (see the module docstring); o and ŷ are (batch, horizon)."""
+
+    def __init__(self, target="level", season=0, **kwargs):
+        super().__init__(**kwargs)
+        if target not in TARGETS:
+            raise ValueError(f"Received an invalid value for argument `target`, expected one of {TARGETS}, got {target!r}.")
+        if target == "seasonal" and season < 1:
+            raise ValueError(f"Received an invalid value for argument `season`, expected a positive integer for target='seasonal', got {season}.")
+        self.target, self.season = target, int(season)
+
+    def call(self, output, x, mean, std):
+        forecast = std * output
+        if self.target == "level":
+            return forecast + mean
+        if self.target == "last":
+            return forecast + x[:, -1, :]
+        horizon = output.shape[-1]
+        input_width = ops.shape(x)[1]
+        positions = input_width + ops.convert_to_tensor(seasonal_positions(0, horizon, self.season), "int32")
+        return forecast + ops.take(x[:, :, 0], positions, axis=1)
+
+    def get_config(self):
+        return {**super().get_config(), "target": self.target, "season": self.season}
+
+
+@keras.saving.register_keras_serializable(package="lstm_forecaster")
+class Median(keras.layers.Layer):
+    """Members (batch, n, horizon) → their median over n (batch, horizon); for an
+    even n, the mean of the two middle values."""
+
+    def call(self, members):
+        n = members.shape[1]
+        ordered = ops.sort(ops.transpose(members, (0, 2, 1)), axis=-1)
+        return (ordered[..., (n - 1) // 2] + ordered[..., n // 2]) / 2
+
+
+@keras.saving.register_keras_serializable(package="lstm_forecaster")
+class ConformalInterval(keras.layers.Layer):
+    """forecast (batch, horizon) → (lower, upper) = forecast ∓ q, one half-width
+    q_k per horizon step, set after training by `calibrate` (0 until then)."""
+
+    def __init__(self, level=0.9, **kwargs):
+        super().__init__(**kwargs)
+        self.level = float(level)
+
+    def build(self, input_shape):
+        self.half_width = self.add_weight(name="half_width", shape=(input_shape[-1],), initializer="zeros",
+                                          trainable=False)
+
+    def call(self, forecast):
+        return forecast - self.half_width, forecast + self.half_width
+
+    def calibrate(self, residuals):
+        """Sets q from the absolute validation residuals (n, horizon): per step,
+        the ⌈(n + 1)·level⌉-th smallest, which covers a new residual from the
+        same distribution with probability at least `level` (split conformal
+        prediction, Lei et al., JASA 2018)."""
+        q = conformal_half_width(residuals, self.level)
+        self.half_width.assign(q.astype("float32"))
+        return q
+
+    def get_config(self):
+        return {**super().get_config(), "level": self.level}
+
+
+def conformal_half_width(residuals, level):
+    """Per column of `residuals` (n, horizon): the ⌈(n + 1)·level⌉-th smallest
+    absolute value. Needs n ≥ level / (1 − level) (9 windows for 90 %)."""
+    residuals = np.sort(np.abs(np.asarray(residuals, np.float64)), axis=0)
+    n = len(residuals)
+    rank = math.ceil((n + 1) * level - 1e-9)
+    if rank > n:
+        raise ValueError(f"{n} validation windows are too few for a {level:g} interval: at least "
+                         f"{min_windows_for(level)} are needed.")
+    return residuals[rank - 1]
+
+
+def min_windows_for(level):
+    """The fewest calibration windows n with ⌈(n + 1)·level⌉ ≤ n."""
+    n = 1
+    while math.ceil((n + 1) * level - 1e-9) > n:
+        n += 1
+    return n
