@@ -9,7 +9,7 @@ import keras
 import numpy as np
 
 from custom_layers import LSTMCell
-from pipeline import transforms
+from custom_layers import transforms
 from pipeline.errors import ParamError, TrainingDiverged
 
 RNN_LAYER = "lstm"  # the first member's; member i > 0 is `lstm_<i>`

@@ -85,7 +85,9 @@ def run(run_name=None, quiet=False, **values):
             "data_sha256": mlflow.get_run(data_run_id).data.tags.get("data_sha256", ""),
         })
     if not quiet:
-        print(summary(run_ids, reused is not None, table, model_uri))
+        trained = mlflow.get_run(train_run_id).data.tags
+        chosen = {name: trained.get(f"resolved_{name}", "") for name in train.AUTO_TRAIN_PARAMS}
+        print(summary(run_ids, reused is not None, table, model_uri, chosen, values["interval_level"], scores))
     return run_ids, scores
 
 
@@ -104,13 +106,17 @@ def _interrupted_train_run(main_run):
     return runs[0]
 
 
-def summary(run_ids, data_reused, table, model_uri):
+def summary(run_ids, data_reused, table, model_uri, chosen, interval_level, scores):
     lines = ["", "Runs:"]
     for stage, run_id in run_ids.items():
         note = "  (reused: same parameters and code)" if stage == "generate_data" and data_reused else ""
         lines.append(f"  {stage:<14} {run_id}{note}")
+    lines += ["", "Model: " + ", ".join(f"{name}={value}" for name, value in chosen.items())]
     lines += ["", "Test metrics (lower is better; smape in %):", "", tables.to_markdown(metrics.COMPARISON_HEADER, table)]
     lines += [
+        f"Prediction intervals ({100 * interval_level:g} %): {scores['test_coverage']:.1f} % of the test targets "
+        f"inside, mean width {scores['test_interval_width']:.4g}",
+        "",
         f"Compare runs in the MLflow UI:  {tracking.ui_command()}",
         f"Serve the model on 127.0.0.1:5001:  mlflow models serve -m {model_uri} --env-manager local --port 5001",
         "",

@@ -21,7 +21,8 @@ from mlflow.models import ModelSignature
 from mlflow.types import ParamSchema, ParamSpec, Schema, TensorSpec
 
 from pipeline import model as forecaster
-from pipeline import metrics, params, plots, tracking, transforms
+from custom_layers import transforms
+from pipeline import metrics, params, plots, tracking
 from pipeline.stages import program
 
 KERAS_MODEL = "keras_model/model.keras"

@@ -51,11 +51,18 @@ def test_default_run_nests_three_stages_under_main(default_run):
         assert main.data.tags[f"{stage}_run_id"] == runs[stage].info.run_id
     assert main.data.params == {
         "data_source": "sine", "column": "auto", "time_column": "none", "fill_missing": "error",
-        "n_samples": "1000", "time_steps": "50", "horizon": "1", "noise": "0.0", "val_fraction": "0.1",
+        "n_samples": "1000", "time_steps": "auto", "horizon": "1", "noise": "0.0", "val_fraction": "0.1",
         "test_fraction": "0.2", "seed": "42", "hidden_units": "50", "learning_rate": "0.001",
-        "epochs": "50", "batch_size": "32", "scaling": "auto", "patience": "10", "season": "0",
+        "epochs": "auto", "batch_size": "32", "scaling": "auto", "patience": "auto", "season": "0",
+        "target": "auto", "ensemble_size": "auto", "interval_level": "0.9",
         "free_run_steps": "300", "reuse_data": "true", "resume_from": "none",
     }
+    # 'auto' is the seed's model for the sine: 50-point windows, 50 epochs, patience 10, one network on the level.
+    assert "Model: epochs=50, patience=10, scaling=none, target=level, ensemble_size=1" in result.stdout
+    assert runs["evaluate"].data.params["season"] == "0"
+    manifest = json.loads(mlflow.artifacts.load_text(f"runs:/{runs['generate_data'].info.run_id}/data/manifest.json"))
+    assert manifest["time_steps"] == 50
+    assert "Prediction intervals (90 %): " in result.stdout
     assert main.info.run_id in result.stdout and "mlflow ui --backend-store-uri sqlite:///" in result.stdout
     assert f"mlflow models serve -m {main.data.tags['model_uri']} --env-manager local" in result.stdout
 
@@ -93,7 +100,7 @@ def test_saved_model_and_mlflow_model_predict_what_keras_predicts(default_run, t
         safe_mode=True,
     )
     x = np.sin(np.linspace(0, 20, 3 * 70)).reshape(3, 70, 1).astype("float32")  # a window length never trained on
-    expected = model.predict(x, verbose=0)
+    expected = model.predict(x, verbose=0)["forecast"]
 
     saved_model = tf.saved_model.load(
         mlflow.artifacts.download_artifacts(f"runs:/{train_id}/saved_model/1", dst_path=str(tmp_path))

@@ -107,7 +107,7 @@ def test_ctrl_c_marks_the_runs_killed_keeps_the_checkpoint_and_resume_from_finis
     # The best checkpoint is a model Keras loads in safe mode, and it forecasts.
     best = keras.saving.load_model(client.download_artifacts(killed_train.info.run_id, "checkpoints/best.keras"),
                                    safe_mode=True)
-    assert np.isfinite(best.predict(np.zeros((1, 49, 1), "float32"), verbose=0)).all()
+    assert np.isfinite(best.predict(np.zeros((1, 49, 1), "float32"), verbose=0)["forecast"]).all()
     killed_history = history(client, killed_train.info.run_id)
 
     resumed = mlflow_run(tmp_path, uri, *args, "-P", f"resume_from={killed_main.info.run_id}")

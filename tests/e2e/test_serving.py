@@ -104,7 +104,14 @@ def test_server_predicts_what_keras_predicts(server, trained, batch, timesteps):
     assert status == 200
     predictions = np.array(answer["predictions"])
     assert predictions.shape == (batch, 2)
-    np.testing.assert_allclose(predictions, trained["model"].predict(x, verbose=0), atol=1e-5)
+    expected = trained["model"].predict(x, verbose=0)
+    np.testing.assert_allclose(predictions, expected["forecast"], atol=1e-5)
+    # Asked for with the parameter `intervals`, the bounds come too, beside an unchanged forecast.
+    status, answer = post(server, {"inputs": x.tolist(), "params": {"intervals": True}})
+    assert status == 200 and set(answer["predictions"]) == {"forecast", "lower", "upper"}
+    for name in ("forecast", "lower", "upper"):
+        np.testing.assert_allclose(np.array(answer["predictions"][name]), expected[name], atol=1e-5)
+    assert (np.array(answer["predictions"]["lower"]) < predictions).all()
 
 
 BAD_REQUESTS = {
@@ -146,13 +153,15 @@ def test_saved_model_cli_describes_and_runs_the_export(trained, tmp_path):
     shown = saved_model_cli("show", "--dir", version, "--all")
     serving_default = shown[shown.index("signature_def['serving_default']"):]
     assert re.search(r"inputs\['window'\] tensor_info:\s+dtype: DT_FLOAT\s+shape: \(-1, -1, 1\)", serving_default)
-    assert re.search(r"outputs\['forecast'\] tensor_info:\s+dtype: DT_FLOAT\s+shape: \(-1, 2\)", serving_default)
+    for output in ("forecast", "lower", "upper"):
+        assert re.search(rf"outputs\['{output}'\] tensor_info:\s+dtype: DT_FLOAT\s+shape: \(-1, 2\)", serving_default)
     x = np.linspace(-1, 1, 3 * 9).reshape(3, 9, 1).astype("float32")
     np.save(tmp_path / "x.npy", x)
     saved_model_cli("run", "--dir", version, "--tag_set", "serve", "--signature_def", "serving_default",
                     "--inputs", f"window={tmp_path / 'x.npy'}", "--outdir", str(tmp_path / "out"))
-    np.testing.assert_allclose(np.load(tmp_path / "out" / "forecast.npy"), trained["model"].predict(x, verbose=0),
-                               atol=1e-5)
+    expected = trained["model"].predict(x, verbose=0)
+    for output in ("forecast", "lower", "upper"):
+        np.testing.assert_allclose(np.load(tmp_path / "out" / f"{output}.npy"), expected[output], atol=1e-5)
 
 
 def lstm_predict(trained, *args):
@@ -168,10 +177,11 @@ def test_predict_command_forecasts_json_windows_and_a_csv_series(trained, tmp_pa
     result = lstm_predict(trained, "--model_uri", model_uri, "--input", json.dumps(windows))
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.strip().splitlines()
-    assert lines[0] == "step_1,step_2"
+    assert lines[0] == "step_1,step_2,lower_1,lower_2,upper_1,upper_2"
     printed = np.array([[float(v) for v in line.split(",")] for line in lines[1:]])
     expected = trained["model"].predict(np.array(windows, dtype="float32")[..., None], verbose=0)
-    np.testing.assert_allclose(printed, expected, atol=1e-5)
+    np.testing.assert_allclose(printed, np.hstack([expected["forecast"], expected["lower"], expected["upper"]]),
+                               atol=1e-5)
 
     series = np.sin(np.arange(40) * 0.7)
     csv = tmp_path / "series.csv"
@@ -180,8 +190,8 @@ def test_predict_command_forecasts_json_windows_and_a_csv_series(trained, tmp_pa
     assert result.returncode == 0, result.stderr[-3000:]
     written = (tmp_path / "out.csv").read_text().splitlines()
     last_window = np.asarray(series[-10:], dtype="float32").reshape(1, 10, 1)  # the model's input width
-    np.testing.assert_allclose([float(v) for v in written[1].split(",")],
-                               trained["model"].predict(last_window, verbose=0)[0], atol=1e-5)
+    np.testing.assert_allclose([float(v) for v in written[1].split(",")][:2],
+                               trained["model"].predict(last_window, verbose=0)["forecast"][0], atol=1e-5)
 
 
 def test_predict_command_rejects_bad_input_with_one_line(trained):

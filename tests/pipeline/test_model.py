@@ -201,14 +201,14 @@ def test_an_ensemble_forecasts_the_median_of_its_members_and_reports_each_member
 
 
 def test_even_ensembles_take_the_mean_of_the_two_middle_members():
-    from pipeline.transforms import Median
+    from custom_layers.transforms import Median
 
     members = np.array([[[1.0], [4.0], [2.0], [10.0]]], np.float32)  # (1 window, 4 members, horizon 1)
     assert Median()(members).numpy().tolist() == [[3.0]]
 
 
 def test_conformal_half_width_covers_new_draws_of_known_noise_at_the_level():
-    from pipeline.transforms import conformal_half_width, min_windows_for
+    from custom_layers.transforms import conformal_half_width, min_windows_for
 
     rng = np.random.default_rng(0)
     residuals = rng.normal(0, 2.0, size=(400, 2))
@@ -241,3 +241,11 @@ def test_a_trained_model_covers_the_test_targets_of_a_noisy_series_at_the_level(
     inside = (out["lower"] <= dataset["y_test"]) & (dataset["y_test"] <= out["upper"])
     assert inside.mean() == pytest.approx(0.9, abs=0.05)
     assert 2 * 1.645 * 0.3 * 0.9 < np.mean(out["upper"] - out["lower"]) < 2 * 1.645 * 0.3 * 1.5
+
+
+def test_the_seasonal_target_looks_back_where_the_seasonal_baseline_does():
+    from custom_layers.transforms import seasonal_offsets
+
+    for input_width, horizon, season in [(12, 3, 5), (49, 48, 48), (60, 7, 2), (10, 1, 10)]:
+        np.testing.assert_array_equal(input_width + seasonal_offsets(horizon, season),
+                                      data.seasonal_positions(input_width, horizon, season))

@@ -18,7 +18,7 @@ Targets:      `level` r = 0, so the network forecasts the standardized value;
               window), the change from the seasonal naive forecast.
 
 Each layer is registered with Keras, so a saved model loads with `safe_mode`
-on once this module is imported (pipeline.model imports it).
+on once `custom_layers` is imported.
 """
 
 import math
@@ -27,10 +27,17 @@ import keras
 import numpy as np
 from keras import ops
 
-from pipeline.data import seasonal_positions
-
 SCALINGS = ("none", "standard", "window")
 TARGETS = ("level", "last", "seasonal")
+
+
+def seasonal_offsets(horizon, season):
+    """Where, relative to the end of the input, the value one season (or whole
+    seasons) before each horizon step sits: step j (0-based) looks back to
+    j − season·⌈(j + 1) / season⌉ (pipeline.data.seasonal_positions, with the
+    input's width added, is the same rule; a test checks that they agree)."""
+    steps = np.arange(horizon)
+    return steps - season * np.ceil((steps + 1) / season).astype(int)
 
 
 @keras.saving.register_keras_serializable(package="lstm_forecaster")
@@ -83,7 +90,7 @@ class ToSeriesUnits(keras.layers.Layer):
             return forecast + x[:, -1, :]
         horizon = output.shape[-1]
         input_width = ops.shape(x)[1]
-        positions = input_width + ops.convert_to_tensor(seasonal_positions(0, horizon, self.season), "int32")
+        positions = input_width + ops.convert_to_tensor(seasonal_offsets(horizon, self.season), "int32")
         return forecast + ops.take(x[:, :, 0], positions, axis=1)
 
     def get_config(self):
