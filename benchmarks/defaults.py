@@ -1,6 +1,7 @@
 """Which target form, scaling and ensemble size a CSV series should get by default.
 
-    python benchmarks/defaults.py [--grid forms|ensemble] [--cases sunspots,co2,...] [--out FILE]
+    python benchmarks/defaults.py [--grid forms|auto|ensemble] [--cases sunspots,co2,...] [--out FILE]
+    python benchmarks/defaults.py --summary [--out FILE]      # the tables in README, from FILE
 
 Trains with the pipeline's own functions (pipeline.data, pipeline.model: the
 same windows, model and fit as the train stage, without MLflow) on every
@@ -9,7 +10,12 @@ grid, and appends one JSON line per fit to --out: the best validation MSE, the
 best epoch, the test MASE and RMSE, interval coverage and the seconds taken.
 
 `forms`: target level/last/seasonal × scaling standard/window, one network.
+`auto`: target='auto' (seasonal or last, by the naive forecast that wins on the
+training windows) with scaling standard and window, one network.
 `ensemble`: the CSV defaults with 1, 3 and 5 networks.
+`--summary` prints, per grid, each configuration's validation MSE divided by the
+best of its grid on that series and horizon, their geometric mean, and the test
+MASE beside it.
 Defaults are chosen on validation MSE only (the test split is reported, never
 used to choose); README "Defaults for your own series" gives the outcome.
 """
@@ -75,12 +81,54 @@ def fit_one(path, case, horizon, config, seed=42):
     }
 
 
+def summary(lines):
+    """Markdown tables, one per grid: validation MSE / the grid's best on each
+    case, and the test MASE, per configuration; geometric mean of the ratios."""
+    import math
+
+    out = []
+    for grid in dict.fromkeys(line["grid"] for line in lines):
+        rows = [line for line in lines if line["grid"] == grid]
+        cases = list(dict.fromkeys((r["series"], r["horizon"]) for r in rows))
+        best = {case: min(r["val_mse"] for r in rows if (r["series"], r["horizon"]) == case) for case in cases}
+
+        def label(r):
+            resolved = r["resolved"]
+            if grid == "ensemble":
+                return f"{resolved['ensemble_size']} network(s)"
+            target = "auto" if r["config"]["target"] == "auto" else resolved["target"]
+            return f"{target} / {resolved['scaling']}"
+
+        configs = list(dict.fromkeys(label(r) for r in rows))
+        out.append(f"grid `{grid}`: validation MSE ÷ best of the grid (test MASE)\n")
+        out.append("| configuration | " + " | ".join(f"{s} h={h}" for s, h in cases) + " | geometric mean |")
+        out.append("|---|" + "---:|" * (len(cases) + 1))
+        for config in configs:
+            cells, logs = [], []
+            for case in cases:
+                match = [r for r in rows if (r["series"], r["horizon"]) == case and label(r) == config]
+                if not match:
+                    cells.append("")
+                    continue
+                ratio = match[-1]["val_mse"] / best[case]
+                logs.append(math.log(ratio))
+                cells.append(f"{ratio:.2f} ({match[-1]['test_mase']:.3f})")
+            mean = math.exp(sum(logs) / len(logs))
+            out.append(f"| {config} | " + " | ".join(cells) + f" | {mean:.2f} over {len(logs)} |")
+        out.append("")
+    return "\n".join(out)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--grid", choices=sorted(GRIDS), default="forms")
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "defaults.jsonl"))
+    parser.add_argument("--summary", action="store_true")
     args = parser.parse_args()
+    if args.summary:
+        print(summary([json.loads(line) for line in Path(args.out).read_text().splitlines()]))
+        return
     paths = write_csvs(tempfile.mkdtemp(prefix="series-"))
     with open(args.out, "a") as out:
         for name in args.cases.split(","):
