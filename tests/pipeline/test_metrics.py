@@ -77,3 +77,54 @@ def test_comparison_table_in_csv_and_markdown():
         "| forecaster | mse | rmse | mae | smape | mase |", "|---|---|---|---|---|---|",
         "| LSTM | 0 | 0 | 0 | 0 | 0 |", "| persistence | 1 | 1 | 1 | 200 | 0.5 |",
     ]
+
+
+def _ets_by_hand(y, params, season, origin, horizon):
+    """ETS(A, Ad, A) run by hand through y[:origin], then forecast `horizon` steps:
+    e = y − (l + φb + s[t−m]);  l ← l + φb + αe;  b ← φb + βe;  s[t] = s[t−m] + γe."""
+    alpha, beta, gamma, phi = (params[k] for k in ("smoothing_level", "smoothing_trend", "smoothing_seasonal",
+                                                   "damping_trend"))
+    level, trend = params["initial_level"], params["initial_trend"]
+    # statsmodels lists the initial seasonal states newest first: initial_seasonal.k is s[−1−k].
+    seasonal = [params[f"initial_seasonal.{k}"] for k in reversed(range(season))]
+    for value in y[:origin]:
+        error = value - (level + phi * trend + seasonal[-season])
+        level, trend = level + phi * trend + alpha * error, phi * trend + beta * error
+        seasonal.append(seasonal[-season] + gamma * error)
+    return [level + sum(phi ** j for j in range(1, h + 1)) * trend + seasonal[len(seasonal) - season + (h - 1) % season]
+            for h in range(1, horizon + 1)]
+
+
+def test_ets_baseline_forecasts_every_window_from_its_own_origin_as_computed_by_hand():
+    rng = np.random.default_rng(0)
+    t = np.arange(80.0)
+    y = 10 + 0.3 * t + 3 * np.sin(2 * np.pi * t / 4) + rng.normal(0, 0.5, 80)
+    origins = np.array([60, 61, 70, 77])
+    forecast = metrics.ets_forecast(y, 60, origins, horizon=3, season=4)
+    # The parameters are statsmodels' maximum-likelihood fit on y[:60], the part before the test period.
+    fitted = metrics._ets_model(y[:60], 4).fit(disp=False)
+    params = dict(zip(fitted.param_names, fitted.params))
+    for row, origin in zip(forecast, origins):
+        np.testing.assert_allclose(row, _ets_by_hand(y, params, 4, origin, 3), rtol=1e-9)
+    # From the end of the fitted part, it is statsmodels' own forecast.
+    np.testing.assert_allclose(forecast[0], fitted.forecast(3), rtol=1e-9)
+    # It sees the trend and the season: far better than persistence here.
+    y_test = np.stack([y[o:o + 3] for o in origins])
+    assert np.abs(forecast - y_test).mean() < np.abs(y[origins - 1, None] - y_test).mean() / 2
+
+
+def test_seasonal_naive_from_the_series_looks_back_past_the_window():
+    series = np.arange(100.0)
+    x = series[np.arange(40, 50)][None, :, None]  # one window of 10 inputs, targets from 50
+    forecast = metrics.seasonal_naive_forecast(x, 3, 24, series=series, origins=np.array([50]))
+    assert forecast.tolist() == [[26.0, 27.0, 28.0]]  # 24 steps before 50, 51, 52
+
+
+def test_seasonal_naive_wins_is_decided_on_the_training_windows():
+    t = np.arange(200.0)
+    seasonal = np.sin(2 * np.pi * t / 12)
+    windows = np.lib.stride_tricks.sliding_window_view(seasonal, 25)
+    assert metrics.seasonal_naive_wins(windows[:, :24, None], windows[:, 24:], 12)
+    trend = np.lib.stride_tricks.sliding_window_view(t, 25)
+    assert not metrics.seasonal_naive_wins(trend[:, :24, None], trend[:, 24:], 12)
+    assert not metrics.seasonal_naive_wins(windows[:, :24, None], windows[:, 24:], 30)  # does not fit
