@@ -309,15 +309,22 @@ def restore_checkpoint(model, folder):
 def load_model(path):
     """Loads a `.keras` file saved by `train`, with Keras' safe mode on: a file
     that would run pickled Python code (a `Lambda` layer) is refused. Any file
-    that does not load is a ParamError naming it."""
+    that does not load, or is not a `forecasting_model`, is a ParamError naming it."""
     try:
-        return keras.saving.load_model(path, safe_mode=True)
+        model = keras.saving.load_model(path, safe_mode=True)
     except Exception as error:  # Keras raises ValueError, TypeError, OSError, zipfile errors...
         reason = str(error).split("\n")[0][:300]
         raise ParamError(
             f"Model file {path} cannot be loaded as a Keras model saved by train, with safe_mode on "
             f"({type(error).__name__}: {reason})."
         ) from None
+    if not isinstance(model.output, dict) or set(model.output) != {"forecast", "lower", "upper"}:
+        raise ParamError(
+            f"Model file {path} is a Keras model, but not a forecasting model as train saves it (outputs "
+            "forecast, lower, upper): it was saved by an older version of this project or by other code; "
+            "train it again."
+        )
+    return model
 
 
 def export_saved_model(model, path):

@@ -249,3 +249,14 @@ def test_the_seasonal_target_looks_back_where_the_seasonal_baseline_does():
     for input_width, horizon, season in [(12, 3, 5), (49, 48, 48), (60, 7, 2), (10, 1, 10)]:
         np.testing.assert_array_equal(input_width + seasonal_offsets(horizon, season),
                                       data.seasonal_positions(input_width, horizon, season))
+
+
+def test_a_keras_model_that_is_not_a_forecasting_model_is_refused_with_one_line(tmp_path):
+    from pipeline.errors import ParamError
+
+    inputs = keras.Input((None, 1))
+    keras.Model(inputs, keras.layers.Dense(1)(inputs[:, -1, :])).save(tmp_path / "plain.keras")
+    with pytest.raises(ParamError) as error:
+        forecaster.load_model(tmp_path / "plain.keras")
+    assert "is a Keras model, but not a forecasting model as train saves it" in str(error.value)
+    assert "\n" not in str(error.value)
