@@ -4,7 +4,9 @@ A window is `time_steps` consecutive points. The model reads the first
 `time_steps - horizon` of them and predicts the last `horizon`. Splits are
 chronological: the earliest windows train, the next ones validate, the last
 ones test, as in the seed tutorial (and unlike a shuffled split, which would
-let the model see the future of the test set).
+let the model see the future of the test set). The sine's splits count
+windows; a series' splits are periods of its time points
+(`series_split_points`).
 """
 
 import hashlib

@@ -1,7 +1,10 @@
 """Stage 2: train the custom-cell LSTM on a generate_data run's windows.
 
-Logs every parameter, `train_loss` and `val_loss` per epoch (step = epoch,
-from 1), a checkpoint under `checkpoints/` after every epoch, the loss curve,
+Resolves every 'auto' for the data (tags `resolved_<name>`), trains the
+ensemble, calibrates the prediction interval on the validation windows
+(`interval_half_width_step<k>`), and logs every parameter, `train_loss` and
+`val_loss` per epoch (step = epoch, from 1; with an ensemble also each
+member's and the median's validation loss), a checkpoint under `checkpoints/` after every epoch, the loss curve,
 the `.keras` model under `keras_model/`, the TensorFlow SavedModel under
 `saved_model/1/` (a TensorFlow Serving base path), and an MLflow pyfunc model
 `model`, whose models:/ URI is the tag `model_uri`.
@@ -20,9 +23,9 @@ import numpy as np
 from mlflow.models import ModelSignature
 from mlflow.types import ParamSchema, ParamSpec, Schema, TensorSpec
 
-from pipeline import model as forecaster
 from custom_layers import transforms
 from pipeline import metrics, params, plots, tracking
+from pipeline import model as forecaster
 from pipeline.stages import program
 
 KERAS_MODEL = "keras_model/model.keras"
@@ -140,10 +143,10 @@ def check_data(values, dataset, manifest):
 def _log_epoch(epoch, logs, checkpoint_dir):
     # Asynchronous: an epoch does not wait for the tracking store. With an
     # ensemble, each member's validation MSE and the median's too.
-    metrics = {"train_loss": logs["loss"], "val_loss": logs["val_loss"]}
-    metrics.update({name[len("val_"):].replace("_mse", "_val_loss"): value
-                    for name, value in logs.items() if name.startswith("val_") and name != "val_loss"})
-    mlflow.log_metrics(metrics, step=epoch, synchronous=False)
+    losses = {"train_loss": logs["loss"], "val_loss": logs["val_loss"]}
+    losses.update({name[len("val_"):].replace("_mse", "_val_loss"): value
+                   for name, value in logs.items() if name.startswith("val_") and name != "val_loss"})
+    mlflow.log_metrics(losses, step=epoch, synchronous=False)
     mlflow.log_artifacts(checkpoint_dir, artifact_path=CHECKPOINTS)
 
 
