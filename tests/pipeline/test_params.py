@@ -50,12 +50,15 @@ def test_auto_for_a_csv_series_follows_the_documented_rule():
     values = params.parse("main", {"data_source": "series.csv", "season": "12", "horizon": "3"})
     assert params.resolve_time_steps(values["time_steps"], 3, 12, False) == 3 + 49
     assert params.resolve_time_steps("auto", 48, 336, False) == 48 + 336
-    chosen = params.resolve_training(values, is_sine=False, input_width=49, n_train=320)  # 10 batches
+    chosen = params.resolve_training(values, is_sine=False, input_width=49, n_train=320,  # 10 batches
+                                     seasonal_naive_wins=True)
     assert chosen["epochs"] == params.CSV_STEPS // 10 and chosen["patience"] == params.CSV_PATIENCE_STEPS // 10
     assert (chosen["target"], chosen["scaling"], chosen["ensemble_size"]) == (
         "seasonal", params.CSV_SCALING, params.CSV_ENSEMBLE)
-    # A season longer than the input window: the change from the last value instead.
-    assert params.resolve_training({**values, "season": 52}, False, 49, 320)["target"] == "last"
+    # Persistence the better naive forecast, or a season longer than the input window:
+    # the change from the last value instead.
+    assert params.resolve_training(values, False, 49, 320, seasonal_naive_wins=False)["target"] == "last"
+    assert params.resolve_training({**values, "season": 52}, False, 49, 320, True)["target"] == "last"
     # Given values stay as given.
     assert params.resolve_training({**values, "target": "level", "epochs": 7}, False, 49, 320)["epochs"] == 7
 
