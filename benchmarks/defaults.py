@@ -116,7 +116,38 @@ def summary(lines):
             mean = math.exp(sum(logs) / len(logs))
             out.append(f"| {config} | " + " | ".join(cells) + f" | {mean:.2f} over {len(logs)} |")
         out.append("")
+    out.append(against_previous_default(lines))
     return "\n".join(out)
+
+
+def against_previous_default(lines):
+    """Every configuration against the previous CSV default (level / standard, one
+    network) on each case: validation MSE ratio, and the test MASE ratio beside
+    it (reported, not used to choose); geometric means over the cases."""
+    import math
+
+    def key(line):
+        resolved = line["resolved"]
+        target = "auto" if line["config"]["target"] == "auto" else resolved["target"]
+        return f"{target} / {resolved['scaling']}, {resolved['ensemble_size']} network(s)"
+
+    base = {(l["series"], l["horizon"]): l for l in lines
+            if l["grid"] == "forms" and key(l) == "level / standard, 1 network(s)"}
+    cases = list(base)
+    out = ["against the previous default (level / standard, 1 network): validation MSE ratio (test MASE ratio)\n",
+           "| configuration | " + " | ".join(f"{s} h={h}" for s, h in cases)
+           + " | validation, geometric mean | lower on | test MASE, geometric mean |",
+           "|---|" + "---:|" * (len(cases) + 3)]
+    for config in dict.fromkeys(key(l) for l in lines):
+        rows = {(l["series"], l["horizon"]): l for l in lines if key(l) == config}
+        if set(rows) != set(base):
+            continue
+        val = [rows[c]["val_mse"] / base[c]["val_mse"] for c in cases]
+        test = [rows[c]["test_mase"] / base[c]["test_mase"] for c in cases]
+        cells = " | ".join(f"{v:.2f} ({t:.2f})" for v, t in zip(val, test))
+        geo = lambda values: math.exp(sum(map(math.log, values)) / len(values))  # noqa: E731
+        out.append(f"| {config} | {cells} | {geo(val):.2f} | {sum(v < 1 for v in val)} of {len(val)} | {geo(test):.2f} |")
+    return "\n".join(out) + "\n"
 
 
 def main():
