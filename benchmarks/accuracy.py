@@ -106,6 +106,7 @@ def main():
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--horizons", choices=["all", "1"], default="all")
     args = parser.parse_args()
+    load_before = os.getloadavg()
     folder = Path(tempfile.mkdtemp(prefix="accuracy-"))
     paths = write_csvs(folder / "series")
     rows = []
@@ -125,7 +126,10 @@ def main():
     RESULTS.mkdir(exist_ok=True)
     command = "python benchmarks/accuracy.py " + " ".join(sys.argv[1:])
     (RESULTS / "accuracy.json").write_text(json.dumps(
-        {"command": command.strip(), "machine": machine(), "rows": rows, "goals": summary}, indent=2))
+        {"command": command.strip(), "machine": machine(),
+         # The accuracy figures do not depend on the machine's load; the seconds do.
+         "load_average_1_5_15_min": {"before": load_before, "after": os.getloadavg()},
+         "rows": rows, "goals": summary}, indent=2))
     (RESULTS / "accuracy.md").write_text(text + "\n\n" + "\n".join(f"- {line}" for line in summary) + "\n")
 
 
