@@ -176,6 +176,23 @@ _PARAMS = [
     Param("registered_model_name", str, "lstm-forecaster", "a model name without '/' or ':'",
           lambda v: bool(v) and not set(v) & set("/:"),
           "the Model Registry name under which the best trial's model is registered"),
+    # tune
+    Param("n_trials", int, 20, "a positive integer", _positive,
+          "trials in the whole study, over all its workers"),
+    Param("study", str, "lstm-tune", "a study name of letters, digits, '-', '_' or '.'",
+          lambda v: re.fullmatch(r"[A-Za-z0-9._-]+", v) is not None,
+          "the Optuna study: workers started with the same study and storage share its trials"),
+    Param("storage", str, "auto", "'auto' or an SQLAlchemy database URL (sqlite:///..., postgresql+psycopg://...)",
+          lambda v: v == "auto" or re.fullmatch(r"(sqlite|postgresql|mysql)[a-z0-9+]*://.*", v) is not None,
+          "Optuna's storage; 'auto': optuna.db beside the SQLite tracking store (one machine only)"),
+    Param("sampler", str, "tpe", "'tpe' or 'random'", lambda v: v in ("tpe", "random"),
+          "how trials are drawn: Optuna's TPE, or uniformly at random"),
+    Param("pruner", str, "median", "'median', 'none' or 'threshold:<val_loss>'",
+          lambda v: v in ("median", "none") or re.fullmatch(r"threshold:[0-9.eE+-]+", v) is not None,
+          "stop hopeless trials early: below the median of earlier trials at the same epoch, never, "
+          "or once val_loss exceeds a value"),
+    Param("tune_seed", int, 0, "an integer of at least 0", lambda v: v >= 0,
+          "seed of the sampler: trial k draws with a seed made of (tune_seed, k), whichever worker runs it"),
     # compare
     Param("experiment", str, "auto", "'auto' or an experiment name or id", bool,
           "the experiment whose pipeline runs to compare ('auto': the current one)"),
@@ -347,3 +364,69 @@ def parse_grid(stage, raw_values):
     for combination in itertools.product(*grid.values()):
         check_combination(dict(zip(grid, combination)))
     return {**grid, **scalars}
+
+
+# The tuner takes every parameter of main but resume_from, each as one value, a
+# list of choices, or a range.
+TUNE_PARAMS = ["n_trials", "study", "storage", "sampler", "pruner", "tune_seed", "registered_model_name"]
+STAGE_PARAMS["tune"] = SWEPT_PARAMS + TUNE_PARAMS
+
+
+@dataclass(frozen=True)
+class Range:
+    """A range to search: integers (`16:128`) or floats (`0.1:0.5`), uniform
+    or, with `:log`, log-uniform (`1e-4:1e-2:log`)."""
+    low: object
+    high: object
+    log: bool = False
+
+    def text(self):
+        return f"{self.low}:{self.high}" + (":log" if self.log else "")
+
+
+def parse_search(name, raw):
+    """One parameter's search space: a list of choices (one value: fixed), or a Range."""
+    param = PARAMS[name]
+    text = str(raw).strip()
+    if ":" not in text:
+        return list(dict.fromkeys(param.parse(part) for part in text.split(",")))
+    parts = text.split(":")
+    log = len(parts) == 3 and parts[2] == "log"
+    if param.type is str or len(parts) not in (2, 3) or (len(parts) == 3 and not log):
+        raise ParamError(
+            f"Received an invalid search space for parameter `{name}`, expected a value, a comma-separated "
+            f"list of values{'' if param.type is str else ', or a range low:high or low:high:log'}, got {text!r}."
+        )
+    low, high = (param.parse(part) for part in parts[:2])
+    if low == "auto" or high == "auto" or not low < high or (log and low <= 0):
+        raise ParamError(
+            f"Received an invalid range for parameter `{name}`, expected numbers low < high"
+            f"{' above 0 for :log' if log else ''}, got {text!r}."
+        )
+    return Range(low, high, log)
+
+
+def space_text(space):
+    """The search space in the tuner's own syntax, as logged and compared between workers."""
+    return {name: (value.text() if isinstance(value, Range) else ",".join(PARAMS[name].format(v) for v in value))
+            for name, value in space.items()}
+
+
+def parse_space(stage, raw_values):
+    """Like `parse_grid`, for the tuner: each main parameter becomes a list of
+    choices or a Range; the tuner's own parameters stay single values. Every
+    combination of choices and range ends is checked as `check_combination` does."""
+    unknown = sorted(set(raw_values) - set(STAGE_PARAMS[stage]))
+    if unknown:
+        raise ParamError(
+            f"Received unknown parameter `{unknown[0]}` for stage `{stage}`, "
+            f"expected one of: {', '.join(STAGE_PARAMS[stage])}."
+        )
+    space = {name: parse_search(name, raw_values[name]) if name in raw_values else [PARAMS[name].default]
+             for name in SWEPT_PARAMS}
+    scalars = {name: PARAMS[name].parse(raw_values[name]) if name in raw_values else PARAMS[name].default
+               for name in TUNE_PARAMS}
+    corners = [[value.low, value.high] if isinstance(value, Range) else value for value in space.values()]
+    for combination in itertools.product(*corners):
+        check_combination(dict(zip(space, combination)))
+    return {**space, **scalars}

@@ -52,27 +52,40 @@ outermost_run_id = None
 
 
 @contextlib.contextmanager
-def stage_run(stage, run_name=None, description=None):
-    """Opens the MLflow run of one stage, nested when another run is active.
+def stage_run(stage, run_name=None, description=None, parent_run_id=None, tags=None):
+    """Opens the MLflow run of one stage, nested when another run is active
+    (or below `parent_run_id`, a run another process owns, such as a study's).
 
     Under `mlflow run`, the first stage resumes the run that MLflow created for
     the entry point. The run carries the tags `stage` and `code_version`, its
-    name (the stage's, unless given) and an optional description (shown in the
-    UI); if the stage fails, the error message is tagged on it and it ends FAILED.
+    name (the stage's, unless given), an optional description (shown in the
+    UI) and `tags`; if the stage fails, the error message is tagged on it and it
+    ends FAILED. A trial the tuner prunes (an exception with `pruned_at_epoch`)
+    ends KILLED with that tag.
     """
     global outermost_run_id
     nested = mlflow.active_run() is not None
-    with mlflow.start_run(nested=nested, run_name=run_name or stage) as run:
+    with mlflow.start_run(nested=nested, run_name=run_name or stage,
+                          parent_run_id=None if nested else parent_run_id) as run:
         if not nested:
             outermost_run_id = run.info.run_id
-        tags = {"stage": stage, "code_version": code_version(), "mlflow.runName": run_name or stage}
+        all_tags = {"stage": stage, "code_version": code_version(), "mlflow.runName": run_name or stage,
+                    **(tags or {})}
         if description:
-            tags["mlflow.note.content"] = description
-        mlflow.set_tags(tags)
+            all_tags["mlflow.note.content"] = description
+        mlflow.set_tags(all_tags)
         try:
             yield run
         except KeyboardInterrupt as error:  # Ctrl-C, or SIGTERM (see pipeline.stages)
             mlflow.set_tag("error", f"Interrupted: {error or 'stopped by SIGINT'}")
+            mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
+            raise
+        except Exception as error:
+            if getattr(error, "pruned_at_epoch", None) is None:
+                mlflow.set_tag("error", error_message(error))
+                raise
+            mlflow.set_tags({"pruned_at_epoch": str(error.pruned_at_epoch),
+                             "pruned": f"stopped by the tuner's pruner after epoch {error.pruned_at_epoch}"})
             mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
             raise
         except BaseException as error:

@@ -109,9 +109,13 @@ def _exit_now(status):
     """
     if sys.getprofile() is not None or sys.gettrace() is not None:
         sys.exit(status)
-    import mlflow
+    tracking = sys.modules.get("pipeline.tracking")
+    if tracking is not None and tracking.outermost_run_id is not None:
+        # Only a process that opened a run has logging queued; flushing in one that
+        # did not (a refusal) would create the tracking store just to flush nothing.
+        import mlflow
 
-    mlflow.flush_async_logging()
+        mlflow.flush_async_logging()
     atexit._run_exitfuncs()  # private, but CPython's own: what a normal exit would run
     sys.stdout.flush()
     sys.stderr.flush()

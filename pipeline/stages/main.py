@@ -20,10 +20,12 @@ HEADLINE_METRICS = [
 ]
 
 
-def run(run_name=None, quiet=False, **values):
+def run(run_name=None, quiet=False, parent_run_id=None, tags=None, epoch_hook=None, **values):
     """Runs the three stages under one parent run; returns the run ids and metrics.
 
-    `run_name` names the parent run (default: "main"); `quiet` skips the summary.
+    `run_name` names the parent run (default: "main"); `quiet` skips the summary;
+    `parent_run_id` and `tags` place and mark it (the tuner's trials);
+    `epoch_hook(epoch, logs)` is called after every training epoch (train.run).
     Parameters not given take their defaults.
     """
     values = {**params.defaults("main"), **values}
@@ -43,7 +45,7 @@ def run(run_name=None, quiet=False, **values):
     interrupted_train = None
     if resume_from != "none":
         interrupted_train = _interrupted_train_run(tracking.interrupted_run(resume_from, "main", values))
-    with tracking.stage_run("main", run_name, description) as parent:
+    with tracking.stage_run("main", run_name, description, parent_run_id, tags) as parent:
         tracking.log_params(values)
         reused = None
         if interrupted_train is not None:
@@ -65,6 +67,7 @@ def run(run_name=None, quiet=False, **values):
             train_run_id = train.run(
                 data_uri=data_uri, **train_values,
                 resume_from=interrupted_train.info.run_id if interrupted_train is not None else "none",
+                epoch_hook=epoch_hook,
             )
         evaluate_run_id, scores, table = evaluate.run(
             model_uri=f"runs:/{train_run_id}/{train.KERAS_MODEL}", data_uri=data_uri, **evaluate_values

@@ -51,14 +51,18 @@ def signature(horizon):
 
 
 def run(data_uri, hidden_units, learning_rate, epochs, batch_size, scaling, patience, target="auto", season=0,
-        ensemble_size="auto", interval_level=0.9, seed=42, resume_from="none"):
+        ensemble_size="auto", interval_level=0.9, seed=42, resume_from="none", epoch_hook=None):
     """Trains and logs the model; returns the run id.
+
+    `epoch_hook(epoch, logs)`, if given, is called after every epoch has been
+    logged (the tuner reports val_loss to its trial there, and may stop it).
 
     With `resume_from`, continues that KILLED or FAILED train run from its last
     checkpoint, on its data, with its parameters (which must be these), as a
     new run whose per-epoch metrics start with the history it inherits.
     """
     values = dict(locals())
+    del values["epoch_hook"]
     resume = None
     if resume_from != "none":
         previous = tracking.interrupted_run(resume_from, "train", values)
@@ -94,10 +98,12 @@ def run(data_uri, hidden_units, learning_rate, epochs, batch_size, scaling, pati
             try:
                 state = forecaster.fit(
                     model, dataset, epochs, batch_size, patience, seed, checkpoint_dir,
-                    on_epoch_end=lambda epoch, logs: _log_epoch(epoch, logs, checkpoint_dir), resume=resume,
+                    on_epoch_end=lambda epoch, logs: _log_epoch(epoch, logs, checkpoint_dir, epoch_hook),
+                    resume=resume,
                 )
-            except BaseException:
-                _log_best_checkpoint(model, checkpoint_dir)
+            except BaseException as error:
+                if getattr(error, "pruned_at_epoch", None) is None:  # a pruned trial is not resumed
+                    _log_best_checkpoint(model, checkpoint_dir)
                 raise
         mlflow.log_metrics({
             "train_seconds": time.perf_counter() - started,
@@ -140,7 +146,7 @@ def check_data(values, dataset, manifest):
     return chosen
 
 
-def _log_epoch(epoch, logs, checkpoint_dir):
+def _log_epoch(epoch, logs, checkpoint_dir, epoch_hook=None):
     # Asynchronous: an epoch does not wait for the tracking store. With an
     # ensemble, each member's validation MSE and the median's too.
     losses = {"train_loss": logs["loss"], "val_loss": logs["val_loss"]}
@@ -148,6 +154,8 @@ def _log_epoch(epoch, logs, checkpoint_dir):
                    for name, value in logs.items() if name.startswith("val_") and name != "val_loss"})
     mlflow.log_metrics(losses, step=epoch, synchronous=False)
     mlflow.log_artifacts(checkpoint_dir, artifact_path=CHECKPOINTS)
+    if epoch_hook is not None:
+        epoch_hook(epoch, logs)
 
 
 def _log_inherited_history(checkpoint):

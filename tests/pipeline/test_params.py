@@ -23,7 +23,7 @@ def test_mlproject_entry_point_mirrors_the_parameter_table(stage):
     assert list(entry["parameters"]) == params.STAGE_PARAMS[stage]
     for name, spec in entry["parameters"].items():
         param = params.PARAMS[name]
-        listable = stage == "sweep" and name in params.STAGE_PARAMS["main"]
+        listable = stage in ("sweep", "tune") and name in params.STAGE_PARAMS["main"]
         assert spec["type"] == ("string" if listable or param.auto else MLPROJECT_TYPES[param.type]), name
         assert param.parse(str(spec["default"])) == param.default, name
         # `mlflow run` logs str(default) before the stage logs its canonical form.
@@ -33,7 +33,7 @@ def test_mlproject_entry_point_mirrors_the_parameter_table(stage):
 
 
 def test_mlproject_has_exactly_the_stages_and_predict():
-    assert set(mlproject()["entry_points"]) == set(params.STAGE_PARAMS) == {"main", "generate_data", "train", "evaluate", "predict", "sweep", "compare"}
+    assert set(mlproject()["entry_points"]) == set(params.STAGE_PARAMS) == {"main", "generate_data", "train", "evaluate", "predict", "sweep", "compare", "tune"}
 
 
 def test_seed_defaults_are_kept():
@@ -155,3 +155,39 @@ def test_a_sweep_grid_with_one_impossible_combination_is_refused_before_any_tria
         params.parse_grid("sweep", {"time_steps": "8,50", "horizon": "1,10"})
     with pytest.raises(ParamError, match=r"parameter `registered_model_name`, expected a model name without"):
         params.parse_grid("sweep", {"registered_model_name": "team/model"})
+
+
+def test_a_search_space_takes_values_choices_and_ranges():
+    space = params.parse_space("tune", {"hidden_units": "16:128", "learning_rate": "1e-4:1e-2:log",
+                                        "batch_size": "16,32,64", "noise": "0.1:0.5", "scaling": "standard,window",
+                                        "n_trials": "12", "pruner": "threshold:0.2"})
+    assert space["hidden_units"] == params.Range(16, 128) and isinstance(space["hidden_units"].low, int)
+    assert space["learning_rate"] == params.Range(1e-4, 1e-2, log=True)
+    assert space["noise"] == params.Range(0.1, 0.5)
+    assert space["batch_size"] == [16, 32, 64] and space["scaling"] == ["standard", "window"]
+    assert space["epochs"] == ["auto"] and space["n_trials"] == 12 and space["pruner"] == "threshold:0.2"
+    # The same text for the same space, as workers compare it.
+    assert params.space_text({name: space[name] for name in ("hidden_units", "learning_rate", "batch_size")}) == {
+        "hidden_units": "16:128", "learning_rate": "0.0001:0.01:log", "batch_size": "16,32,64"}
+
+
+@pytest.mark.parametrize("raw,message", [
+    ({"hidden_units": "128:16"}, "Received an invalid range for parameter `hidden_units`, expected numbers "
+                                 "low < high, got '128:16'."),
+    ({"learning_rate": "0:1e-2:log"}, "parameter `learning_rate`, expected a float above 0, got '0'."),
+    ({"hidden_units": "16:1.5"}, "parameter `hidden_units`, expected a positive integer, got '1.5'."),
+    ({"scaling": "none:window"}, "Received an invalid search space for parameter `scaling`, expected a value, "
+                                 "a comma-separated list of values, got 'none:window'."),
+    ({"hidden_units": "16:64:lin"}, "expected a value, a comma-separated list of values, or a range low:high "
+                                    "or low:high:log, got '16:64:lin'."),
+    ({"pruner": "hyperband"}, "parameter `pruner`, expected 'median', 'none' or 'threshold:<val_loss>', got "
+                              "'hyperband'."),
+    ({"storage": "optuna.db"}, "parameter `storage`, expected 'auto' or an SQLAlchemy database URL"),
+    ({"study": "my study"}, "parameter `study`, expected a study name of letters, digits"),
+    ({"time_steps": "10:60", "horizon": "20"}, "time_steps"),
+    ({"n_trials": "0"}, "parameter `n_trials`, expected a positive integer, got '0'."),
+])
+def test_a_bad_search_space_is_refused_in_one_line(raw, message):
+    with pytest.raises(ParamError) as error:
+        params.parse_space("tune", raw)
+    assert message in str(error.value) and "\n" not in str(error.value)

@@ -1,0 +1,60 @@
+"""A tuning worker that dies: its trial is failed through Optuna's heartbeat, and
+another worker finishes the study. Real `lstm-tune` processes on the one-machine
+defaults (SQLite tracking store, optuna.db beside it)."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+from pipeline.stages import tune
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.e2e
+
+STUDY = ["--study", "crash", "--n_trials", "2", "--n_samples", "200", "--free_run_steps", "10",
+         "--epochs", "40", "--patience", "0"]
+
+
+def test_a_dead_workers_trial_is_failed_and_the_study_still_completes(tmp_path):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    for name in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"):
+        env.pop(name, None)
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    doomed = subprocess.Popen([sys.executable, "-m", "pipeline.stages.tune", *STUDY], cwd=tmp_path, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while True:  # until its first trial has trained a few epochs
+            assert doomed.poll() is None and time.monotonic() < deadline, "the worker ended early"
+            try:
+                study = optuna.load_study(study_name="crash", storage=storage)
+                if study.trials and len(study.trials[0].intermediate_values) >= 3:
+                    break
+            except KeyError:  # the study is not created yet
+                pass
+            time.sleep(0.5)
+    finally:
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait()
+    assert optuna.load_study(study_name="crash", storage=storage).trials[0].state.name == "RUNNING"
+    # Time passes: the dead worker's last heartbeat is older than the grace period.
+    with sqlite3.connect(tmp_path / "optuna.db") as db:
+        db.execute("UPDATE trial_heartbeats SET heartbeat = datetime(heartbeat, ?)",
+                   (f"-{tune.GRACE_PERIOD_S + 5} seconds",))
+    survivor = subprocess.run([sys.executable, "-m", "pipeline.stages.tune", *STUDY], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=900)
+    assert survivor.returncode == 0, survivor.stdout[-2000:] + survivor.stderr[-2000:]
+    study = optuna.load_study(study_name="crash", storage=storage)
+    assert [t.state.name for t in study.trials] == ["FAIL", "COMPLETE"]
+    assert "Study crash: 2 of 2 trials — 1 complete, 0 running, 0 pruned, 1 failed." in survivor.stdout
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    (parent,) = client.search_runs(["0"], "tags.stage = 'tune'")
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["best_run_id"] == study.trials[1].user_attrs["main_run_id"]
