@@ -1,7 +1,7 @@
 """Tuning throughput and pruning: the same Optuna study with 1 and 2 workers,
 with the median pruner and without.
 
-    python benchmarks/tuning.py [--n-trials 8] [--epochs 20] [--configs 1:median,2:median,1:none,2:none]
+    python benchmarks/tuning.py [--n-trials 8] [--epochs 20] [--rounds 3] [--configs 1:median:1,2:median:1,...]
 
 Each configuration runs the study afresh in its own folder (a SQLite tracking
 store and `optuna.db` beside it, the one-machine default) with `lstm-tune`
@@ -11,12 +11,15 @@ the same `tune_seed`. With fewer trials than TPE's 10 random start-up trials,
 every configuration draws the very same trials, so the pruner is compared on
 identical work. Measured: wall time from the first worker's start to the last
 worker's end (process start-up included), trials per minute, epochs trained in
-all, and the best val_loss. Writes benchmarks/results/tuning.{json,md}.
+all, and the best val_loss. The configurations alternate for `--rounds` rounds;
+each row is the round with the median wall time (all rounds are in the JSON).
+Writes benchmarks/results/tuning.{json,md}.
 """
 
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -31,20 +34,23 @@ from benchmarks.machine import machine  # noqa: E402
 RESULTS = REPO / "benchmarks" / "results"
 
 
-def run_study(workers, pruner, n_trials, epochs, folder):
+def run_study(workers, pruner, n_trials, epochs, folder, threads):
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}", "PYTHONPATH": str(REPO)}
     for name in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"):
         env.pop(name, None)
     command = [sys.executable, "-m", "pipeline.stages.tune", "--study", "bench", "--n_trials", str(n_trials),
                "--epochs", str(epochs), "--learning_rate", "1e-4:1e-1:log", "--hidden_units", "8:64",
-               "--pruner", pruner, "--tune_seed", "0"]
+               "--pruner", pruner, "--tune_seed", "0", "--threads", str(threads)]
     load_before = os.getloadavg()[0]
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     processes = [subprocess.Popen(command, cwd=folder, env=env, stdout=open(folder / f"worker{i}.log", "w"),
                                   stderr=subprocess.STDOUT) for i in range(workers)]
     for process in processes:
         process.wait()
     wall = time.perf_counter() - started
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     if any(p.returncode for p in processes):
         raise SystemExit(f"a worker failed: see {folder}/worker*.log")
 
@@ -54,7 +60,8 @@ def run_study(workers, pruner, n_trials, epochs, folder):
     trials = [t for t in study.trials if not t.user_attrs.get("surplus")]
     complete = [t for t in trials if t.state.name == "COMPLETE"]
     return {
-        "workers": workers, "pruner": pruner, "trials": len(trials), "wall_s": round(wall, 1),
+        "workers": workers, "pruner": pruner, "threads": threads, "trials": len(trials),
+        "wall_s": round(wall, 1), "cores_busy": round(cpu / wall, 2),
         "trials_per_minute": round(60 * len(trials) / wall, 2),
         "complete": len(complete), "pruned": sum(t.state.name == "PRUNED" for t in trials),
         "failed": sum(t.state.name == "FAIL" for t in trials),
@@ -67,29 +74,31 @@ def run_study(workers, pruner, n_trials, epochs, folder):
 
 
 def markdown(results):
-    lines = ["| workers | pruner | trials | wall s | trials/min | complete | pruned | epochs trained | best val_loss |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| workers | pruner | TF threads | trials | wall s | cores busy | trials/min | complete | pruned | "
+             "epochs trained | best val_loss |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results["studies"]:
-        lines.append(f"| {r['workers']} | {r['pruner']} | {r['trials']} | {r['wall_s']} | {r['trials_per_minute']} | "
+        lines.append(f"| {r['workers']} | {r['pruner']} | {r['threads']} | {r['trials']} | {r['wall_s']} | "
+                     f"{r['cores_busy']} | {r['trials_per_minute']} | "
                      f"{r['complete']} | {r['pruned']} | {r['epochs_trained']} | {r['best_val_loss']:.3g} |")
-    lines += ["", "Goals:"] + [f"- {goal}" for goal in results["goals"]]
+    lines += ["", f"Each row: the median of {results['rounds']} alternating rounds by wall time "
+                  "(every round's wall time is in tuning.json).", "", "Goals:"] + [f"- {goal}" for goal in results["goals"]]
     lines += ["", f"Machine: {results['machine']['cpu']}, {results['machine']['cores']} cores; "
                   f"command: `{results['command']}`"]
     return "\n".join(lines) + "\n"
 
 
 def goals(studies):
-    by = {(r["workers"], r["pruner"]): r for r in studies}
+    by = {(r["workers"], r["pruner"], r["threads"]): r for r in studies}
     said = []
-    if (1, "median") in by and (2, "median") in by:
-        ratio = by[2, "median"]["trials_per_minute"] / by[1, "median"]["trials_per_minute"]
-        said.append(f"2 workers / 1 worker, trials per minute (median pruner): {ratio:.2f}× "
-                    f"({'met' if ratio >= 1.5 else 'not met'}; goal ≥ 1.5×)")
-    if (1, "none") in by and (2, "none") in by:
-        ratio = by[2, "none"]["trials_per_minute"] / by[1, "none"]["trials_per_minute"]
-        said.append(f"2 workers / 1 worker, trials per minute (no pruner): {ratio:.2f}×")
-    if (1, "median") in by and (1, "none") in by:
-        on, off = by[1, "median"], by[1, "none"]
+    for pruner, threads in (("median", 1), ("none", 1), ("none", 0)):
+        if (1, pruner, threads) in by and (2, pruner, threads) in by:
+            ratio = by[2, pruner, threads]["trials_per_minute"] / by[1, pruner, threads]["trials_per_minute"]
+            said.append(f"2 workers / 1 worker, trials per minute, pruner {pruner}, "
+                        f"{'TensorFlow default threads' if threads == 0 else f'{threads} thread per worker'}: "
+                        f"{ratio:.2f}× ({'met' if ratio >= 1.5 else 'not met'}; goal ≥ 1.5×)")
+    if (1, "median", 1) in by and (1, "none", 1) in by:
+        on, off = by[1, "median", 1], by[1, "none", 1]
         saved = 1 - on["epochs_trained"] / off["epochs_trained"]
         worse = on["best_val_loss"] / off["best_val_loss"] - 1
         said.append(f"pruning saved {100 * saved:.0f} % of the epochs ({on['epochs_trained']} against "
@@ -102,19 +111,31 @@ def goals(studies):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-trials", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--configs", default="1:median,2:median,1:none,2:none",
-                        help="workers:pruner pairs, in the order run")
+    parser.add_argument("--configs", default="1:median:1,2:median:1,1:none:1,2:none:1,1:none:0,2:none:0",
+                        help="workers:pruner:threads, in the order run (threads: lstm-tune's, 0 for "
+                             "TensorFlow's default)")
     args = parser.parse_args()
+    rounds = []
+    for round_number in range(1, args.rounds + 1):  # the configurations alternate, round after round
+        for config in args.configs.split(","):
+            workers, pruner, threads = config.split(":")
+            with tempfile.TemporaryDirectory(prefix="tuning-bench-") as folder:
+                result = run_study(int(workers), pruner, args.n_trials, args.epochs, Path(folder), int(threads))
+            result["round"] = round_number
+            print(json.dumps({k: v for k, v in result.items() if k != "per_trial"}), flush=True)
+            rounds.append(result)
     studies = []
     for config in args.configs.split(","):
-        workers, pruner = config.split(":", 1)
-        with tempfile.TemporaryDirectory(prefix="tuning-bench-") as folder:
-            result = run_study(int(workers), pruner, args.n_trials, args.epochs, Path(folder))
-        print(json.dumps({k: v for k, v in result.items() if k != "per_trial"}), flush=True)
-        studies.append(result)
+        workers, pruner, threads = config.split(":")
+        runs = [r for r in rounds if (r["workers"], r["pruner"], r["threads"]) == (int(workers), pruner, int(threads))]
+        median = sorted(runs, key=lambda r: r["wall_s"])[len(runs) // 2]
+        studies.append({**{k: v for k, v in median.items() if k != "round"},
+                        "wall_s_all_rounds": [r["wall_s"] for r in runs]})
     results = {"machine": machine(), "command": "python benchmarks/tuning.py " + " ".join(sys.argv[1:]),
-               "n_trials": args.n_trials, "epochs": args.epochs, "studies": studies, "goals": goals(studies)}
+               "n_trials": args.n_trials, "epochs": args.epochs, "rounds": args.rounds, "studies": studies,
+               "goals": goals(studies), "all_rounds": rounds}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "tuning.json").write_text(json.dumps(results, indent=2) + "\n")
     (RESULTS / "tuning.md").write_text(markdown(results))

@@ -191,6 +191,9 @@ _PARAMS = [
           lambda v: v in ("median", "none") or re.fullmatch(r"threshold:[0-9.eE+-]+", v) is not None,
           "stop hopeless trials early: below the median of earlier trials at the same epoch, never, "
           "or once val_loss exceeds a value"),
+    Param("threads", int, 1, "an integer of at least 0", lambda v: v >= 0,
+          "TensorFlow threads of each tuning worker (0: TensorFlow's default, every core): several "
+          "one-thread workers on one machine beat one worker with all its threads"),
     Param("tune_seed", int, 0, "an integer of at least 0", lambda v: v >= 0,
           "seed of the sampler: trial k draws with a seed made of (tune_seed, k), whichever worker runs it"),
     # compare
@@ -368,7 +371,7 @@ def parse_grid(stage, raw_values):
 
 # The tuner takes every parameter of main but resume_from, each as one value, a
 # list of choices, or a range.
-TUNE_PARAMS = ["n_trials", "study", "storage", "sampler", "pruner", "tune_seed", "registered_model_name"]
+TUNE_PARAMS = ["n_trials", "study", "storage", "sampler", "pruner", "tune_seed", "threads", "registered_model_name"]
 STAGE_PARAMS["tune"] = SWEPT_PARAMS + TUNE_PARAMS
 
 

@@ -190,13 +190,18 @@ def _init_postgres(layout, host):
         raise
     finally:
         password_file.unlink(missing_ok=True)
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        # Other machines sign in with the password too (no TLS: see README).
-        with open(layout.postgres / "pg_hba.conf", "a") as hba:
-            hba.write("host all all 0.0.0.0/0 scram-sha-256\nhost all all ::/0 scram-sha-256\n")
+
+
+REMOTE_HBA = "host all all 0.0.0.0/0 scram-sha-256\nhost all all ::/0 scram-sha-256\n"
 
 
 def _start_postgres(layout, host, db_port):
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        # Other machines sign in with the generated password too (no TLS: see README).
+        hba = layout.postgres / "pg_hba.conf"
+        if REMOTE_HBA not in hba.read_text():
+            with open(hba, "a") as rules:
+                rules.write(REMOTE_HBA)
     log = layout.logs / "postgres.log"
     if not log.exists():
         log.touch()

@@ -25,6 +25,7 @@ Optuna's plots, and the best model registered under the sweep's champion rule.
 """
 
 import argparse
+import itertools
 import math
 import os
 import sys
@@ -168,14 +169,12 @@ def _check_data(space):
     """A CSV too short for some trial's windows stops the study before its first trial."""
     data_space = [space[name] for name in params.DATA_PARAMS]
     corners = [[v.low, v.high] if isinstance(v, params.Range) else v for v in data_space]
-    import itertools
-
     for combination in itertools.product(*corners):
         if combination[0] != "sine":
             generate_data.prepare(*combination)
 
 
-def _join(study_name, storage, space, n_trials, pruner, experiment_id, entry_run_id):
+def _join(study_name, storage, space, n_trials, pruner, experiment_id):
     """Creates the study and its MLflow parent run, or joins both; returns (study, parent run id)."""
     import optuna
 
@@ -185,7 +184,7 @@ def _join(study_name, storage, space, n_trials, pruner, experiment_id, entry_run
                                     pruner=_pruner(pruner))
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=study_name, storage=storage, pruner=_pruner(pruner))
-        return study, _wait_for_parent(study, text, n_trials, entry_run_id)
+        return study, _wait_for_parent(study, text, n_trials)
     client = MlflowClient()
     parent = client.create_run(
         experiment_id, run_name=f"tune-{study_name}",
@@ -205,7 +204,7 @@ def _join(study_name, storage, space, n_trials, pruner, experiment_id, entry_run
     return study, parent.info.run_id
 
 
-def _wait_for_parent(study, text, n_trials, entry_run_id):
+def _wait_for_parent(study, text, n_trials):
     deadline = time.monotonic() + JOIN_TIMEOUT_S
     while "mlflow_run_id" not in study.user_attrs:
         if time.monotonic() > deadline:
@@ -254,7 +253,7 @@ def objective(space, sampler, tune_seed, n_trials, parent_run_id, study_name):
         trial.study.sampler = _sampler(sampler, trial_seed(tune_seed, trial.number))
         values = suggest(trial, space)
         name = trial_name(trial.number, values, searched)
-        print(f"trial {trial.number + 1}/{n_trials}: {name}", flush=True)
+        print(f"trial {trial.number} ({trial.number + 1}/{n_trials}): {name}", flush=True)
         epochs = []
 
         def report(epoch, logs):
@@ -270,7 +269,7 @@ def objective(space, sampler, tune_seed, n_trials, parent_run_id, study_name):
         except Pruned as pruned:
             trial.set_user_attr("main_run_id", tracking.outermost_run_id)
             trial.set_user_attr("epochs", len(epochs))
-            print(f"trial {trial.number + 1}: pruned after epoch {pruned.pruned_at_epoch}", flush=True)
+            print(f"trial {trial.number}: pruned after epoch {pruned.pruned_at_epoch}", flush=True)
             raise optuna.TrialPruned(str(pruned)) from None
         except Exception:
             trial.set_user_attr("main_run_id", tracking.outermost_run_id)
@@ -285,11 +284,12 @@ def objective(space, sampler, tune_seed, n_trials, parent_run_id, study_name):
     return run_trial
 
 
-def run(n_trials, study, storage, sampler, pruner, tune_seed, registered_model_name, **space):
+def run(n_trials, study, storage, sampler, pruner, tune_seed, threads, registered_model_name, **space):
     """Joins (or creates) the study and runs trials until it holds n_trials;
     the worker that ends the last one ends the study. Returns the report."""
     import optuna
 
+    _limit_threads(threads)
     _check_data(space)
     storage_url = default_storage() if storage == "auto" else storage
     rdb = _storage(storage_url)
@@ -298,7 +298,7 @@ def run(n_trials, study, storage, sampler, pruner, tune_seed, registered_model_n
     # trial's start_run does not resume it.
     entry_run_id = os.environ.pop("MLFLOW_RUN_ID", None)
     experiment_id = mlflow.tracking.fluent._get_experiment_id()
-    found, parent_run_id = _join(study, rdb, space, n_trials, pruner, experiment_id, entry_run_id)
+    found, parent_run_id = _join(study, rdb, space, n_trials, pruner, experiment_id)
     parent = MlflowClient().get_run(parent_run_id)
     mlflow.set_experiment(experiment_id=parent.info.experiment_id)
     if entry_run_id:  # the worker's own run, from `mlflow run`: nested under the study's, and ended
@@ -320,6 +320,25 @@ def run(n_trials, study, storage, sampler, pruner, tune_seed, registered_model_n
         finish(found, parent_run_id, registered_model_name)
     print(describe(found, state))
     return state
+
+
+def _limit_threads(threads):
+    """TensorFlow's (and oneDNN's) thread pools for this worker; 0 leaves TensorFlow's default.
+
+    For a model of this size one thread trains as fast as all of them (benchmarks/tuning.py),
+    so one-thread workers, one per core, do not fight over the cores."""
+    if not threads:
+        return
+    for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
+        os.environ[name] = str(threads)  # read when TensorFlow's runtime starts
+    if "tensorflow" in sys.modules:  # already imported in this process (a caller in Python)
+        import tensorflow as tf
+
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:
+            pass  # its runtime has started: the pools stay as they are
 
 
 def report(study):

@@ -142,7 +142,7 @@ def study(shared_server, pipeline_run):
 def test_two_workers_run_each_trial_once_under_one_parent(study):
     numbers = sorted(int(run.data.tags["optuna_trial"]) for run in study["trials"])
     assert numbers == list(range(6))
-    started = [{line.split(":")[0] for line in output.splitlines() if line.startswith("trial ") and "/6:" in line}
+    started = [{line.split(" (")[0] for line in output.splitlines() if line.startswith("trial ") and "/6): " in line}
                for output in study["outputs"]]
     assert started[0] and started[1], "both workers ran trials"
     assert not started[0] & started[1] and len(started[0] | started[1]) == 6

@@ -62,7 +62,7 @@ def test_a_complete_study_runs_nothing_more(tracking_store, capsys):
     state = run_study(study="done", n_trials="1", pruner="none")
     assert state["total"] == 1
     printed = capsys.readouterr().out
-    assert "trial " not in printed.split("Study done")[0].replace("study done", "")
+    assert not any(line.startswith("trial ") for line in printed.splitlines()), "no trial ran"
     assert "Study done: 1 of 1 trials — 1 complete, 0 running, 0 pruned, 0 failed." in printed
 
 
