@@ -34,6 +34,7 @@ import warnings
 from pathlib import Path
 
 import mlflow
+from mlflow.entities import RunTag
 from mlflow.tracking import MlflowClient
 
 from pipeline import params, tables, tracking
@@ -301,10 +302,10 @@ def run(n_trials, study, storage, sampler, pruner, tune_seed, threads, registere
     found, parent_run_id = _join(study, rdb, space, n_trials, pruner, experiment_id)
     parent = MlflowClient().get_run(parent_run_id)
     mlflow.set_experiment(experiment_id=parent.info.experiment_id)
-    if entry_run_id:  # the worker's own run, from `mlflow run`: nested under the study's, and ended
-        client = MlflowClient()
-        client.set_tags(entry_run_id, {"stage": "tune_worker", "study": study, "mlflow.parentRunId": parent_run_id,
-                                       "mlflow.runName": f"worker-{os.uname().nodename}-{os.getpid()}"})
+    if entry_run_id:  # the worker's own run, from `mlflow run` (which ends it): nested under the study's
+        tags = {"stage": "tune_worker", "study": study, "mlflow.parentRunId": parent_run_id,
+                "mlflow.runName": f"worker-{os.uname().nodename}-{os.getpid()}"}
+        MlflowClient().log_batch(entry_run_id, tags=[RunTag(name, value) for name, value in tags.items()])
     print(f"study {study}: MLflow run {parent_run_id}, storage {_hide_password(storage_url)}", flush=True)
     run_trial = objective(space, sampler, tune_seed, n_trials, parent_run_id, study)
     while len(_real_trials(found)) < n_trials:

@@ -126,9 +126,13 @@ def test_a_pipeline_run_lands_in_postgresql_with_its_artifacts_proxied(shared_se
 def study(shared_server, pipeline_run):
     """Two lstm-tune workers started at once on one study in PostgreSQL."""
     env = client_env(shared_server["uri"])
-    command = [sys.executable, "-m", "pipeline.stages.tune", *TUNE, "--storage", shared_server["storage"]]
+    arguments = [*TUNE, "--storage", shared_server["storage"]]
+    # One worker as a script, the other as MLflow's entry point (whose own run is nested under the study's).
+    as_entry_point = ["mlflow", "run", ".", "--env-manager", "local", "-e", "tune"] + [
+        part for name, value in zip(arguments[::2], arguments[1::2]) for part in ("-P", f"{name[2:]}={value}")]
     workers = [subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True) for _ in range(2)]
+                                text=True)
+               for command in ([sys.executable, "-m", "pipeline.stages.tune", *arguments], as_entry_point)]
     outputs = [worker.communicate(timeout=1200)[0] for worker in workers]
     for worker, output in zip(workers, outputs):
         assert worker.returncode == 0, output[-3000:]
@@ -136,7 +140,10 @@ def study(shared_server, pipeline_run):
     parent = client.search_runs(["0"], "tags.stage = 'tune' and tags.study = 'shared'")
     assert len(parent) == 1, "one MLflow run per study, whichever worker made it"
     trials = client.search_runs(["0"], f"tags.mlflow.parentRunId = '{parent[0].info.run_id}' and tags.stage = 'main'")
-    return {"outputs": outputs, "parent": client.get_run(parent[0].info.run_id), "trials": trials}
+    entry_runs = client.search_runs(["0"], f"tags.mlflow.parentRunId = '{parent[0].info.run_id}' "
+                                           "and tags.stage = 'tune_worker'")
+    return {"outputs": outputs, "parent": client.get_run(parent[0].info.run_id), "trials": trials,
+            "entry_runs": entry_runs}
 
 
 def test_two_workers_run_each_trial_once_under_one_parent(study):
@@ -147,6 +154,8 @@ def test_two_workers_run_each_trial_once_under_one_parent(study):
     assert started[0] and started[1], "both workers ran trials"
     assert not started[0] & started[1] and len(started[0] | started[1]) == 6
     assert all(run.info.run_name.startswith(f"t{run.data.tags['optuna_trial']}-h") for run in study["trials"])
+    (entry_run,) = study["entry_runs"]  # `mlflow run`'s own run for its worker
+    assert entry_run.info.status == "FINISHED" and entry_run.data.params["study"] == "shared"
 
 
 def test_a_pruned_trial_is_recorded_as_such(study, shared_server):
