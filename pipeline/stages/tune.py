@@ -317,7 +317,7 @@ def run(n_trials, study, storage, sampler, pruner, tune_seed, threads, registere
     unfinished = state["running"] + state["waiting"]
     if unfinished:
         print(f"{unfinished} trial(s) still running on other workers: the last to finish ends the study.")
-    elif parent.info.status == "RUNNING":
+    elif MlflowClient().get_run(parent_run_id).info.status == "RUNNING":  # no other worker ended it yet
         finish(found, parent_run_id, registered_model_name)
     print(describe(found, state))
     return state
