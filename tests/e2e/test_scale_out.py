@@ -222,6 +222,15 @@ def test_the_champion_is_served_from_the_server(study, shared_server, tmp_path):
         window = [[[float(v)] for v in range(49)]]
         status, answer = post(f"http://127.0.0.1:{port}/invocations", {"inputs": window})
         assert status == 200 and len(answer["predictions"]) == 1 and len(answer["predictions"][0]) == 1
+        # lstm-predict, from the same registry, forecasts the same.
+        predicted = subprocess.run(
+            [sys.executable, "-m", "pipeline.stages.predict", "--model_uri", "models:/lstm-forecaster@champion",
+             "--input", json.dumps([[row[0] for row in window[0]]])],
+            cwd=REPO, env=client_env(shared_server["uri"]), capture_output=True, text=True, timeout=300)
+        assert predicted.returncode == 0, predicted.stderr[-2000:]
+        header, row = predicted.stdout.strip().splitlines()[-2:]
+        assert header.split(",")[0] == "step_1"
+        assert float(row.split(",")[0]) == pytest.approx(answer["predictions"][0][0], abs=1e-5)
     finally:
         os.killpg(process.pid, 15)
         process.wait(timeout=30)
