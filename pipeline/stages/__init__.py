@@ -8,6 +8,9 @@ import sys
 
 # Before TensorFlow is first imported: keep its C++ start-up chatter off the console.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# A stage downloads its inputs (data, checkpoints) from the store; against a
+# tracking server MLflow would draw a progress bar for each, in every log.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 from pipeline import params
 from pipeline.errors import ParamError, PipelineError

@@ -41,9 +41,7 @@ from pipeline import params, tables, tracking
 from pipeline.errors import ParamError
 from pipeline.stages import command_line, generate_data, program
 
-# A trial downloads its data from the store: no progress bar for that in a worker's log.
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-# Nor MLflow's "View run ... at" line for every run of every trial against a server.
+# No MLflow "View run ... at" line for every run of every trial against a server.
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 # Optuna's heartbeat: a RUNNING trial whose worker has not written for
