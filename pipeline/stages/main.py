@@ -14,8 +14,9 @@ from pipeline import metrics, params, tables, tracking
 from pipeline.params import ParamError
 from pipeline.stages import evaluate, generate_data, program, train
 
+# best_val_loss first: what selection (sweeps, tuning, the champion) goes by; the test metrics are reported.
 HEADLINE_METRICS = [
-    "test_rmse", "test_mae", "test_mse", "test_smape", "test_mase", "test_coverage", "test_interval_width",
+    "best_val_loss", "test_rmse", "test_mae", "test_mse", "test_smape", "test_mase", "test_coverage", "test_interval_width",
     "persistence_test_rmse", "seasonal_naive_test_rmse", "ets_test_rmse", "linear_test_rmse", "free_run_rmse",
 ]
 
@@ -73,6 +74,8 @@ def run(run_name=None, quiet=False, parent_run_id=None, tags=None, epoch_hook=No
             model_uri=f"runs:/{train_run_id}/{train.KERAS_MODEL}", data_uri=data_uri, **evaluate_values
         )
         headline = {name: scores[name] for name in HEADLINE_METRICS if name in scores}
+        # The validation loss of the weights kept (the model's best epoch): the score models are chosen by.
+        headline["best_val_loss"] = mlflow.get_run(train_run_id).data.metrics["best_val_loss"]
         mlflow.log_metrics(headline)
         run_ids = {
             "main": parent.info.run_id,

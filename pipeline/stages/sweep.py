@@ -3,11 +3,14 @@
 Every main parameter may be a comma-separated list (`-P hidden_units=16,50,128`).
 Each trial is a whole `main` run nested under one parent run tagged
 `stage=sweep`; trials share their data runs when the data parameters agree.
-A failed trial is recorded as FAILED and the sweep goes on. The parent logs
-`best_test_rmse`, the tag `best_run_id`, the results table (`results.csv`,
-`results.md`), `plots/test_rmse_by_parameter.png` and `plots/val_loss_curves.png`,
-and registers the best trial's model, moving the alias `champion` only when it
-beats the current champion on the same data.
+A failed trial is recorded as FAILED and the sweep goes on. The best trial is
+the one with the lowest validation loss (`best_val_loss`); the test split only
+reports. The parent logs `best_val_loss` and `best_test_rmse`, the tag
+`best_run_id`, the results table (`results.csv`, `results.md`),
+`plots/test_rmse_by_parameter.png` and `plots/val_loss_curves.png`, and
+registers the best trial's model, moving the alias `champion` only when it has
+a lower validation loss than the current champion on the same data (the same
+data means the same validation split).
 """
 
 import itertools
@@ -55,7 +58,7 @@ def run(max_trials, sweep_seed, registered_model_name, **grid):
     description = (
         f"Sweep of {len(chosen)} pipeline runs over {', '.join(swept) or 'no parameter'} "
         f"({'the whole grid' if len(chosen) == np.prod([len(v) for v in grid.values()]) else 'a random draw'}). "
-        f"Best by test_rmse: tag best_run_id; every trial in results.md."
+        f"Best by validation loss (best_val_loss): tag best_run_id; every trial in results.md."
     )
     with tracking.stage_run("sweep", f"sweep-{'-'.join(LABELS.get(n, n) for n in swept) or 'single'}",
                             description) as parent:
@@ -80,9 +83,10 @@ def run(max_trials, sweep_seed, registered_model_name, **grid):
         finished = [r for r in runs if r.info.status == "FINISHED" and "test_rmse" in r.data.metrics]
         mlflow.log_metrics({"n_trials": len(runs), "n_failed": len(runs) - len(finished)})
         _log_plots(finished, swept)
-        best = min(finished, key=lambda r: r.data.metrics["test_rmse"]) if finished else None
+        best = min(finished, key=lambda r: r.data.metrics["best_val_loss"]) if finished else None
         if best is not None:
-            mlflow.log_metric("best_test_rmse", best.data.metrics["test_rmse"])
+            mlflow.log_metrics({"best_val_loss": best.data.metrics["best_val_loss"],
+                                "best_test_rmse": best.data.metrics["test_rmse"]})
             mlflow.set_tag("best_run_id", best.info.run_id)
             message = update_champion(registered_model_name, best)
         else:
@@ -95,28 +99,34 @@ def run(max_trials, sweep_seed, registered_model_name, **grid):
 
 def update_champion(name, best):
     """Registers `best`'s model under `name`; moves the alias `champion` to it
-    only if there is none yet, or if it beats the champion's test_rmse on the
-    same data (same data_sha256). Returns a sentence saying what happened."""
+    only if there is none yet, or if its validation loss (`best_val_loss`) is
+    lower than the champion's on the same data (same data_sha256, so the same
+    validation split). The test RMSE is reported beside it, never compared.
+    Returns a sentence saying what happened."""
     client = MlflowClient()
-    rmse = best.data.metrics["test_rmse"]
+    val_loss, rmse = best.data.metrics["best_val_loss"], best.data.metrics["test_rmse"]
     data_sha256 = best.data.tags.get("data_sha256", "")
     version = mlflow.register_model(
         best.data.tags["model_uri"], name,
-        tags={"test_rmse": repr(rmse), "data_sha256": data_sha256, "run_id": best.info.run_id},
+        tags={"val_loss": repr(val_loss), "test_rmse": repr(rmse), "data_sha256": data_sha256,
+              "run_id": best.info.run_id},
     )
+    scores = f"val_loss {val_loss:.4g}, test_rmse {rmse:.4g}"
     try:
         champion = client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
         champion = None
     if champion is not None and champion.tags.get("data_sha256") != data_sha256:
-        return (f"Registered {name} version {version.version} (test_rmse {rmse:.4g}); the champion, version "
+        return (f"Registered {name} version {version.version} ({scores}); the champion, version "
                 f"{champion.version}, was scored on other data, so it stays.")
-    if champion is not None and float(champion.tags["test_rmse"]) <= rmse:
-        return (f"Registered {name} version {version.version} (test_rmse {rmse:.4g}); the champion, version "
-                f"{champion.version} (test_rmse {float(champion.tags['test_rmse']):.4g}), stays.")
+    # A champion registered before validation losses were recorded has none: the new model replaces it.
+    if champion is not None and "val_loss" in champion.tags and float(champion.tags["val_loss"]) <= val_loss:
+        return (f"Registered {name} version {version.version} ({scores}); the champion, version "
+                f"{champion.version} (val_loss {float(champion.tags['val_loss']):.4g}, test_rmse "
+                f"{float(champion.tags['test_rmse']):.4g}), stays.")
     client.set_registered_model_alias(name, CHAMPION, version.version)
-    return (f"{name}@{CHAMPION} is now version {version.version} (test_rmse {rmse:.4g}): "
-            f"mlflow models serve -m models:/{name}@{CHAMPION} --env-manager local")
+    return (f"{name}@{CHAMPION} is now version {version.version} ({scores}): "
+            f"mlflow models serve -m models:/{name}@{CHAMPION} --env-manager local --port 5001")
 
 
 def _log_plots(finished, swept):

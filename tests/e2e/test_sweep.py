@@ -88,23 +88,29 @@ def test_sweep_nests_four_comparable_trials(first_sweep):
     assert "| h8-lr0.02 |" in printed
 
 
-def test_best_trial_is_the_one_search_runs_ranks_first_and_it_is_champion(first_sweep):
+def test_best_trial_is_the_lowest_validation_loss_and_it_is_champion(first_sweep):
     client, sweep, _ = first_sweep
     (ranked_first,) = client.search_runs(
         ["0"], f"tags.stage = 'main' and tags.mlflow.parentRunId = '{sweep.info.run_id}'",
-        order_by=["metrics.test_rmse ASC"], max_results=1)
+        order_by=["metrics.best_val_loss ASC"], max_results=1)
+    # Chosen by validation loss; its test RMSE reported beside it.
     assert sweep.data.tags["best_run_id"] == ranked_first.info.run_id
+    assert sweep.data.metrics["best_val_loss"] == ranked_first.data.metrics["best_val_loss"]
     assert sweep.data.metrics["best_test_rmse"] == ranked_first.data.metrics["test_rmse"]
+    train = client.get_run(ranked_first.data.tags["train_run_id"])
+    assert ranked_first.data.metrics["best_val_loss"] == train.data.metrics["best_val_loss"]
     champion = client.get_model_version_by_alias("lstm-forecaster", "champion")
     assert champion.tags["run_id"] == ranked_first.info.run_id
     assert champion.source == ranked_first.data.tags["model_uri"]
+    assert float(champion.tags["val_loss"]) == ranked_first.data.metrics["best_val_loss"]
 
 
 def test_compare_prints_the_same_table_from_the_terminal(first_sweep, tracking_server):
     client, sweep, _ = first_sweep
     printed = run_module(tracking_server, "pipeline.stages.compare", "--parent_run_id", sweep.info.run_id)
     lines = printed.strip().splitlines()
-    assert lines[0].startswith("| run | run_id | status | duration_s | hidden_units | learning_rate | test_rmse |")
+    assert lines[0].startswith(
+        "| run | run_id | status | duration_s | hidden_units | learning_rate | best_val_loss | test_rmse |")
     assert len(lines) == 2 + 4
     results = client.download_artifacts(sweep.info.run_id, "results.md")
     with open(results) as logged:
