@@ -12,8 +12,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # tracking server MLflow would draw a progress bar for each, in every log.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-from pipeline import params
+from pipeline import native_logs, params
 from pipeline.errors import ParamError, PipelineError
+
+# TensorFlow's native start-up lines, which no log level hides: kept off the console.
+native_logs.install()
 
 # Exit statuses: a shell's for a process ended by SIGINT (130) or SIGTERM (143).
 EXIT_BAD_INPUT = 2

@@ -60,8 +60,8 @@ def run(max_trials, sweep_seed, registered_model_name, **grid):
         f"({'the whole grid' if len(chosen) == np.prod([len(v) for v in grid.values()]) else 'a random draw'}). "
         f"Best by validation loss (best_val_loss): tag best_run_id; every trial in results.md."
     )
-    with tracking.stage_run("sweep", f"sweep-{'-'.join(LABELS.get(n, n) for n in swept) or 'single'}",
-                            description) as parent:
+    # Named for what it sweeps: "sweep-hidden_units-learning_rate".
+    with tracking.stage_run("sweep", f"sweep-{'-'.join(swept) or 'single'}", description) as parent:
         # `mlflow run` may have logged the lists already, as typed; those stay.
         logged = mlflow.get_run(parent.info.run_id).data.params
         mlflow.log_params({name: ",".join(params.PARAMS[name].format(v) for v in values)
@@ -94,6 +94,8 @@ def run(max_trials, sweep_seed, registered_model_name, **grid):
         mlflow.set_tag("champion", message)
     print(tables.to_markdown(header, rows))
     print(message)
+    # The sweep's own id appears nowhere else but in MLflow's log lines.
+    print(f"Sweep run {parent.info.run_id}; its trials again: lstm-compare --parent_run_id {parent.info.run_id}")
     return parent.info.run_id, best.info.run_id if best else None
 
 

@@ -67,6 +67,14 @@ def test_default_run_nests_three_stages_under_main(default_run):
     assert f"mlflow models serve -m {main.data.tags['model_uri']} --env-manager local" in result.stdout
 
 
+def test_default_run_prints_none_of_tensorflows_start_up_lines(default_run):
+    # Among them "E0000 ... failed call to cuInit: ... UNKNOWN ERROR (303)" on every machine without a GPU.
+    _, _, result, _ = default_run
+    printed = result.stdout + result.stderr
+    for line in ("cuInit", "absl::InitializeLog", "cudart_stub", "oneDNN custom operations", "I0000 ", "E0000 "):
+        assert line not in printed, line
+
+
 def test_default_run_is_accurate_and_far_better_than_persistence(default_run):
     main = default_run[3]["main"]
     metrics = main.data.metrics

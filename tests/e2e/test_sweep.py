@@ -86,6 +86,9 @@ def test_sweep_nests_four_comparable_trials(first_sweep):
     assert {a.path for a in client.list_artifacts(sweep.info.run_id, "plots")} == {
         "plots/test_rmse_by_parameter.png", "plots/val_loss_curves.png"}
     assert "| h8-lr0.02 |" in printed
+    # Named for what it swept, and its id printed with the command that lists its trials.
+    assert sweep.info.run_name == "sweep-hidden_units-learning_rate"
+    assert f"lstm-compare --parent_run_id {sweep.info.run_id}" in printed
 
 
 def test_best_trial_is_the_lowest_validation_loss_and_it_is_champion(first_sweep):
@@ -132,4 +135,7 @@ def test_worse_sweep_leaves_the_champion_and_a_failed_trial_does_not_stop_it(fir
     after = client.get_model_version_by_alias("lstm-forecaster", "champion")
     assert after.version == before.version
     assert "stays" in second.data.tags["champion"] and "stays" in printed
+    first_champion_message = client.get_run(client.search_runs(
+        ["0"], "tags.stage = 'sweep'", order_by=["attributes.start_time ASC"])[0].info.run_id).data.tags["champion"]
+    assert first_champion_message.endswith("--env-manager local --port 5001")
     assert len(client.search_model_versions("name = 'lstm-forecaster'")) == 2
