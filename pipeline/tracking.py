@@ -5,9 +5,12 @@ import functools
 import hashlib
 import sqlite3
 import tempfile
+import time
+import warnings
 from pathlib import Path
 
 import mlflow
+import mlflow.data
 import sqlalchemy
 from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
@@ -74,8 +77,11 @@ def stage_run(stage, run_name=None, description=None, parent_run_id=None, tags=N
         if description:
             all_tags["mlflow.note.content"] = description
         mlflow.set_tags(all_tags)
+        started = time.perf_counter()
+        print(f"{stage}: started (run {run.info.run_id})", flush=True)
         try:
             yield run
+            print(f"{stage}: done in {time.perf_counter() - started:.1f} s", flush=True)
         except KeyboardInterrupt as error:  # Ctrl-C, or SIGTERM (see pipeline.stages)
             mlflow.set_tag("error", f"Interrupted: {error or 'stopped by SIGINT'}")
             mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
@@ -241,6 +247,31 @@ def log_dataset(dataset, manifest):
     with tempfile.TemporaryDirectory() as folder:
         data.save_dataset(dataset, manifest, folder)
         mlflow.log_artifacts(folder, artifact_path="data")
+
+
+SINE_PARAMETERS = ("n_samples", "time_steps", "horizon", "noise", "val_fraction", "test_fraction", "seed")
+
+
+def log_dataset_input(dataset, manifest, split, context):
+    """Logs one split of the dataset as an MLflow dataset input of the active run
+    (the UI's Datasets column and filter): named for its source and split, with
+    the dataset's sha256 (the `data_sha256` tag, shortened) as its digest, and
+    as source the CSV file, or for the sine the parameters that generate it."""
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+
+    if manifest["source"] == "csv":
+        source, name = manifest["path"], f"{Path(manifest['path']).stem}:{manifest['column']}"
+    else:
+        values = {**manifest["parameters"], "time_steps": manifest["time_steps"]}
+        source = CodeDatasetSource({"generator": "pipeline.data.make_sine_dataset",
+                                    **{key: str(values[key]) for key in SINE_PARAMETERS}})
+        name = "sine"
+    with warnings.catch_warnings():
+        # A local path could be read as two kinds of file source; both mean the file.
+        warnings.simplefilter("ignore", UserWarning)
+        logged = mlflow.data.from_numpy(dataset[f"x_{split}"], targets=dataset[f"y_{split}"], source=source,
+                                        name=f"{name} ({split})", digest=data.sha256_of_dataset(dataset)[:16])
+    mlflow.log_input(logged, context=context)
 
 
 def log_figure(figure, name):

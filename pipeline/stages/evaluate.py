@@ -32,6 +32,7 @@ def run(model_uri, data_uri, season, free_run_steps):
             data_uri = _training_data_of(model_uri)
         mlflow.set_tags({"resolved_model_uri": model_uri, "resolved_data_uri": data_uri})
         dataset, manifest = tracking.load_data(data_uri)
+        tracking.log_dataset_input(dataset, manifest, "test", context="evaluation")
         # The one check that needs the data: a season that fits its windows.
         input_width, horizon = dataset["x_test"].shape[1], dataset["y_test"].shape[1]
         params.check_combination({"season": season, "time_steps": input_width + horizon, "horizon": horizon,

@@ -75,6 +75,7 @@ def run(data_source, column, time_column, fill_missing, n_samples, time_steps, h
         tags = {**tags, "data_sha256": data.sha256_of_dataset(dataset)}
         mlflow.set_tags(tags)
         tracking.log_dataset(dataset, manifest)
+        tracking.log_dataset_input(dataset, manifest, "train", context="generated")
         counts = {f"n_{split}": len(dataset[f"y_{split}"]) for split in data.SPLITS}
         if manifest["source"] == "csv":
             counts.update(n_points=manifest["n_points"], n_filled=manifest["n_filled"])

@@ -26,6 +26,7 @@ from mlflow.types import ParamSchema, ParamSpec, Schema, TensorSpec
 from custom_layers import transforms
 from pipeline import metrics, params, plots, tracking
 from pipeline import model as forecaster
+from pipeline.progress import EpochProgress
 from pipeline.stages import program
 
 KERAS_MODEL = "keras_model/model.keras"
@@ -76,6 +77,7 @@ def run(data_uri, hidden_units, learning_rate, epochs, batch_size, scaling, pati
         if resume is not None:
             mlflow.set_tag("resumed_from", resume_from)
         dataset, manifest = tracking.load_data(data_uri)
+        tracking.log_dataset_input(dataset, manifest, "train", context="training")
         horizon = dataset["y_train"].shape[1]
         input_width = dataset["x_train"].shape[1]
         chosen = check_data(values, dataset, manifest)
@@ -94,17 +96,22 @@ def run(data_uri, hidden_units, learning_rate, epochs, batch_size, scaling, pati
         if resume is not None:
             _log_inherited_history(resume)
         started = time.perf_counter()
+        progress = EpochProgress(epochs)
+
+        def on_epoch_end(epoch, logs):
+            _log_epoch(epoch, logs, checkpoint_dir, epoch_hook)
+            progress(epoch, logs)
+
         with tempfile.TemporaryDirectory() as checkpoint_dir:
             try:
-                state = forecaster.fit(
-                    model, dataset, epochs, batch_size, patience, seed, checkpoint_dir,
-                    on_epoch_end=lambda epoch, logs: _log_epoch(epoch, logs, checkpoint_dir, epoch_hook),
-                    resume=resume,
-                )
+                state = forecaster.fit(model, dataset, epochs, batch_size, patience, seed, checkpoint_dir,
+                                       on_epoch_end=on_epoch_end, resume=resume)
             except BaseException as error:
+                progress.close()
                 if getattr(error, "pruned_at_epoch", None) is None:  # a pruned trial is not resumed
                     _log_best_checkpoint(model, checkpoint_dir)
                 raise
+        progress.close()
         mlflow.log_metrics({
             "train_seconds": time.perf_counter() - started,
             "epochs_trained": state.epochs_done,

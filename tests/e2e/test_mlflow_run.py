@@ -67,12 +67,17 @@ def test_default_run_nests_three_stages_under_main(default_run):
     assert f"mlflow models serve -m {main.data.tags['model_uri']} --env-manager local" in result.stdout
 
 
-def test_default_run_prints_none_of_tensorflows_start_up_lines(default_run):
+def test_default_run_says_what_it_does_and_none_of_tensorflows_start_up_lines(default_run):
     # Among them "E0000 ... failed call to cuInit: ... UNKNOWN ERROR (303)" on every machine without a GPU.
     _, _, result, _ = default_run
     printed = result.stdout + result.stderr
     for line in ("cuInit", "absl::InitializeLog", "cudart_stub", "oneDNN custom operations", "I0000 ", "E0000 "):
         assert line not in printed, line
+    # What it prints instead: each stage as it starts and ends, and a plain line per epoch (not a terminal).
+    lines = result.stdout.splitlines()
+    assert "train: started (run " in result.stdout and "evaluate: done in " in result.stdout
+    assert any(line.startswith("epoch  1/50  train ") for line in lines)
+    assert "\r" not in result.stdout
 
 
 def test_default_run_is_accurate_and_far_better_than_persistence(default_run):

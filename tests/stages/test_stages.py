@@ -2,6 +2,7 @@
 
 import contextlib
 import io
+import json
 
 import mlflow
 import numpy as np
@@ -69,6 +70,34 @@ def test_main_nests_the_three_stages_and_logs_what_users_compare(pipeline_run):
     assert parent.data.params["hidden_units"] == "8" and parent.data.params["noise"] == "0.0"
     assert run_ids["train"] in printed and "persistence" in printed
     assert "mlflow ui --backend-store-uri sqlite:///" in printed
+
+
+def test_a_run_says_what_it_is_doing_stage_by_stage_and_epoch_by_epoch(pipeline_run):
+    run_ids, _, printed = pipeline_run
+    lines = printed.splitlines()
+    started = [line for line in lines if line.endswith(")") and ": started (run " in line]
+    assert [line.split(":")[0] for line in started] == ["main", "generate_data", "train", "evaluate"]
+    assert f"train: started (run {run_ids['train']})" in lines
+    epochs = [line for line in lines if line.startswith("epoch ")]
+    assert [line.split()[1] for line in epochs] == ["1/3", "2/3", "3/3"]  # small_main trains 3 epochs
+    assert all(" train " in line and " val " in line and " best " in line and line.endswith(" s left")
+               for line in epochs)
+    done = [line.split(":")[0] for line in lines if ": done in " in line]
+    assert done == ["generate_data", "train", "evaluate", "main"]
+
+
+def test_each_stage_logs_the_data_it_read_as_an_mlflow_dataset(pipeline_run):
+    run_ids, _, _ = pipeline_run
+    client = MlflowClient()
+    data_sha256 = client.get_run(run_ids["generate_data"]).data.tags["data_sha256"]
+    for stage, name, context in (("generate_data", "sine (train)", "generated"), ("train", "sine (train)", "training"),
+                                 ("evaluate", "sine (test)", "evaluation")):
+        (logged,) = client.get_run(run_ids[stage]).inputs.dataset_inputs
+        assert (logged.dataset.name, logged.dataset.digest) == (name, data_sha256[:16])
+        assert [(tag.key, tag.value) for tag in logged.tags] == [("mlflow.data.context", context)]
+        source = json.loads(logged.dataset.source)["tags"]
+        assert source["generator"] == "pipeline.data.make_sine_dataset"
+        assert (source["n_samples"], source["time_steps"], source["seed"]) == ("120", "12", "0")
 
 
 def test_train_logs_losses_per_epoch_models_and_plots(pipeline_run):
@@ -191,6 +220,7 @@ def test_auto_with_nothing_to_find_fails_the_run_with_the_reason(tracking_store,
     assert "no finished `generate_data` run" in failed.data.tags["error"]
 
 
+@pytest.mark.slow
 def test_csv_series_with_horizon_beats_persistence_in_raw_units(tracking_store, tmp_path, capsys):
     csv = seasonal_csv(tmp_path / "load.csv")
     run_ids, scores = small_main(
@@ -200,6 +230,9 @@ def test_csv_series_with_horizon_beats_persistence_in_raw_units(tracking_store, 
     client = MlflowClient()
     generated = client.get_run(run_ids["generate_data"])
     assert generated.data.tags["source_sha256"] and generated.data.metrics["n_points"] == 700
+    (logged,) = client.get_run(run_ids["train"]).inputs.dataset_inputs
+    assert logged.dataset.name == "load:load (train)"
+    assert json.loads(logged.dataset.source)["uri"] == str(csv.resolve())
     trained = client.get_run(run_ids["train"]).data
     # 'auto' for a CSV with a season that fits the 26 inputs: the change from one season before,
     # each window scaled by itself, an ensemble.
@@ -236,6 +269,7 @@ def test_csv_gaps_fail_by_default_and_are_filled_on_request(tracking_store, tmp_
     assert MlflowClient().get_run(run_id).data.metrics["n_filled"] == 3
 
 
+@pytest.mark.slow
 def test_changed_csv_file_is_not_reused(tracking_store, tmp_path):
     csv = seasonal_csv(tmp_path / "load.csv", n=200)
     first, _ = small_main(data_source=str(csv), epochs=1)

@@ -23,6 +23,7 @@ def test_the_default_storage_is_optuna_db_beside_the_tracking_store(tracking_sto
     assert tune.default_storage() == f"sqlite:///{tmp_path / 'optuna.db'}"
 
 
+@pytest.mark.slow
 def test_a_study_is_steered_by_validation_and_ends_with_its_best_trial(tracking_store, tmp_path):
     state = run_study(study="small", n_trials="3", hidden_units="4:16", learning_rate="0.003:0.03:log",
                       pruner="none")
@@ -47,6 +48,7 @@ def test_a_study_is_steered_by_validation_and_ends_with_its_best_trial(tracking_
     assert parent.data.metrics["epochs_trained"] == 12
 
 
+@pytest.mark.slow
 def test_trials_draw_the_same_values_whoever_runs_them(tracking_store):
     first = run_study(study="a", n_trials="2", hidden_units="4:64", pruner="none")
     again = run_study(study="b", n_trials="2", hidden_units="4:64", pruner="none")
@@ -56,6 +58,7 @@ def test_trials_draw_the_same_values_whoever_runs_them(tracking_store):
     assert first["complete"] == again["complete"] == 2
 
 
+@pytest.mark.slow
 def test_a_complete_study_runs_nothing_more(tracking_store, capsys):
     run_study(study="done", n_trials="1", pruner="none")
     capsys.readouterr()
@@ -66,6 +69,7 @@ def test_a_complete_study_runs_nothing_more(tracking_store, capsys):
     assert "Study done: 1 of 1 trials — 1 complete, 0 running, 0 pruned, 0 failed." in printed
 
 
+@pytest.mark.slow
 def test_the_median_pruner_stops_a_trial_worse_than_the_earlier_ones(tracking_store):
     # With tune_seed 2, trials 0 and 1 draw the learning rate 0.03 and trial 2 draws 1e-9, which cannot
     # learn: the median pruner (2 start-up trials, 2 warm-up epochs) stops it at the first epoch it may.

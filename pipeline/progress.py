@@ -1,0 +1,53 @@
+"""What a running stage says while it works: one compact line per epoch.
+
+On a terminal the line is rewritten in place (a carriage return) and the last
+one stays; when the output is a file or a pipe (CI logs, a tuning worker's
+log), each epoch gets its own plain line.
+"""
+
+import sys
+import time
+
+
+class EpochProgress:
+    """`epoch 12/50  train 0.0123  val 0.0101  best 0.0098 (epoch 10)  3.1 s, about 10 s left`.
+
+    Made just before training starts; called after each epoch with the 1-based
+    epoch and its losses (a resumed run's first is its checkpoint's next). The
+    time left assumes the remaining epochs take as long as this process's so
+    far; early stopping may end sooner.
+    """
+
+    def __init__(self, epochs, stream=None):
+        self.epochs, self.first_epoch = epochs, None
+        self.stream = stream or sys.stdout
+        self.live = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.started = time.perf_counter()
+        self.best = (float("inf"), 0)
+        self.pending = False  # a live line without its newline yet
+
+    def line(self, epoch, train_loss, val_loss, elapsed):
+        if self.first_epoch is None:
+            self.first_epoch = epoch
+        if val_loss < self.best[0]:
+            self.best = (val_loss, epoch)
+        left = elapsed / (epoch - self.first_epoch + 1) * (self.epochs - epoch)
+        width = len(str(self.epochs))
+        return (f"epoch {epoch:>{width}}/{self.epochs}  train {train_loss:.4g}  val {val_loss:.4g}  "
+                f"best {self.best[0]:.4g} (epoch {self.best[1]})  {elapsed:.1f} s, about {left:.0f} s left")
+
+    def __call__(self, epoch, logs):
+        text = self.line(epoch, logs["loss"], logs["val_loss"], time.perf_counter() - self.started)
+        if self.live:
+            self.stream.write(f"\r\033[K{text}")
+            self.pending = True
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def close(self):
+        """Ends the live line (training finished, stopped early, or failed)."""
+        if self.pending:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.pending = False
