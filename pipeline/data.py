@@ -227,7 +227,7 @@ def make_series_dataset(times, values, time_steps, horizon, val_fraction, test_f
 def read_csv_series(path, column="auto", time_column="none", fill_missing="error"):
     """Reads one univariate series from a CSV file with a header row.
 
-    `column`: the values' column, or "auto" for the only (or first) numeric one.
+    `column`: the values' column, or "auto" for the only numeric one but the time column.
     `time_column`: a column of dates or numbers in increasing order, or "none"
     (then the time is the row number, from 0). `fill_missing`: "error" fails on
     missing or non-numeric values, "interpolate" fills them linearly in time.
@@ -264,6 +264,12 @@ def read_csv_series(path, column="auto", time_column="none", fill_missing="error
             raise ParamError(
                 f"CSV file {path} has no numeric column (columns: {', '.join(map(str, frame.columns))}): "
                 "pass -P column=<name> to choose one."
+            )
+        if len(candidates) > 1:
+            # Never a guess: the first numeric column is often the time (a year, a timestamp).
+            raise ParamError(
+                f"CSV file {path} has several numeric columns ({', '.join(map(str, candidates))}): pass "
+                "-P column=<name> for the values (and -P time_column=<name> if one of them is the time)."
             )
         column = candidates[0]
     elif column not in frame.columns:

@@ -100,7 +100,8 @@ _PARAMS = [
     Param("data_source", str, "sine", "'sine' or the path of a CSV file", bool,
           "the series: the seed's sine windows, or a CSV file (relative to the project directory)"),
     Param("column", str, "auto", "'auto' or a column name", bool,
-          "CSV only: the column of values; 'auto' takes the only or first numeric one"),
+          "CSV only: the column of values; 'auto' takes the only numeric one besides time_column "
+          "(several: refused, naming them); predict: 'auto' takes the model's own column"),
     Param("time_column", str, "none", "'none' or a column name", bool,
           "CSV only: a column of dates or numbers used as the time axis"),
     Param("fill_missing", str, "error", "'error' or 'interpolate'", lambda v: v in ("error", "interpolate"),

@@ -34,10 +34,29 @@ def newest_model_uri():
     return runs[0].data.tags["model_uri"]
 
 
-def read_windows(source, column, input_width):
-    """Windows (batch, timesteps, 1) from a CSV series, a JSON file, JSON text or '-' (stdin)."""
+def csv_column(source, column, trained):
+    """The column to read from the CSV `source`: the one given, else the one the
+    model was trained on (`trained`: its metadata), from the very file it was
+    trained on. A model is not pointed at another series without being told."""
+    if column != "auto":
+        return column
+    trained_source = trained.get("data_source")
+    if trained_source and trained_source != "sine" and Path(source).resolve() == Path(trained_source).resolve():
+        return trained["column"]
+    what = (f"the column {trained['column']!r} of {trained_source}" if trained_source not in (None, "sine")
+            else "the sine" if trained_source == "sine" else "data it does not record")
+    raise ParamError(
+        f"Received `input`={source!r}, but the model was trained on {what}: to forecast this series with it "
+        "anyway, name the column of values (--column <name>, -P column=<name>)."
+    )
+
+
+def read_windows(source, column, input_width, trained=None):
+    """Windows (batch, timesteps, 1) from a CSV series, a JSON file, JSON text or '-' (stdin).
+
+    From a CSV, the last `input_width` values of `csv_column`'s column."""
     if source.endswith(".csv"):
-        _, values, _, _ = data.read_csv_series(source, column)
+        _, values, _, _ = data.read_csv_series(source, csv_column(source, column, trained or {}))
         return np.asarray(values[-input_width:], dtype=np.float32).reshape(1, -1, 1)
     if source == "-":
         text = sys.stdin.read()
@@ -82,8 +101,9 @@ def run(model_uri, input, column, output):
             f"(models:/<id>, runs:/<train run id>/model), got {model_uri!r} ({type(error).__name__})."
         ) from error
     input_width = int(model.metadata.metadata["input_width"])
+    windows = read_windows(input, column, input_width, model.metadata.metadata)
     try:
-        outputs = model.predict(read_windows(input, column, input_width), params={"intervals": True})
+        outputs = model.predict(windows, params={"intervals": True})
     except mlflow.exceptions.MlflowException as error:
         raise ParamError(f"Received an invalid value for parameter `input`: {error.message}") from None
     if not isinstance(outputs, dict):  # a model trained before intervals existed

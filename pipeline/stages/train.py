@@ -122,7 +122,7 @@ def run(data_uri, hidden_units, learning_rate, epochs, batch_size, scaling, pati
         served = forecaster.forecasting_model(model, interval_level)
         half_widths = forecaster.calibrate(served, dataset["x_val"], dataset["y_val"])
         mlflow.log_metrics({f"interval_half_width_step{step}": float(q) for step, q in enumerate(half_widths, 1)})
-        model_uri = _log_models(served, input_width, horizon, interval_level)
+        model_uri = _log_models(served, input_width, horizon, interval_level, trained_on(manifest))
         # Last: a run without this tag has no finished model, whatever its artifacts.
         mlflow.set_tag("model_uri", model_uri)
         return active.info.run_id
@@ -187,7 +187,16 @@ def _log_best_checkpoint(model, checkpoint_dir):
         mlflow.log_artifact(str(Path(folder) / BEST_CHECKPOINT), artifact_path=CHECKPOINTS)
 
 
-def _log_models(model, input_width, horizon, interval_level):
+def trained_on(manifest):
+    """What the model remembers of its data (the MLflow model's metadata), so that
+    `predict` reads the same column of the same series by default."""
+    if manifest["source"] != "csv":
+        return {"data_source": "sine"}
+    return {"data_source": manifest["path"], "column": manifest["column"],
+            "time_column": manifest["parameters"]["time_column"]}
+
+
+def _log_models(model, input_width, horizon, interval_level, data_source):
     """Logs the .keras file, the SavedModel in TensorFlow Serving's layout
     (`saved_model/1/`), and the MLflow model `model`; returns its models:/ URI."""
     with tempfile.TemporaryDirectory() as folder:
@@ -207,7 +216,8 @@ def _log_models(model, input_width, horizon, interval_level):
                 python_model=str(SERVING_CODE),
                 artifacts={"saved_model": str(saved_model)},
                 signature=signature(horizon),
-                metadata={"input_width": input_width, "horizon": horizon, "interval_level": interval_level},
+                metadata={"input_width": input_width, "horizon": horizon, "interval_level": interval_level,
+                          **data_source},
                 pip_requirements=[f"{name}=={version(name)}" for name in ("mlflow", "tensorflow", "numpy")],
             )
     return info.model_uri

@@ -186,7 +186,13 @@ def test_predict_command_forecasts_json_windows_and_a_csv_series(trained, tmp_pa
     series = np.sin(np.arange(40) * 0.7)
     csv = tmp_path / "series.csv"
     csv.write_text("value\n" + "\n".join(f"{v:.6f}" for v in series) + "\n")
-    result = lstm_predict(trained, "--input", str(csv), "--output", str(tmp_path / "out.csv"))  # model: auto
+    # The model was trained on the sine: pointed at a CSV series, it must be told which column to read.
+    refused = lstm_predict(trained, "--input", str(csv))
+    assert refused.returncode == 2 and refused.stderr.strip().splitlines()[-1] == (
+        f"error: Received `input`={str(csv)!r}, but the model was trained on the sine: to forecast this series "
+        "with it anyway, name the column of values (--column <name>, -P column=<name>).")
+    result = lstm_predict(trained, "--input", str(csv), "--column", "value",
+                          "--output", str(tmp_path / "out.csv"))  # model: auto
     assert result.returncode == 0, result.stderr[-3000:]
     written = (tmp_path / "out.csv").read_text().splitlines()
     last_window = np.asarray(series[-10:], dtype="float32").reshape(1, 10, 1)  # the model's input width

@@ -111,9 +111,11 @@ def write(path, text):
     return path
 
 
-def test_csv_series_with_dates_picks_the_first_numeric_column(tmp_path):
+def test_csv_series_with_dates_reads_the_named_column_and_auto_does_not_guess(tmp_path):
     csv = write(tmp_path / "s.csv", "day,store,sales,price\n2024-01-01,a,1.5,9\n2024-01-02,a,2.5,9\n2024-01-03,a,3.5,9\n")
-    times, values, column, filled = data.read_csv_series(csv, time_column="day")
+    with pytest.raises(ParamError, match=r"has several numeric columns \(sales, price\): pass -P column=<name>"):
+        data.read_csv_series(csv, time_column="day")
+    times, values, column, filled = data.read_csv_series(csv, column="sales", time_column="day")
     assert column == "sales" and filled == 0
     np.testing.assert_array_equal(values, [1.5, 2.5, 3.5])
     assert times.dtype == np.dtype("datetime64[ns]") and str(times[2])[:10] == "2024-01-03"
@@ -141,7 +143,7 @@ def test_gaps_are_an_error_by_default_and_interpolated_linearly_in_time_on_reque
     ("a,b\n", {}, "CSV file {path} has a header but no rows"),
     ("a,b\nx,y\nz,w\n", {}, "CSV file {path} has no numeric column (columns: a, b): pass -P column=<name>"),
     ("a,b\n1,2\n", {"column": "c"}, "parameter `column`, expected one of the columns of {path} (a, b), got 'c'."),
-    ("a,b\n1,2\n", {"time_column": "when"}, "parameter `time_column`, expected 'none' or one of the columns"),
+    ("a,b\n1,2\n", {"column": "b", "time_column": "when"}, "parameter `time_column`, expected 'none' or one of the columns"),
     ("t,y\n2,1\n1,2\n", {"time_column": "t"}, "Column 't' of {path} is not strictly increasing: line 3 does not come after line 2."),
 ])
 def test_bad_csv_files_get_one_line_naming_the_file(tmp_path, content, kwargs, message):
@@ -232,3 +234,16 @@ def test_a_broken_manifest_is_an_error_naming_it(tmp_path, manifest, message):
     (tmp_path / data.MANIFEST).write_text(manifest)
     with pytest.raises(ParamError, match=message):
         data.load_dataset(tmp_path)
+
+
+def test_column_auto_never_takes_the_time_and_never_guesses(tmp_path):
+    csv = tmp_path / "sunspots.csv"
+    csv.write_text("year,sunspots\n1700,5\n1701,11\n1702,16\n1703,23\n")
+    with pytest.raises(ParamError) as error:
+        data.read_csv_series(str(csv))
+    assert str(error.value) == (
+        f"CSV file {csv} has several numeric columns (year, sunspots): pass -P column=<name> for the values "
+        "(and -P time_column=<name> if one of them is the time).")
+    # Told which is the time, the one column left is the values.
+    _, values, column, _ = data.read_csv_series(str(csv), time_column="year")
+    assert column == "sunspots" and values.tolist() == [5, 11, 16, 23]
