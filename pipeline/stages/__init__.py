@@ -129,9 +129,10 @@ def _exit_now(status):
 
 
 def _end(line, message, status, exit_status, entry_run_id):
-    from pipeline import tracking
+    if entry_run_id is not None:  # under `mlflow run`; otherwise there is no run to end, and no MLflow to load
+        from pipeline import tracking
 
-    tracking.end_entry_run(entry_run_id, message, status)
+        tracking.end_entry_run(entry_run_id, message, status)
     if status == "KILLED" and entry_run_id:
         import subprocess
 

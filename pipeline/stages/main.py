@@ -8,11 +8,13 @@ its last checkpoint, on the same data. The headline
 test metrics are logged on the parent too, so runs compare at a glance.
 """
 
-import mlflow
-
-from pipeline import metrics, params, tables, tracking
+from pipeline import metrics, params, tables
 from pipeline.params import ParamError
-from pipeline.stages import evaluate, generate_data, program, train
+from pipeline.stages import program
+
+# MLflow, TensorFlow and the stages that need them are imported where they are
+# used: a bad parameter is refused before they load, in a fraction of a second
+# (benchmarks/startup.py), and lstm-compare, which reads HEADLINE_METRICS, never loads TensorFlow.
 
 # best_val_loss first: what selection (sweeps, tuning, the champion) goes by; the test metrics are reported.
 HEADLINE_METRICS = [
@@ -29,6 +31,11 @@ def run(run_name=None, quiet=False, parent_run_id=None, tags=None, epoch_hook=No
     `epoch_hook(epoch, logs)` is called after every training epoch (train.run).
     Parameters not given take their defaults.
     """
+    import mlflow
+
+    from pipeline import tracking
+    from pipeline.stages import evaluate, generate_data, train
+
     values = {**params.defaults("main"), **values}
     data_values = {name: values[name] for name in params.DATA_PARAMS}
     train_values = {name: values[name] for name in params.TRAIN_PARAMS}
@@ -99,6 +106,8 @@ def run(run_name=None, quiet=False, parent_run_id=None, tags=None, epoch_hook=No
 
 def _interrupted_train_run(main_run):
     """The train run nested under an interrupted main run, whose checkpoint resumes it."""
+    import mlflow
+
     runs = mlflow.search_runs(
         [main_run.info.experiment_id],
         f"tags.mlflow.parentRunId = '{main_run.info.run_id}' and tags.stage = 'train'",
@@ -113,6 +122,8 @@ def _interrupted_train_run(main_run):
 
 
 def summary(run_ids, data_reused, table, model_uri, chosen, interval_level, scores):
+    from pipeline import tracking
+
     lines = ["", "Runs:"]
     for stage, run_id in run_ids.items():
         note = "  (reused: same parameters and code)" if stage == "generate_data" and data_reused else ""
