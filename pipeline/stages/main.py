@@ -136,6 +136,8 @@ def summary(run_ids, data_reused, table, model_uri, chosen, interval_level, scor
         "",
         f"Compare runs in the MLflow UI:  {tracking.ui_command()}",
         f"Serve the model on 127.0.0.1:5001:  mlflow models serve -m {model_uri} --env-manager local --port 5001",
+        "Not registered: only a sweep's or a tuning study's best model goes to the Model Registry (and becomes "
+        "@champion if its validation loss on the same data is lower); serve this one by the URI above.",
         "",
     ]
     return "\n".join(lines)

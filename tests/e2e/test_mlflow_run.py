@@ -65,6 +65,8 @@ def test_default_run_nests_three_stages_under_main(default_run):
     assert "Prediction intervals (90 %): " in result.stdout
     assert main.info.run_id in result.stdout and "mlflow ui --backend-store-uri sqlite:///" in result.stdout
     assert f"mlflow models serve -m {main.data.tags['model_uri']} --env-manager local" in result.stdout
+    # Why the quick start's model is not the registry's champion, said plainly.
+    assert "Not registered: only a sweep's or a tuning study's best model goes to the Model Registry" in result.stdout
 
 
 def test_default_run_says_what_it_does_and_none_of_tensorflows_start_up_lines(default_run):
