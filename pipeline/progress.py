@@ -10,12 +10,13 @@ import time
 
 
 class EpochProgress:
-    """`epoch 12/50  train 0.0123  val 0.0101  best 0.0098 (epoch 10)  3.1 s, about 10 s left`.
+    """`epoch 12/50  train 0.0123  val 0.0101  best 0.0098 (epoch 10)  3.1 s, about 5 s left`.
 
     Made just before training starts; called after each epoch with the 1-based
     epoch and its losses (a resumed run's first is its checkpoint's next). The
     time left assumes the remaining epochs take as long as this process's so
-    far; early stopping may end sooner.
+    far, the first excepted (it includes compiling the model, so its line has
+    no estimate); early stopping may end sooner.
     """
 
     def __init__(self, epochs, stream=None):
@@ -27,14 +28,17 @@ class EpochProgress:
         self.pending = False  # a live line without its newline yet
 
     def line(self, epoch, train_loss, val_loss, elapsed):
-        if self.first_epoch is None:
-            self.first_epoch = epoch
+        if self.first_epoch is None:  # its time includes compiling the model: no estimate from it
+            self.first_epoch, self.first_elapsed = epoch, elapsed
         if val_loss < self.best[0]:
             self.best = (val_loss, epoch)
-        left = elapsed / (epoch - self.first_epoch + 1) * (self.epochs - epoch)
         width = len(str(self.epochs))
-        return (f"epoch {epoch:>{width}}/{self.epochs}  train {train_loss:.4g}  val {val_loss:.4g}  "
-                f"best {self.best[0]:.4g} (epoch {self.best[1]})  {elapsed:.1f} s, about {left:.0f} s left")
+        text = (f"epoch {epoch:>{width}}/{self.epochs}  train {train_loss:.4g}  val {val_loss:.4g}  "
+                f"best {self.best[0]:.4g} (epoch {self.best[1]})  {elapsed:.1f} s")
+        if epoch == self.first_epoch:
+            return text
+        per_epoch = (elapsed - self.first_elapsed) / (epoch - self.first_epoch)
+        return f"{text}, about {per_epoch * (self.epochs - epoch):.0f} s left"
 
     def __call__(self, epoch, logs):
         text = self.line(epoch, logs["loss"], logs["val_loss"], time.perf_counter() - self.started)

@@ -13,11 +13,11 @@ class Terminal(io.StringIO):
 def test_one_plain_line_per_epoch_when_the_output_is_not_a_terminal():
     out = io.StringIO()
     progress = EpochProgress(50, stream=out)
-    assert progress.line(1, 0.5, 0.4, elapsed=2.0) == (
-        "epoch  1/50  train 0.5  val 0.4  best 0.4 (epoch 1)  2.0 s, about 98 s left")
-    # Worse than the best: the best stays; the time left comes from the epochs so far.
-    assert progress.line(2, 0.3, 0.45, elapsed=3.0) == (
-        "epoch  2/50  train 0.3  val 0.45  best 0.4 (epoch 1)  3.0 s, about 72 s left")
+    # The first epoch compiles the model too: no estimate from it.
+    assert progress.line(1, 0.5, 0.4, elapsed=2.0) == "epoch  1/50  train 0.5  val 0.4  best 0.4 (epoch 1)  2.0 s"
+    # Worse than the best: the best stays; the time left comes from the epochs since the first.
+    assert progress.line(2, 0.3, 0.45, elapsed=2.5) == (
+        "epoch  2/50  train 0.3  val 0.45  best 0.4 (epoch 1)  2.5 s, about 24 s left")
     progress(3, {"loss": 0.2, "val_loss": 0.1})
     progress(4, {"loss": 0.1, "val_loss": 0.05})
     progress.close()
@@ -28,8 +28,8 @@ def test_one_plain_line_per_epoch_when_the_output_is_not_a_terminal():
 
 def test_a_resumed_run_counts_time_from_its_own_first_epoch():
     progress = EpochProgress(100, stream=io.StringIO())
-    assert progress.line(41, 0.1, 0.1, elapsed=10.0).endswith("10.0 s, about 590 s left")
-    assert progress.line(42, 0.1, 0.1, elapsed=20.0).endswith("20.0 s, about 580 s left")
+    assert progress.line(41, 0.1, 0.1, elapsed=10.0).endswith("(epoch 41)  10.0 s")
+    assert progress.line(43, 0.1, 0.1, elapsed=12.0).endswith("12.0 s, about 57 s left")
 
 
 def test_on_a_terminal_the_line_is_rewritten_and_ended_once():
@@ -40,4 +40,4 @@ def test_on_a_terminal_the_line_is_rewritten_and_ended_once():
     progress.close()  # stopped early, after epoch 2 of 3
     progress.close()
     text = out.getvalue()
-    assert text.count("\r") == 2 and text.endswith(" left\n") and text.count("\n") == 1
+    assert text.count("\r") == 2 and text.endswith(" s left\n") and text.count("\n") == 1
