@@ -14,7 +14,6 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from pipeline.stages import tune
-from tests.conftest import REPO
 
 pytestmark = pytest.mark.e2e
 
