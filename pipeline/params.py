@@ -174,9 +174,10 @@ _PARAMS = [
           "run this many trials drawn at random from the grid (0: the whole grid)"),
     Param("sweep_seed", int, 0, "an integer of at least 0", lambda v: v >= 0,
           "seed of the random draw of trials"),
-    Param("registered_model_name", str, "lstm-forecaster", "a model name without '/' or ':'",
+    Param("registered_model_name", str, "auto", "'auto' or a model name without '/' or ':'",
           lambda v: bool(v) and not set(v) & set("/:"),
-          "the Model Registry name under which the best trial's model is registered"),
+          "the Model Registry name under which the best model is registered; 'auto': one per series, "
+          "lstm-<series> (lstm-sine, or lstm-<CSV file name>)"),
     # tune
     Param("n_trials", int, 20, "a positive integer", _positive,
           "trials in the whole study, over all its workers"),
@@ -334,6 +335,17 @@ def check_combination(values):
                 f"Received an invalid value for parameter `season`, expected 0 or an integer from 1 to "
                 f"the input length {input_width} (time_steps - horizon), which {needs} reads, got {season}."
             )
+
+
+def registered_model_name(name, data_source):
+    """`registered_model_name` with 'auto' made a name: one registered model, and so
+    one champion, per series: `lstm-sine`, or `lstm-` and the CSV file's name."""
+    if name != "auto":
+        return name
+    if data_source == "sine":
+        return "lstm-sine"
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", data_source.replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0])
+    return f"lstm-{stem.strip('-') or 'series'}"
 
 
 def formatted(values):

@@ -100,12 +100,14 @@ def run(max_trials, sweep_seed, registered_model_name, **grid):
 
 
 def update_champion(name, best):
-    """Registers `best`'s model under `name`; moves the alias `champion` to it
+    """Registers `best`'s model under `name` ('auto': the series' own name,
+    params.registered_model_name); moves the alias `champion` to it
     only if there is none yet, or if its validation loss (`best_val_loss`) is
     lower than the champion's on the same data (same data_sha256, so the same
     validation split). The test RMSE is reported beside it, never compared.
     Returns a sentence saying what happened."""
     client = MlflowClient()
+    name = params.registered_model_name(name, best.data.params["data_source"])
     val_loss, rmse = best.data.metrics["best_val_loss"], best.data.metrics["test_rmse"]
     data_sha256 = best.data.tags.get("data_sha256", "")
     version = mlflow.register_model(

@@ -182,7 +182,7 @@ def test_the_study_ends_with_the_best_by_validation_registered(study, shared_ser
     best = min(best_val, key=best_val.get)
     assert parent.data.tags["best_run_id"] == best
     assert parent.data.metrics["best_val_loss"] == pytest.approx(best_val[best])
-    champion = client.get_model_version_by_alias("lstm-forecaster", "champion")
+    champion = client.get_model_version_by_alias("lstm-sine", "champion")
     assert champion.tags["run_id"] == best
     artifacts = {f.path for f in client.list_artifacts(parent.info.run_id, "plots")}
     assert {"plots/optimization_history.png", "plots/param_importances.png",
@@ -207,7 +207,7 @@ def test_the_champion_is_served_from_the_server(study, shared_server, tmp_path):
     port = free_port()
     log = open(tmp_path / "serve.log", "wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/lstm-forecaster@champion",
+        [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/lstm-sine@champion",
          "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
         env=client_env(shared_server["uri"]), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -224,7 +224,7 @@ def test_the_champion_is_served_from_the_server(study, shared_server, tmp_path):
         assert status == 200 and len(answer["predictions"]) == 1 and len(answer["predictions"][0]) == 1
         # lstm-predict, from the same registry, forecasts the same.
         predicted = subprocess.run(
-            [sys.executable, "-m", "pipeline.stages.predict", "--model_uri", "models:/lstm-forecaster@champion",
+            [sys.executable, "-m", "pipeline.stages.predict", "--model_uri", "models:/lstm-sine@champion",
              "--input", json.dumps([[row[0] for row in window[0]]])],
             cwd=REPO, env=client_env(shared_server["uri"]), capture_output=True, text=True, timeout=300)
         assert predicted.returncode == 0, predicted.stderr[-2000:]
@@ -240,7 +240,7 @@ def test_the_champion_is_served_from_the_server(study, shared_server, tmp_path):
 def test_stop_then_start_finds_every_run_and_model(study, shared_server):
     client = MlflowClient(shared_server["uri"])
     before = sorted(run.info.run_id for run in client.search_runs(["0"], max_results=1000))
-    versions = [v.version for v in client.search_model_versions("name = 'lstm-forecaster'")]
+    versions = [v.version for v in client.search_model_versions("name = 'lstm-sine'")]
     assert "Stopped the server" in lstm_server("stop", *shared_server["data"]).stdout
     stopped = lstm_server("status", *shared_server["data"], check=False)
     assert stopped.returncode == 3 and stopped.stdout.startswith("Stopped")
@@ -249,7 +249,7 @@ def test_stop_then_start_finds_every_run_and_model(study, shared_server):
     lstm_server("start", *shared_server["data"], *shared_server["ports"], "--workers", "2")
     client = MlflowClient(shared_server["uri"])
     assert sorted(run.info.run_id for run in client.search_runs(["0"], max_results=1000)) == before
-    assert [v.version for v in client.search_model_versions("name = 'lstm-forecaster'")] == versions
+    assert [v.version for v in client.search_model_versions("name = 'lstm-sine'")] == versions
     best = study["parent"].data.tags["best_run_id"]
     model = client.download_artifacts(client.get_run(best).data.tags["train_run_id"], "keras_model/model.keras")
     assert Path(model).stat().st_size > 10_000

@@ -102,7 +102,7 @@ def test_best_trial_is_the_lowest_validation_loss_and_it_is_champion(first_sweep
     assert sweep.data.metrics["best_test_rmse"] == ranked_first.data.metrics["test_rmse"]
     train = client.get_run(ranked_first.data.tags["train_run_id"])
     assert ranked_first.data.metrics["best_val_loss"] == train.data.metrics["best_val_loss"]
-    champion = client.get_model_version_by_alias("lstm-forecaster", "champion")
+    champion = client.get_model_version_by_alias("lstm-sine", "champion")
     assert champion.tags["run_id"] == ranked_first.info.run_id
     assert champion.source == ranked_first.data.tags["model_uri"]
     assert float(champion.tags["val_loss"]) == ranked_first.data.metrics["best_val_loss"]
@@ -123,7 +123,7 @@ def test_compare_prints_the_same_table_from_the_terminal(first_sweep, tracking_s
 
 def test_worse_sweep_leaves_the_champion_and_a_failed_trial_does_not_stop_it(first_sweep, tracking_server):
     client, _, _ = first_sweep
-    before = client.get_model_version_by_alias("lstm-forecaster", "champion")
+    before = client.get_model_version_by_alias("lstm-sine", "champion")
     # A learning rate of 1e30 makes the loss infinite: that trial fails in train.
     printed = run_module(tracking_server, "pipeline.stages.sweep", "--hidden_units", "2",
                          "--learning_rate", "0.0001,1e30", "--epochs", "1", *SMALL)
@@ -132,10 +132,10 @@ def test_worse_sweep_leaves_the_champion_and_a_failed_trial_does_not_stop_it(fir
     statuses = {t.info.run_name: t.info.status for t in trials_of(client, second)}
     assert statuses == {"lr0.0001": "FINISHED", "lr1e+30": "FAILED"}
     assert second.data.metrics["n_failed"] == 1
-    after = client.get_model_version_by_alias("lstm-forecaster", "champion")
+    after = client.get_model_version_by_alias("lstm-sine", "champion")
     assert after.version == before.version
     assert "stays" in second.data.tags["champion"] and "stays" in printed
     first_champion_message = client.get_run(client.search_runs(
         ["0"], "tags.stage = 'sweep'", order_by=["attributes.start_time ASC"])[0].info.run_id).data.tags["champion"]
     assert first_champion_message.endswith("--env-manager local --port 5001")
-    assert len(client.search_model_versions("name = 'lstm-forecaster'")) == 2
+    assert len(client.search_model_versions("name = 'lstm-sine'")) == 2

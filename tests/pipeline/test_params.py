@@ -120,7 +120,7 @@ def test_conda_env_and_pyproject_pin_the_same_packages():
 def test_sweep_grid_takes_comma_separated_lists_of_checked_values():
     grid = params.parse_grid("sweep", {"hidden_units": "16,50,16", "learning_rate": "0.001, 1e-2", "max_trials": "3"})
     assert grid["hidden_units"] == [16, 50] and grid["learning_rate"] == [0.001, 0.01]
-    assert grid["epochs"] == ["auto"] and grid["max_trials"] == 3 and grid["registered_model_name"] == "lstm-forecaster"
+    assert grid["epochs"] == ["auto"] and grid["max_trials"] == 3 and grid["registered_model_name"] == "auto"
     with pytest.raises(ParamError, match=r"parameter `hidden_units`, expected a positive integer, got '0'"):
         params.parse_grid("sweep", {"hidden_units": "16,0"})
 
@@ -153,7 +153,7 @@ def test_values_wrong_together_are_refused_up_front_with_one_line(stage, raw, me
 def test_a_sweep_grid_with_one_impossible_combination_is_refused_before_any_trial():
     with pytest.raises(ParamError, match=r"parameter `time_steps`, expected an integer larger than horizon=10, got 8"):
         params.parse_grid("sweep", {"time_steps": "8,50", "horizon": "1,10"})
-    with pytest.raises(ParamError, match=r"parameter `registered_model_name`, expected a model name without"):
+    with pytest.raises(ParamError, match=r"parameter `registered_model_name`, expected 'auto' or a model name without"):
         params.parse_grid("sweep", {"registered_model_name": "team/model"})
 
 
@@ -191,3 +191,10 @@ def test_a_bad_search_space_is_refused_in_one_line(raw, message):
     with pytest.raises(ParamError) as error:
         params.parse_space("tune", raw)
     assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_each_series_has_its_own_registered_model_unless_named():
+    assert params.registered_model_name("auto", "sine") == "lstm-sine"
+    assert params.registered_model_name("auto", "examples/co2_weekly.csv") == "lstm-co2_weekly"
+    assert params.registered_model_name("auto", "/data/my sales (2024).csv") == "lstm-my-sales-2024"
+    assert params.registered_model_name("team-model", "examples/sunspots.csv") == "team-model"
