@@ -23,9 +23,13 @@ HEADLINE_METRICS = [
 ]
 
 
-def run(run_name=None, quiet=False, parent_run_id=None, tags=None, epoch_hook=None, **values):
+def run(run_name=None, quiet=False, parent_run_id=None, tags=None, epoch_hook=None, register=True, **values):
     """Runs the three stages under one parent run; returns the run ids and metrics.
 
+    With `register`, the finished model is a candidate for its series' champion
+    (sweep.update_champion: registered as lstm-<series>, champion if its
+    validation loss on the same data is the lowest); sweeps and studies pass
+    False and register only their best trial.
     `run_name` names the parent run (default: "main"); `quiet` skips the summary;
     `parent_run_id` and `tags` place and mark it (the tuner's trials);
     `epoch_hook(epoch, logs)` is called after every training epoch (train.run).
@@ -97,10 +101,16 @@ def run(run_name=None, quiet=False, parent_run_id=None, tags=None, epoch_hook=No
             "model_uri": model_uri,
             "data_sha256": mlflow.get_run(data_run_id).data.tags.get("data_sha256", ""),
         })
+    registered = None
+    if register:
+        from pipeline.stages.sweep import update_champion
+
+        registered = update_champion("auto", mlflow.get_run(parent.info.run_id))
     if not quiet:
         trained = mlflow.get_run(train_run_id).data.tags
         chosen = {name: trained.get(f"resolved_{name}", "") for name in train.AUTO_TRAIN_PARAMS}
-        print(summary(run_ids, reused is not None, table, model_uri, chosen, values["interval_level"], scores))
+        print(summary(run_ids, reused is not None, table, model_uri, chosen, values["interval_level"], scores,
+                      registered))
     return run_ids, scores
 
 
@@ -121,7 +131,7 @@ def _interrupted_train_run(main_run):
     return runs[0]
 
 
-def summary(run_ids, data_reused, table, model_uri, chosen, interval_level, scores):
+def summary(run_ids, data_reused, table, model_uri, chosen, interval_level, scores, registered=None):
     from pipeline import tracking
 
     lines = ["", "Runs:"]
@@ -136,8 +146,7 @@ def summary(run_ids, data_reused, table, model_uri, chosen, interval_level, scor
         "",
         f"Compare runs in the MLflow UI:  {tracking.ui_command()}",
         f"Serve the model on 127.0.0.1:5001:  mlflow models serve -m {model_uri} --env-manager local --port 5001",
-        "Not registered: only a sweep's or a tuning study's best model goes to the Model Registry (and becomes "
-        "@champion if its validation loss on the same data is lower); serve this one by the URI above.",
+        registered or "Not registered.",
         "",
     ]
     return "\n".join(lines)

@@ -262,7 +262,7 @@ def objective(space, sampler, tune_seed, n_trials, parent_run_id, study_name):
                 raise Pruned(epoch)
 
         try:
-            run_ids, scores = pipeline.run(run_name=name, quiet=True, parent_run_id=parent_run_id, epoch_hook=report,
+            run_ids, scores = pipeline.run(run_name=name, quiet=True, register=False, parent_run_id=parent_run_id, epoch_hook=report,
                                        tags={"study": study_name, "optuna_trial": str(trial.number)},
                                        resume_from="none", **values)
         except Pruned as pruned:

@@ -65,8 +65,8 @@ def test_default_run_nests_three_stages_under_main(default_run):
     assert "Prediction intervals (90 %): " in result.stdout
     assert main.info.run_id in result.stdout and "mlflow ui --backend-store-uri sqlite:///" in result.stdout
     assert f"mlflow models serve -m {main.data.tags['model_uri']} --env-manager local" in result.stdout
-    # Why the quick start's model is not the registry's champion, said plainly.
-    assert "Not registered: only a sweep's or a tuning study's best model goes to the Model Registry" in result.stdout
+    # Every finished run is a candidate for its series' champion; the first one becomes it.
+    assert "lstm-sine@champion is now version 1 (val_loss " in result.stdout
 
 
 def test_default_run_says_what_it_does_and_none_of_tensorflows_start_up_lines(default_run):
@@ -210,3 +210,21 @@ def test_csv_series_runs_end_to_end_in_raw_units(tmp_path):
     forecast = tf.saved_model.load(folder).signatures["serving_default"](window=tf.constant(window))["forecast"]
     truth = 100 + 20 * np.sin(2 * np.pi * np.arange(28, 30) / 24)
     assert forecast.shape == (1, 2) and np.abs(forecast.numpy()[0] - truth).max() < 10
+
+
+def test_after_the_quick_start_a_worse_sweep_leaves_the_better_model_champion(default_run):
+    # Last in this module: it adds runs to the default run's store.
+    store, uri, result, runs = default_run
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    before = client.get_model_version_by_alias("lstm-sine", "champion")
+    assert before.tags["run_id"] == runs["main"].info.run_id
+    sweep = subprocess.run([sys.executable, "-m", "pipeline.stages.sweep", "--hidden_units", "4,8", "--epochs", "1",
+                            "--free_run_steps", "10"], cwd=store, env={**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(REPO)},
+                           capture_output=True, text=True, timeout=900)
+    assert sweep.returncode == 0, sweep.stderr[-3000:]
+    champion = client.get_model_version_by_alias("lstm-sine", "champion")
+    assert champion.version == before.version, "the quick start's model, trained 50 epochs, is still the better one"
+    assert "the champion, version 1" in sweep.stdout and "stays" in sweep.stdout
+    assert len(client.search_model_versions("name = 'lstm-sine'")) == 2
