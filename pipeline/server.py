@@ -342,7 +342,8 @@ def stop(data=DEFAULT_DATA):
     """Stops the MLflow server, then PostgreSQL. Returns whether anything ran."""
     layout = Layout(data)
     state = layout.read_state()
-    was_running = bool(status(data) and status(data)["running"])
+    running = status(data)
+    was_running = bool(running and running["running"])
     _stop_mlflow(state)
     _stop_postgres(layout)
     if state:

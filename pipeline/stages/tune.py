@@ -255,14 +255,14 @@ def objective(space, sampler, tune_seed, n_trials, parent_run_id, study_name):
         print(f"trial {trial.number} ({trial.number + 1}/{n_trials}): {name}", flush=True)
         epochs = []
 
-        def report(epoch, logs):
+        def report_epoch(epoch, logs):
             epochs.append(epoch)
             trial.report(logs["val_loss"], epoch)
             if trial.should_prune():
                 raise Pruned(epoch)
 
         try:
-            run_ids, scores = pipeline.run(run_name=name, quiet=True, register=False, parent_run_id=parent_run_id, epoch_hook=report,
+            run_ids, scores = pipeline.run(run_name=name, quiet=True, register=False, parent_run_id=parent_run_id, epoch_hook=report_epoch,
                                        tags={"study": study_name, "optuna_trial": str(trial.number)},
                                        resume_from="none", **values)
         except Pruned as pruned:
