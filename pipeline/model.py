@@ -1,5 +1,6 @@
 """The Keras forecaster built around the custom cell: build, fit, export, free-run."""
 
+import gc
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -8,7 +9,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from custom_layers import LSTMCell
+from custom_layers import LSTM, LSTMCell
 from custom_layers import transforms
 from pipeline.errors import ParamError, TrainingDiverged
 
@@ -35,9 +36,9 @@ def build_model(hidden_units, learning_rate, horizon=1, scaling="none", scale=(0
     served. With the defaults (`none`, `level`, one member) it computes the
     seed's model: RNN(LSTMCell(hidden_units)) → Dense(horizon).
 
-    Compiled with Adam. XLA (`jit_compile=True`) is asked for explicitly:
-    Keras leaves it off on CPU, where it trained the default workload about
-    1.6× faster per epoch (576 → 363 ms on a 2-core CPU).
+    Compiled with Adam, without XLA: each member's `custom_layers.LSTM` runs
+    its sequence in TensorFlow's fused `BlockLSTM` kernel, which XLA cannot
+    compile (docs/performance.md has the measurements behind this).
     """
     mean, std = scale
     inputs = keras.Input(shape=(None, 1), name="window")
@@ -46,7 +47,7 @@ def build_model(hidden_units, learning_rate, horizon=1, scaling="none", scale=(0
     members = []
     for member in range(ensemble_size):
         suffix = f"_{member}" if member else ""
-        hidden = keras.layers.RNN(LSTMCell(hidden_units), name=RNN_LAYER + suffix)(scaled)
+        hidden = LSTM(LSTMCell(hidden_units), name=RNN_LAYER + suffix)(scaled)
         # Forecasting a change, a network that outputs 0 is the naive forecast it starts from:
         # it starts there, and training moves it only as far as the data supports.
         initializer = "glorot_uniform" if target == "level" else "zeros"
@@ -64,7 +65,7 @@ def build_model(hidden_units, learning_rate, horizon=1, scaling="none", scale=(0
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
         loss=_members_mse(ensemble_size, horizon),
         metrics=metrics,
-        jit_compile=True,
+        jit_compile=False,
     )
     return model
 
@@ -125,47 +126,12 @@ def standard_scale(dataset):
     return float(values.mean()), float(std) if std > 0 else 1.0
 
 
-def epoch_batches(x, y, batch_size, seed, first_epoch, epochs):
-    """A tf.data stream of the batches of epochs `first_epoch` to `epochs - 1` (0-based).
-
-    Epoch e visits the windows in the order of a permutation drawn from
-    numpy's generator seeded with (seed, e): an epoch's batches do not depend
-    on where training started, so a run resumed from a checkpoint sees the very
-    batches the uninterrupted run would have.
-    Nothing is prefetched and tf.data's autotuning is off (`_without_autotune`).
-    """
-    import tensorflow as tf
-
-    orders = np.stack([np.random.default_rng([seed, epoch]).permutation(len(x))
-                       for epoch in range(first_epoch, epochs)])
-    x, y = tf.constant(x), tf.constant(y)
-    return _without_autotune(
-        tf.data.Dataset.from_tensor_slices(orders)
-        .flat_map(lambda order: tf.data.Dataset.from_tensor_slices(
-            (tf.gather(x, order), tf.gather(y, order))).batch(batch_size))
-    )
-
-
-def validation_batches(x, y):
-    """The validation windows in batches of VALIDATION_BATCH: one where it fits,
-    since the recurrence is sequential, fewer and larger batches validate
-    faster; the mean loss is the same."""
-    import tensorflow as tf
-
-    return _without_autotune(tf.data.Dataset.from_tensor_slices((x, y)).batch(VALIDATION_BATCH))
-
-
-def _without_autotune(dataset):
-    """`dataset` with tf.data's autotuning off. Its optimisation thread is joined
-    when an iterator is destroyed, and that join waited 1 to 10 s after early
-    stopping in about a third of default runs (2-core CPU; a `py-spy dump`
-    showed `~IteratorResource` waiting on it). The data is in memory already,
-    so there is nothing to tune."""
-    import tensorflow as tf
-
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return dataset.with_options(options)
+def epoch_order(n, seed, epoch):
+    """The order in which epoch `epoch` (0-based) visits the n training windows:
+    a permutation drawn from numpy's generator seeded with (seed, epoch). An
+    epoch's batches do not depend on where training started, so a run resumed
+    from a checkpoint sees the very batches the uninterrupted run would have."""
+    return np.random.default_rng([seed, epoch]).permutation(n).astype(np.int32)
 
 
 @dataclass
@@ -179,48 +145,77 @@ class TrainingState:
     best_val_loss: float = math.inf
 
 
-class Training(keras.callbacks.Callback):
-    """Keeps the best weights, stops early, stops at once on a NaN or infinite
-    loss, and after every epoch writes a checkpoint and calls `on_epoch_end`."""
+class _Steps:
+    """The compiled functions behind `fit`: a whole epoch of training steps in
+    one TensorFlow call, and the validation pass in another.
 
-    def __init__(self, state, patience, checkpoint_dir=None, on_epoch_end=None, best_weights=None):
-        super().__init__()
-        self.state, self.patience = state, patience
-        self.checkpoint_dir, self.on_epoch_end_hook = checkpoint_dir, on_epoch_end
-        self.best_weights = best_weights
+    Keras' `fit` runs each batch through its callbacks, logs and data
+    iterator; for the seed's 25 small batches that took about as long as the
+    steps themselves. Here the epoch is one `tf.function` whose while loop
+    gathers each batch from the windows by the epoch's order and takes a step
+    of what Keras' `train_step` does (the compiled loss with any
+    regularization, its gradient, the compiled optimizer). It stops at the
+    first batch whose loss is not finite and says which.
+    """
 
-    def on_train_batch_end(self, batch, logs=None):
-        self._check_finite("train_loss", logs["loss"], f"epoch {self.state.epochs_done + 1}, batch {batch + 1}")
+    def __init__(self, model, x_train, y_train, x_val, y_val, batch_size):
+        import tensorflow as tf
 
-    def on_epoch_end(self, epoch, logs=None):
-        state = self.state
-        self._check_finite("val_loss", logs["val_loss"], f"epoch {epoch + 1}")
-        state.epochs_done = epoch + 1
-        state.train_loss.append(float(logs["loss"]))
-        state.val_loss.append(float(logs["val_loss"]))
-        if state.val_loss[-1] < state.best_val_loss:
-            state.best_epoch, state.best_val_loss = state.epochs_done, state.val_loss[-1]
-            self.best_weights = self.model.get_weights()
-        if self.patience and state.epochs_done - state.best_epoch >= self.patience:
-            self.model.stop_training = True
-        if self.checkpoint_dir is not None:
-            save_checkpoint(self.model, state, self.best_weights, self.checkpoint_dir)
-        if self.on_epoch_end_hook is not None:
-            extra = {name: float(value) for name, value in logs.items() if name.startswith("val_") and name != "val_loss"}
-            self.on_epoch_end_hook(state.epochs_done,
-                                   {"loss": state.train_loss[-1], "val_loss": state.val_loss[-1], **extra})
+        self.x_train, self.y_train = tf.constant(x_train), tf.constant(y_train)
+        self.x_val, self.y_val = tf.constant(x_val), tf.constant(y_val)
+        n, variables, optimizer = len(x_train), model.trainable_variables, model.optimizer
+        if not optimizer.built:  # its variables cannot be created inside the loop
+            optimizer.build(variables)
+        batches = math.ceil(n / batch_size)
 
-    def on_train_end(self, logs=None):
-        if self.best_weights is not None:
-            self.model.set_weights(self.best_weights)
+        def train_step(x, y):
+            with tf.GradientTape() as tape:
+                loss = model.compute_loss(x, y, model(x, training=True), training=True)
+            optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+            return loss
 
-    def _check_finite(self, name, value, where):
-        if not math.isfinite(value):
-            raise TrainingDiverged(
-                f"Training diverged: {name} became {value} at {where}. Try a lower learning rate "
-                f"(-P learning_rate, now {float(self.model.optimizer.learning_rate.numpy()):g}), "
-                "-P scaling=standard for a series of large values, or a smaller batch_size."
-            )
+        def epoch(order, x_train, y_train):
+            def body(batch, loss_sum, first_bad, bad_loss):
+                index = order[batch * batch_size:tf.minimum((batch + 1) * batch_size, n)]
+                loss = train_step(tf.gather(x_train, index), tf.gather(y_train, index))
+                finite = tf.math.is_finite(loss)
+                first_bad, bad_loss = tf.where(finite, first_bad, batch), tf.where(finite, bad_loss, loss)
+                return batch + 1, loss_sum + loss * tf.cast(tf.size(index), loss.dtype), first_bad, bad_loss
+
+            _, loss_sum, first_bad, bad_loss = tf.while_loop(
+                lambda batch, loss_sum, first_bad, bad_loss: tf.logical_and(batch < batches, first_bad < 0),
+                body, (tf.constant(0), tf.constant(0.0), tf.constant(-1), tf.constant(0.0)))
+            return loss_sum / n, first_bad, bad_loss  # the mean over windows, as Keras' logged loss
+
+        def validate(x_val, y_val):
+            loss_sum = 0.0
+            for start in range(0, x_val.shape[0], VALIDATION_BATCH):  # one batch where it fits
+                x, y = x_val[start:start + VALIDATION_BATCH], y_val[start:start + VALIDATION_BATCH]
+                predicted = model(x, training=False)
+                loss_sum += model.compute_loss(x, y, predicted, training=False) * tf.cast(tf.shape(x)[0], "float32")
+                logs = model.compute_metrics(x, y, predicted)
+            logs = {name: value for name, value in logs.items() if name != "loss"}
+            return {"loss": loss_sum / x_val.shape[0], **logs}
+
+        # The compiled metrics create their variables on their first update, which
+        # must not happen inside a function that runs more than once.
+        model.compute_metrics(x_val[:1], y_val[:1], model(x_val[:1]))
+        self.epoch = tf.function(epoch, autograph=False)
+        self.validate = tf.function(validate, autograph=False)
+        self.metrics = model.metrics
+
+    def train(self, order):
+        """Trains one epoch in `order`; returns the mean training loss, and the
+        0-based index and loss of the first batch whose loss was not finite
+        (-1 if none)."""
+        loss, first_bad, bad_loss = self.epoch(order, self.x_train, self.y_train)
+        return float(loss), int(first_bad), float(bad_loss)
+
+    def validation_logs(self):
+        """The validation loss and compiled metrics, each a float, as `val_<name>`."""
+        for metric in self.metrics:
+            metric.reset_state()
+        return {f"val_{name}": float(value) for name, value in self.validate(self.x_val, self.y_val).items()}
 
 
 def fit(model, dataset, epochs, batch_size, patience, seed=0, checkpoint_dir=None, on_epoch_end=None,
@@ -232,30 +227,61 @@ def fit(model, dataset, epochs, batch_size, patience, seed=0, checkpoint_dir=Non
     or infinite loss raises TrainingDiverged at once. With `checkpoint_dir`, a
     checkpoint (see `save_checkpoint`) is written there after every epoch,
     before `on_epoch_end(epoch, logs)` is called with the 1-based epoch and the
-    losses. `resume` is a checkpoint folder to continue from: weights,
-    optimizer state and history, up to the same `epochs`.
+    losses (`loss`, `val_loss`, and `val_<metric>` for each compiled metric).
+    `resume` is a checkpoint folder to continue from: weights, optimizer state
+    and history, up to the same `epochs`.
 
-    Returns the TrainingState: per-epoch losses and the 1-based best epoch.
+    The model is any compiled Keras model; each epoch's windows are visited in
+    `epoch_order`. Returns the TrainingState: per-epoch losses and the 1-based
+    best epoch.
     """
     state, best_weights = TrainingState(), None
     if resume is not None:
         state, best_weights = restore_checkpoint(model, resume)
-    training = Training(state, patience, checkpoint_dir, on_epoch_end, best_weights)
-    if state.epochs_done < epochs and not (patience and state.epochs_done - state.best_epoch >= patience):
-        model.fit(
-            epoch_batches(dataset["x_train"], dataset["y_train"], batch_size, seed, state.epochs_done, epochs),
-            steps_per_epoch=math.ceil(len(dataset["x_train"]) / batch_size),
-            validation_data=validation_batches(dataset["x_val"], dataset["y_val"]),
-            initial_epoch=state.epochs_done,
-            epochs=epochs,
-            callbacks=[training],
-            shuffle=False,  # epoch_batches shuffles, reproducibly
-            verbose=0,
-        )
-    else:
-        training.set_model(model)
-        training.on_train_end()
+
+    def stopped_early():
+        return patience and state.epochs_done - state.best_epoch >= patience
+
+    # Python's full garbage collections walk every object TensorFlow, Keras and
+    # MLflow have made; one during tracing took 0.2 s of the 0.35 s the first
+    # epoch costs. Objects made so far are left out of collections until fit ends.
+    gc.freeze()
+    try:
+        steps = None
+        while state.epochs_done < epochs and not stopped_early():
+            if steps is None:
+                steps = _Steps(model, dataset["x_train"], dataset["y_train"], dataset["x_val"], dataset["y_val"],
+                               batch_size)
+            epoch = state.epochs_done + 1
+            train_loss, first_bad, bad_loss = steps.train(epoch_order(len(dataset["x_train"]), seed, epoch - 1))
+            if first_bad >= 0:
+                _diverged(model, "train_loss", bad_loss, f"epoch {epoch}, batch {first_bad + 1}")
+            logs = {"loss": train_loss, **steps.validation_logs()}
+            if not math.isfinite(logs["val_loss"]):
+                _diverged(model, "val_loss", logs["val_loss"], f"epoch {epoch}")
+            state.epochs_done = epoch
+            state.train_loss.append(train_loss)
+            state.val_loss.append(logs["val_loss"])
+            if state.val_loss[-1] < state.best_val_loss:
+                state.best_epoch, state.best_val_loss = epoch, state.val_loss[-1]
+                best_weights = model.get_weights()
+            if checkpoint_dir is not None:
+                save_checkpoint(model, state, best_weights, checkpoint_dir)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, logs)
+    finally:
+        gc.unfreeze()
+    if best_weights is not None:
+        model.set_weights(best_weights)
     return state
+
+
+def _diverged(model, name, value, where):
+    raise TrainingDiverged(
+        f"Training diverged: {name} became {value} at {where}. Try a lower learning rate "
+        f"(-P learning_rate, now {float(model.optimizer.learning_rate.numpy()):g}), "
+        "-P scaling=standard for a series of large values, or a smaller batch_size."
+    )
 
 
 # A checkpoint is two files: arrays in an .npz (read without pickle) and the

@@ -29,17 +29,13 @@ def test_fit_reports_every_epoch_and_keeps_the_best_validation_weights(trained):
     assert restored == pytest.approx(min(state.val_loss), rel=1e-4)
 
 
-def test_the_datasets_fit_reads_have_tf_data_autotuning_off():
-    # Its thread made fit return 1 to 10 s late after early stopping (see _without_autotune).
-    dataset = data.make_sine_dataset(150, 12, 1, 0.0, 0.1, 0.2, seed=0)
-    train = forecaster.epoch_batches(dataset["x_train"], dataset["y_train"], 16, seed=0, first_epoch=0, epochs=2)
-    validation = forecaster.validation_batches(dataset["x_val"], dataset["y_val"])
-    assert train.options().autotune.enabled is False
-    assert validation.options().autotune.enabled is False
-    assert sum(1 for _ in train) == 2 * int(np.ceil(len(dataset["x_train"]) / 16))
-    (x_val, y_val), = list(validation)  # one batch: fewer passes of the sequential recurrence
-    np.testing.assert_array_equal(x_val.numpy(), dataset["x_val"])
-    np.testing.assert_array_equal(y_val.numpy(), dataset["y_val"])
+def test_each_epoch_visits_every_training_window_once_in_an_order_fixed_by_seed_and_epoch():
+    orders = [forecaster.epoch_order(50, seed=7, epoch=e) for e in range(3)]
+    for order in orders:
+        assert sorted(order) == list(range(50))
+    assert not np.array_equal(orders[0], orders[1])
+    np.testing.assert_array_equal(forecaster.epoch_order(50, seed=7, epoch=2), orders[2])
+    assert not np.array_equal(forecaster.epoch_order(50, seed=8, epoch=2), orders[2])
 
 
 def _fresh_model(seed):
