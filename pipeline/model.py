@@ -56,15 +56,9 @@ def build_model(hidden_units, learning_rate, horizon=1, scaling="none", scale=(0
     stacked = members[0] if ensemble_size == 1 else keras.layers.Concatenate(axis=1)(members)
     stacked = keras.layers.Identity(name=MEMBERS_LAYER)(stacked)
     model = keras.Model(inputs, stacked, name="lstm_forecaster_training")
-    metrics = []
-    if ensemble_size > 1:
-        metrics = [keras.metrics.MeanMetricWrapper(_member_mse(i, ensemble_size, horizon), name=f"member_{i}_mse")
-                   for i in range(ensemble_size)]
-        metrics.append(keras.metrics.MeanMetricWrapper(_ensemble_mse(ensemble_size, horizon), name="ensemble_mse"))
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
         loss=_members_mse(ensemble_size, horizon),
-        metrics=metrics,
         jit_compile=False,
     )
     return model
@@ -146,24 +140,24 @@ class TrainingState:
 
 
 class _Steps:
-    """The compiled functions behind `fit`: a whole epoch of training steps in
-    one TensorFlow call, and the validation pass in another.
+    """The compiled function behind `fit`: a whole epoch, its training steps
+    and then the validation pass, in one TensorFlow call.
 
     Keras' `fit` runs each batch through its callbacks, logs and data
     iterator; for the seed's 25 small batches that took about as long as the
-    steps themselves. Here the epoch is one `tf.function` whose while loop
-    gathers each batch from the windows by the epoch's order and takes a step
-    of what Keras' `train_step` does (the compiled loss with any
-    regularization, its gradient, the compiled optimizer). It stops at the
-    first batch whose loss is not finite and says which.
+    steps themselves. Here the epoch's while loop gathers each batch from the
+    windows by the epoch's order and takes a step of what Keras' `train_step`
+    does (the compiled loss with any regularization, its gradient, the
+    compiled optimizer). It stops at the first batch whose loss is not finite
+    and says which. Validation follows in the same call: one function to trace
+    and optimize, not two.
     """
 
-    def __init__(self, model, x_train, y_train, x_val, y_val, batch_size):
+    def __init__(self, model, dataset, batch_size):
         import tensorflow as tf
 
-        self.x_train, self.y_train = tf.constant(x_train), tf.constant(y_train)
-        self.x_val, self.y_val = tf.constant(x_val), tf.constant(y_val)
-        n, variables, optimizer = len(x_train), model.trainable_variables, model.optimizer
+        self.data = [tf.constant(dataset[name]) for name in ("x_train", "y_train", "x_val", "y_val")]
+        n, variables, optimizer = len(dataset["x_train"]), model.trainable_variables, model.optimizer
         if not optimizer.built:  # its variables cannot be created inside the loop
             optimizer.build(variables)
         batches = math.ceil(n / batch_size)
@@ -174,7 +168,7 @@ class _Steps:
             optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
             return loss
 
-        def epoch(order, x_train, y_train):
+        def train(order, x_train, y_train):
             def body(batch, loss_sum, first_bad, bad_loss):
                 index = order[batch * batch_size:tf.minimum((batch + 1) * batch_size, n)]
                 loss = train_step(tf.gather(x_train, index), tf.gather(y_train, index))
@@ -184,38 +178,49 @@ class _Steps:
 
             _, loss_sum, first_bad, bad_loss = tf.while_loop(
                 lambda batch, loss_sum, first_bad, bad_loss: tf.logical_and(batch < batches, first_bad < 0),
-                body, (tf.constant(0), tf.constant(0.0), tf.constant(-1), tf.constant(0.0)))
-            return loss_sum / n, first_bad, bad_loss  # the mean over windows, as Keras' logged loss
+                body, (tf.constant(0), tf.constant(0.0), tf.constant(-1), tf.constant(0.0)),
+                parallel_iterations=1)  # each step reads the weights the previous one wrote
+            # The mean over windows, as Keras' logged loss.
+            return {"loss": loss_sum / n, "first_bad_batch": first_bad, "bad_loss": bad_loss}
 
         def validate(x_val, y_val):
-            loss_sum = 0.0
-            for start in range(0, x_val.shape[0], VALIDATION_BATCH):  # one batch where it fits
+            sums, count = {}, x_val.shape[0]
+            for start in range(0, count, VALIDATION_BATCH):  # one batch where it fits
                 x, y = x_val[start:start + VALIDATION_BATCH], y_val[start:start + VALIDATION_BATCH]
                 predicted = model(x, training=False)
-                loss_sum += model.compute_loss(x, y, predicted, training=False) * tf.cast(tf.shape(x)[0], "float32")
-                logs = model.compute_metrics(x, y, predicted)
-            logs = {name: value for name, value in logs.items() if name != "loss"}
-            return {"loss": loss_sum / x_val.shape[0], **logs}
+                size = tf.cast(tf.shape(x)[0], "float32")
+                batch_means = {"val_loss": model.compute_loss(x, y, predicted, training=False),
+                               **_member_metrics(y, predicted)}
+                for name, value in batch_means.items():
+                    sums[name] = sums.get(name, 0.0) + value * size
+            return {name: total / count for name, total in sums.items()}
 
-        # The compiled metrics create their variables on their first update, which
-        # must not happen inside a function that runs more than once.
-        model.compute_metrics(x_val[:1], y_val[:1], model(x_val[:1]))
+        def epoch(order, x_train, y_train, x_val, y_val):
+            return {**train(order, x_train, y_train), **validate(x_val, y_val)}
+
         self.epoch = tf.function(epoch, autograph=False)
-        self.validate = tf.function(validate, autograph=False)
-        self.metrics = model.metrics
 
-    def train(self, order):
-        """Trains one epoch in `order`; returns the mean training loss, and the
-        0-based index and loss of the first batch whose loss was not finite
-        (-1 if none)."""
-        loss, first_bad, bad_loss = self.epoch(order, self.x_train, self.y_train)
-        return float(loss), int(first_bad), float(bad_loss)
+    def run(self, order):
+        """Trains one epoch in `order` and validates. Returns the logs (`loss`,
+        `val_loss` and any member metrics, floats), and the 0-based index and
+        loss of the first batch whose loss was not finite (-1 if none)."""
+        logs = {name: value.numpy() for name, value in self.epoch(order, *self.data).items()}
+        first_bad, bad_loss = int(logs.pop("first_bad_batch")), float(logs.pop("bad_loss"))
+        return {name: float(value) for name, value in logs.items()}, first_bad, bad_loss
 
-    def validation_logs(self):
-        """The validation loss and compiled metrics, each a float, as `val_<name>`."""
-        for metric in self.metrics:
-            metric.reset_state()
-        return {f"val_{name}": float(value) for name, value in self.validate(self.x_val, self.y_val).items()}
+
+def _member_metrics(y, members):
+    """For an ensemble's stacked forecasts (batch, n > 1, horizon): each
+    member's mean squared error and the median's, as `val_member_<i>_mse` and
+    `val_ensemble_mse`; nothing for one network."""
+    if len(members.shape) != 3 or members.shape[1] == 1:
+        return {}
+    import tensorflow as tf
+
+    n, horizon = members.shape[1], members.shape[2]
+    metrics = {f"val_member_{i}_mse": tf.reduce_mean(_member_mse(i, n, horizon)(y, members)) for i in range(n)}
+    metrics["val_ensemble_mse"] = tf.reduce_mean(_ensemble_mse(n, horizon)(y, members))
+    return metrics
 
 
 def fit(model, dataset, epochs, batch_size, patience, seed=0, checkpoint_dir=None, on_epoch_end=None,
@@ -227,7 +232,8 @@ def fit(model, dataset, epochs, batch_size, patience, seed=0, checkpoint_dir=Non
     or infinite loss raises TrainingDiverged at once. With `checkpoint_dir`, a
     checkpoint (see `save_checkpoint`) is written there after every epoch,
     before `on_epoch_end(epoch, logs)` is called with the 1-based epoch and the
-    losses (`loss`, `val_loss`, and `val_<metric>` for each compiled metric).
+    losses (`loss`, `val_loss`, and for an ensemble `val_member_<i>_mse` and
+    `val_ensemble_mse`).
     `resume` is a checkpoint folder to continue from: weights, optimizer state
     and history, up to the same `epochs`.
 
@@ -250,17 +256,15 @@ def fit(model, dataset, epochs, batch_size, patience, seed=0, checkpoint_dir=Non
         steps = None
         while state.epochs_done < epochs and not stopped_early():
             if steps is None:
-                steps = _Steps(model, dataset["x_train"], dataset["y_train"], dataset["x_val"], dataset["y_val"],
-                               batch_size)
+                steps = _Steps(model, dataset, batch_size)
             epoch = state.epochs_done + 1
-            train_loss, first_bad, bad_loss = steps.train(epoch_order(len(dataset["x_train"]), seed, epoch - 1))
+            logs, first_bad, bad_loss = steps.run(epoch_order(len(dataset["x_train"]), seed, epoch - 1))
             if first_bad >= 0:
                 _diverged(model, "train_loss", bad_loss, f"epoch {epoch}, batch {first_bad + 1}")
-            logs = {"loss": train_loss, **steps.validation_logs()}
             if not math.isfinite(logs["val_loss"]):
                 _diverged(model, "val_loss", logs["val_loss"], f"epoch {epoch}")
             state.epochs_done = epoch
-            state.train_loss.append(train_loss)
+            state.train_loss.append(logs["loss"])
             state.val_loss.append(logs["val_loss"])
             if state.val_loss[-1] < state.best_val_loss:
                 state.best_epoch, state.best_val_loss = epoch, state.val_loss[-1]
