@@ -1,6 +1,6 @@
 """Serving latency and throughput of the default model, side by side, in one run.
 
-    python benchmarks/serving.py [--rounds 10] [--calls 30]
+    python benchmarks/serving.py [--rounds 10] [--calls 30] [--force]
 
 Contenders, each with the seed's default model (50 hidden units, windows of 49
 points, one-step forecasts; weights do not change the cost):
@@ -10,7 +10,10 @@ points, one-step forecasts; weights do not change the cost):
   rest               POST /invocations to a real `mlflow models serve` on 127.0.0.1
 For each: latency of one window (p50, p99) and throughput with batches of 256
 windows. Contenders alternate round by round, so machine drift hits them alike.
-Prints a table and writes benchmarks/results/serving.json (the machine described inside).
+Each contender's share of a round is bracketed by benchmarks.quiet: when the
+machine was busy, nothing is written (exit status 3) unless --force.
+Prints a table and writes benchmarks/results/serving.json (the machine and its
+load described inside).
 """
 
 import argparse
@@ -35,6 +38,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks.machine import machine  # noqa: E402
+from benchmarks.quiet import Watch  # noqa: E402
 from pipeline import model as forecaster  # noqa: E402
 from pipeline.stages import train  # noqa: E402
 
@@ -85,7 +89,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--calls", type=int, default=30, help="calls per contender per round (batch 1)")
+    parser.add_argument("--force", action="store_true", help="write the results even if the machine was busy")
     args = parser.parse_args()
+    watch = Watch()
 
     keras.utils.set_random_seed(0)
     # The forecasting model as train exports it (the seed's: one network, no scaling, the level).
@@ -116,10 +122,11 @@ def main():
                 timed(call, many, 2)
             latency = {name: [] for name in contenders}
             batch_seconds = {name: [] for name in contenders}
-            for _ in range(args.rounds):
+            for number in range(1, args.rounds + 1):
                 for name, call in contenders.items():
-                    latency[name] += timed(call, one, args.calls)
-                    batch_seconds[name] += timed(call, many, 3)
+                    with watch.measure(f"{name}, round {number}"):
+                        latency[name] += timed(call, one, args.calls)
+                        batch_seconds[name] += timed(call, many, 3)
         finally:
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(timeout=30)
@@ -137,16 +144,16 @@ def main():
     for figures in results.values():
         figures["p50_vs_keras_predict"] = figures["latency_batch1_ms_p50"] / reference["latency_batch1_ms_p50"]
     report = {"benchmark": "serving", "model": "default: 50 hidden units, window 49, horizon 1",
-              "rounds": args.rounds, "calls_per_round": args.calls, "machine": machine(), "results": results}
+              "command": "python benchmarks/serving.py " + " ".join(sys.argv[1:]), "rounds": args.rounds,
+              "calls_per_round": args.calls, "machine": machine(), "tensorflow_threads": {
+                  "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                  "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}, "results": results}
 
     print(f"{'contender':<16} {'p50 ms':>9} {'p99 ms':>9} {'windows/s @256':>15} {'p50 / keras':>12}")
     for name, figures in results.items():
         print(f"{name:<16} {figures['latency_batch1_ms_p50']:>9.3f} {figures['latency_batch1_ms_p99']:>9.3f} "
               f"{figures['throughput_batch256_windows_per_s']:>15.0f} {figures['p50_vs_keras_predict']:>12.3f}")
-    out = REPO / "benchmarks" / "results" / "serving.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwritten to {out.relative_to(REPO)}")
+    watch.write_or_refuse(report, REPO / "benchmarks" / "results" / "serving.json", force=args.force)
 
 
 if __name__ == "__main__":

@@ -6,10 +6,15 @@
 without validation), each variant timed once per round, the variants taking
 turns so that machine drift hits them alike; prints the median and the spread:
 
-  keras fit                   pipeline.model.fit's path: Keras fit on epoch_batches
+  pipeline epoch              pipeline.model.fit's path: the whole epoch and the
+                              validation pass (100 windows) in one TensorFlow call,
+                              the LSTM layer in its fused BlockLSTM kernel
+  keras fit                   the same model in Keras' fit (from arrays, no XLA)
+  fused recurrence            the LSTM layer alone, forward and backward, BlockLSTM
   bare XLA train step         the same model, loss and Adam in one XLA-compiled
                               step called from a Python loop: no fit, no callbacks
-  XLA recurrence              the RNN(LSTMCell) layer alone, forward and backward
+                              (under XLA the layer steps the cell: no BlockLSTM)
+  XLA recurrence              the LSTM layer alone under XLA, forward and backward
   XLA plain while_loop        the cell's `step` in a plain tf.while_loop instead of
                               Keras' RNN loop, forward and backward
   XLA hand-written backward   the recurrence with its gradient written out
@@ -101,7 +106,9 @@ def variants():
     x, y = dataset["x_train"][: BATCH * BATCHES], dataset["y_train"][: BATCH * BATCHES]
     keras.utils.set_random_seed(0)
     model = forecaster.build_model(UNITS, 0.001)
-    epochs = forecaster.epoch_batches(x, y, BATCH, seed=0, first_epoch=0, epochs=1000)
+    steps = forecaster._Steps(model, {"x_train": x, "y_train": y, "x_val": dataset["x_val"],
+                                      "y_val": dataset["y_val"]}, BATCH)
+    order = forecaster.epoch_order(len(x), seed=0, epoch=0)
     xb = [tf.constant(x[i:i + BATCH]) for i in range(0, len(x), BATCH)]
     yb = [tf.constant(y[i:i + BATCH]) for i in range(0, len(y), BATCH)]
     rnn = model.get_layer(forecaster.RNN_LAYER)
@@ -124,8 +131,8 @@ def variants():
 
         return tf.while_loop(lambda t, *_: t < STEPS, body, (0, zeros, zeros), maximum_iterations=STEPS)[1]
 
-    def recurrence(last_hidden):
-        @tf.function(jit_compile=True)
+    def recurrence(last_hidden, jit_compile=True):
+        @tf.function(jit_compile=jit_compile)
         def step(xs):
             with tf.GradientTape() as tape:
                 out = tf.reduce_sum(last_hidden(xs) ** 2)
@@ -161,7 +168,9 @@ def variants():
             (output[:, -1] ** 2).sum().backward()
 
     return {
-        "keras fit": lambda: model.fit(epochs, steps_per_epoch=BATCHES, epochs=1, verbose=0),
+        "pipeline epoch": lambda: steps.run(order),
+        "keras fit": lambda: model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0),
+        "fused recurrence": recurrence(rnn, jit_compile=False),
         "bare XLA train step": bare_steps,
         "XLA recurrence": recurrence(rnn),
         "XLA plain while_loop": recurrence(plain_loop),

@@ -1,19 +1,24 @@
 """Training speed of the custom cell against keras.layers.LSTM and PyTorch's nn.LSTM, side by side.
 
-    python benchmarks/training.py [--rounds 3] [--epochs 50] [--skip-scaling] [--skip-pipeline]
-                                  [--pipeline-repeats 3]
+    python benchmarks/training.py [--rounds 3] [--epochs 50] [--threads N] [--skip-scaling]
+                                  [--skip-pipeline] [--pipeline-repeats 3] [--force]
 
 The seed workload: 800 training windows of 49 steps (sine windows of 50 points,
 split 800/100/100), 1 feature, 50 hidden units, batch 32, Adam 0.001, MSE,
 validation on the 100 next windows after every epoch. Contenders:
 
-  custom_cell       this project's LSTMCell, built and trained by pipeline.model
-                    (build_model, fit) exactly as the train stage does
-  keras_lstm        keras.layers.LSTM(50) in the same model, trained by the same fit
-  keras_lstm_xla    the same, with XLA as the custom cell has it
+  custom_cell       this project's LSTMCell in its LSTM layer, built and trained by
+                    pipeline.model (build_model, fit) exactly as the train stage does
+  keras_lstm        keras.layers.LSTM(50) in a plain model, trained by the same fit
+  keras_lstm_xla    the same, compiled with XLA (fit then compiles its epoch with XLA)
   torch_lstm        torch.nn.LSTM(1, 50, batch_first=True) + Linear(50, 1), the seed's
                     framework, in a plain training loop (skipped, with a message,
                     where torch is not installed: pip install torch==2.13.0)
+
+Every contender gets the same thread settings: --threads (default: the number
+of cores) threads within an operation and as many between operations
+(TensorFlow's intra- and inter-op pools, PyTorch's set_num_threads and
+set_num_interop_threads); the values each framework reports back are recorded.
 
 On a machine with an NVIDIA GPU, TensorFlow places the Keras contenders on it
 (keras_lstm then runs cuDNN's kernel) and torch_lstm runs on CUDA.
@@ -28,7 +33,9 @@ of 256, and peak resident memory of the process.
 
 Then the scaling grid (seconds per epoch for time_steps 50/200/1000, hidden
 units 50/256, batch 32/256) and the default pipeline (`mlflow run .`) with its
-start-up share. Prints tables, writes benchmarks/results/training.json and
+start-up share. Each measurement is bracketed by benchmarks.quiet: when the
+machine was busy, nothing is written (exit status 3) unless --force. Prints
+tables, writes benchmarks/results/training.json and
 benchmarks/results/training_scaling.png.
 """
 
@@ -60,6 +67,25 @@ def sine_data(time_steps):
     from pipeline import data
 
     return data.make_sine_dataset(N_WINDOWS, time_steps, 1, 0.0, 0.1, 0.1, seed=0)
+
+
+def set_threads(contender, threads):
+    """The same settings for every contender: `threads` threads within an
+    operation and `threads` for running operations side by side. Returns
+    them as the framework reports them back."""
+    if contender == "torch_lstm":
+        import torch
+
+        torch.set_num_threads(threads)
+        torch.set_num_interop_threads(threads)
+        return {"intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads()}
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    return {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
 
 
 def measure_keras(contender, config, epochs, seed=0):
@@ -138,14 +164,16 @@ def measure_torch(config, epochs, seed=0):
     return started, ends, val_loss, predict
 
 
-def worker(contender, config, epochs, throughput_calls):
+def worker(contender, config, epochs, throughput_calls, threads):
+    applied_threads = set_threads(contender, threads)
     if contender == "torch_lstm":
         started, ends, val_loss, predict = measure_torch(config, epochs)
     else:
         started, ends, val_loss, predict = measure_keras(contender, config, epochs)
     seconds = [b - a for a, b in zip([started] + ends[:-1], ends)]
     reached = next((ends[i] - started for i, loss in enumerate(val_loss) if loss < TARGET_VAL_MSE), None)
-    result = {"epoch_seconds": seconds, "val_loss": val_loss, "seconds_to_target": reached}
+    result = {"epoch_seconds": seconds, "val_loss": val_loss, "seconds_to_target": reached,
+              "threads": applied_threads}
     if throughput_calls:
         predict()
         predict()
@@ -161,10 +189,11 @@ def worker(contender, config, epochs, throughput_calls):
 
 # ---------------------------------------------------------------- the driver
 
-def run_worker(contender, config, epochs, throughput_calls=0):
-    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+def run_worker(watch, label, contender, config, epochs, threads, throughput_calls=0):
+    with tempfile.NamedTemporaryFile(suffix=".json") as out, watch.measure(label):
         command = [sys.executable, __file__, "--worker", contender, "--config", json.dumps(config),
-                   "--epochs", str(epochs), "--throughput-calls", str(throughput_calls), "--out", out.name]
+                   "--epochs", str(epochs), "--throughput-calls", str(throughput_calls), "--threads", str(threads),
+                   "--out", out.name]
         subprocess.run(command, check=True, cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         return json.loads(Path(out.name).read_text())
@@ -179,12 +208,13 @@ def torch_available():
         return False
 
 
-def seed_workload(contenders, rounds, epochs):
+def seed_workload(watch, contenders, rounds, epochs, threads):
     runs = {name: [] for name in contenders}
     for number in range(1, rounds + 1):
         for name in contenders if number % 2 else contenders[::-1]:  # alternate the order too
             print(f"round {number}/{rounds}: {name}", flush=True)
-            runs[name].append(run_worker(name, SEED_WORKLOAD, epochs, throughput_calls=50))
+            runs[name].append(run_worker(watch, f"{name}, round {number}", name, SEED_WORKLOAD, epochs, threads,
+                                         throughput_calls=50))
     summary = {}
     for name, results in runs.items():
         after_warm_up = [s for r in results for s in r["epoch_seconds"][1:]]
@@ -206,13 +236,13 @@ def seed_workload(contenders, rounds, epochs):
     return summary, runs
 
 
-def scaling(contenders, epochs=3):
+def scaling(watch, contenders, threads, epochs=3):
     """Seconds per epoch over the grid: the median of the epochs after the first."""
     table = []
     for config in SCALING_GRID:
         for name in contenders:
             print(f"scaling {config}: {name}", flush=True)
-            result = run_worker(name, config, epochs)
+            result = run_worker(watch, f"scaling {config}: {name}", name, config, epochs, threads)
             table.append({**config, "contender": name,
                           "epoch_seconds": statistics.median(result["epoch_seconds"][1:])})
     return table
@@ -242,7 +272,7 @@ def scaling_plot(table, path):
     figure.savefig(path, dpi=120)
 
 
-def pipeline_wall_time(repeats):
+def pipeline_wall_time(watch, repeats):
     """The default `mlflow run .`: wall time, peak memory, and what start-up takes of it.
 
     One run that generates the data, then `repeats` runs that reuse it, whose
@@ -268,10 +298,12 @@ def pipeline_wall_time(repeats):
         runs = []
         for number in range(repeats + 1):
             print(f"pipeline run {number + 1}/{repeats + 1}", flush=True)
-            tic = time.perf_counter()
-            result = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, "-m", "mlflow", "run", str(REPO),
-                                     "--env-manager", "local"], cwd=folder, env=env, capture_output=True, text=True)
-            wall = time.perf_counter() - tic
+            with watch.measure(f"pipeline run {number + 1}"):
+                tic = time.perf_counter()
+                result = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, "-m", "mlflow", "run",
+                                         str(REPO), "--env-manager", "local"], cwd=folder, env=env,
+                                        capture_output=True, text=True)
+                wall = time.perf_counter() - tic
             if result.returncode != 0:
                 raise RuntimeError(result.stderr[-3000:])
             # /usr/bin/time reports the largest resident set of the process tree's members.
@@ -340,9 +372,12 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--contenders", default=",".join(CONTENDERS))
+    parser.add_argument("--threads", type=int, default=os.cpu_count(),
+                        help="intra- and inter-op threads for every contender (default: the cores)")
     parser.add_argument("--skip-scaling", action="store_true")
     parser.add_argument("--skip-pipeline", action="store_true")
     parser.add_argument("--pipeline-repeats", type=int, default=3)
+    parser.add_argument("--force", action="store_true", help="write the results even if the machine was busy")
     parser.add_argument("--out", default=str(RESULTS / "training.json"))
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
@@ -350,30 +385,33 @@ def main():
     args = parser.parse_args()
     if args.worker:
         sys.path.insert(0, str(REPO))
-        result = worker(args.worker, json.loads(args.config), args.epochs, args.throughput_calls)
+        result = worker(args.worker, json.loads(args.config), args.epochs, args.throughput_calls, args.threads)
         Path(args.out).write_text(json.dumps(result))
         return
 
     sys.path.insert(0, str(REPO))
     from benchmarks.machine import machine
+    from benchmarks.quiet import Watch
 
+    watch = Watch()
     contenders = [c for c in args.contenders.split(",") if c != "torch_lstm" or torch_available()]
-    summary, runs = seed_workload(contenders, args.rounds, args.epochs)
-    table = [] if args.skip_scaling else scaling([c for c in contenders if c != "keras_lstm_xla"])
-    pipeline = None if args.skip_pipeline else pipeline_wall_time(args.pipeline_repeats)
+    summary, runs = seed_workload(watch, contenders, args.rounds, args.epochs, args.threads)
+    table = [] if args.skip_scaling else scaling(watch, [c for c in contenders if c != "keras_lstm_xla"],
+                                                 args.threads)
+    pipeline = None if args.skip_pipeline else pipeline_wall_time(watch, args.pipeline_repeats)
     print_tables(summary, table, pipeline)
     about = machine()
     if "torch_lstm" in contenders:
         import torch
 
-        about.update(torch=torch.__version__, torch_threads=torch.get_num_threads())
+        about.update(torch=torch.__version__)
+    threads = {name: results[0]["threads"] for name, results in runs.items()}
     results = {"machine": about, "command": " ".join(["python", "benchmarks/training.py", *sys.argv[1:]]),
-               "seed_workload": summary, "seed_workload_rounds": runs, "scaling": table, "pipeline": pipeline}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2))
+               "threads": threads, "seed_workload": summary, "seed_workload_rounds": runs, "scaling": table,
+               "pipeline": pipeline}
+    watch.write_or_refuse(results, args.out, force=args.force)
     if table:
         scaling_plot(table, Path(args.out).with_name("training_scaling.png"))
-    print(f"\nwritten: {args.out}")
 
 
 if __name__ == "__main__":

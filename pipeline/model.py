@@ -198,7 +198,9 @@ class _Steps:
         def epoch(order, x_train, y_train, x_val, y_val):
             return {**train(order, x_train, y_train), **validate(x_val, y_val)}
 
-        self.epoch = tf.function(epoch, autograph=False)
+        # XLA only if the model was compiled for it (build_model's is not: its
+        # layers' BlockLSTM kernel has no XLA version).
+        self.epoch = tf.function(epoch, autograph=False, jit_compile=bool(model.jit_compile))
 
     def run(self, order):
         """Trains one epoch in `order` and validates. Returns the logs (`loss`,

@@ -1,0 +1,119 @@
+"""Was the machine quiet while we measured? Load and other processes' CPU time,
+before and after each measurement, and a refusal to write results when it was not.
+
+A benchmark that runs next to other work measures the other work too, and not
+evenly: on a busy 2-core machine PyTorch's OpenMP threads lost far more than
+TensorFlow's, which once made the custom cell look 1.24× PyTorch's epoch time
+when a quiet machine gave 2.5×. So every measurement is bracketed:
+
+    watch = Watch()
+    with watch.measure("custom_cell, round 1"):
+        ...
+    watch.write_or_refuse(results, path, force=args.force)
+
+A measurement counts as busy when the 1-minute load average before it was
+above the number of cores, or when processes other than this benchmark and its
+children used more than BUSY_SHARE of the machine's CPU time during it (from
+/proc/stat, less this process tree's own time; time stolen by the hypervisor
+counts as other work).
+"""
+
+import json
+import os
+import resource
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+BUSY_SHARE = 0.10  # of all cores' time during a measurement
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _busy_seconds():
+    """CPU seconds the whole machine has spent on anything but idling, since boot."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / TICKS
+
+
+def _own_seconds():
+    """CPU seconds of this process and its finished children."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def top_processes(count=3):
+    """The processes that used the most CPU time since they started (name, seconds), other than us."""
+    ours = {os.getpid(), os.getppid()}
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        pid = int(stat.parent.name)
+        name = text[text.index("(") + 1:text.rindex(")")]
+        fields = text[text.rindex(")") + 2:].split()
+        if pid not in ours:
+            found.append((name, (int(fields[11]) + int(fields[12])) / TICKS))
+    return sorted(found, key=lambda item: -item[1])[:count]
+
+
+class Watch:
+    """Records, for each measurement, the load average before and after and the
+    share of CPU time other processes took during it."""
+
+    def __init__(self, cores=None):
+        self.cores = cores or os.cpu_count()
+        self.records = []
+
+    @contextmanager
+    def measure(self, label):
+        load_before = os.getloadavg()[0]
+        wall, busy, own = time.monotonic(), _busy_seconds(), _own_seconds()
+        yield
+        wall, busy, own = time.monotonic() - wall, _busy_seconds() - busy, _own_seconds() - own
+        other = max(0.0, busy - own) / (wall * self.cores) if wall > 0 else 0.0
+        record = {"label": label, "seconds": round(wall, 3), "load_before": load_before,
+                  "load_after": os.getloadavg()[0], "other_cpu_share": round(other, 4)}
+        record["busy"] = record["load_before"] > self.cores or other > BUSY_SHARE
+        self.records.append(record)
+        if record["busy"]:
+            print(f"BUSY during {label}: load average {load_before:.2f} before (cores: {self.cores}), "
+                  f"other processes took {other:.0%} of the CPU", file=sys.stderr, flush=True)
+
+    def summary(self):
+        busy = [r for r in self.records if r["busy"]]
+        return {
+            "rule": f"busy when the 1-minute load average before a measurement exceeds the {self.cores} cores, "
+                    f"or other processes take more than {BUSY_SHARE:.0%} of the CPU during it",
+            "measurements": len(self.records),
+            "busy_measurements": len(busy),
+            "load_before_max": max((r["load_before"] for r in self.records), default=None),
+            "other_cpu_share_max": max((r["other_cpu_share"] for r in self.records), default=None),
+            "records": self.records,
+        }
+
+    def write_or_refuse(self, results, path, force=False):
+        """Writes `results` (with the watch's summary as `quiet`) to `path` as
+        JSON, unless a measurement was busy and `force` is off: then says so
+        loudly and exits with status 3, writing nothing."""
+        summary = self.summary()
+        results = {**results, "quiet": summary}
+        if summary["busy_measurements"] and not force:
+            print(f"\nREFUSED: {summary['busy_measurements']} of {summary['measurements']} measurements ran on a "
+                  f"busy machine (highest load average {summary['load_before_max']:.2f} on {self.cores} cores, "
+                  f"other processes up to {summary['other_cpu_share_max']:.0%} of the CPU); the busiest "
+                  f"processes now: {top_processes()}. Nothing written to {path}. Run again on a quiet machine, "
+                  "or pass --force to write the results marked busy.", file=sys.stderr)
+            raise SystemExit(3)
+        if summary["busy_measurements"]:
+            print(f"\nwritten despite {summary['busy_measurements']} busy measurements (--force): "
+                  "the results are marked so", file=sys.stderr)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(results, indent=2) + "\n")
+        print(f"\nwritten: {path} (machine quiet in {summary['measurements'] - summary['busy_measurements']} "
+              f"of {summary['measurements']} measurements; load average at most {summary['load_before_max']:.2f}, "
+              f"other processes at most {summary['other_cpu_share_max']:.1%} of the CPU)")
