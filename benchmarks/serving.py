@@ -6,6 +6,9 @@ Contenders, each with the seed's default model (50 hidden units, windows of 49
 points, one-step forecasts; weights do not change the cost):
   keras_predict      model.predict(x) in this process (the reference)
   saved_model        the exported SavedModel's serving_default in this process
+                     (the LSTM in TensorFlow's fused BlockLSTM kernel)
+  saved_model_stepwise  its serve_stepwise signature (standard operations only:
+                     the cell's step in a while loop)
   saved_model_xla    its serve_xla signature (XLA; compiles once per input shape)
   rest               POST /invocations to a real `mlflow models serve` on 127.0.0.1
 For each: latency of one window (p50, p99) and throughput with batches of 256
@@ -107,11 +110,13 @@ def main():
         loaded = tf.saved_model.load(str(export))
         serving_default = loaded.signatures["serving_default"]
         serve_xla = loaded.signatures["serve_xla"]
+        serve_stepwise = loaded.signatures["serve_stepwise"]
         process, url = start_server(model_uri, tracking_uri)
         try:
             contenders = {
                 "keras_predict": lambda x: model.predict(x, verbose=0),
                 "saved_model": lambda x: serving_default(window=tf.constant(x))["forecast"].numpy(),
+                "saved_model_stepwise": lambda x: serve_stepwise(window=tf.constant(x))["forecast"].numpy(),
                 "saved_model_xla": lambda x: serve_xla(window=tf.constant(x))["forecast"].numpy(),
                 "rest": rest_call(url),
             }
@@ -149,9 +154,9 @@ def main():
                   "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
                   "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}, "results": results}
 
-    print(f"{'contender':<16} {'p50 ms':>9} {'p99 ms':>9} {'windows/s @256':>15} {'p50 / keras':>12}")
+    print(f"{'contender':<21} {'p50 ms':>9} {'p99 ms':>9} {'windows/s @256':>15} {'p50 / keras':>12}")
     for name, figures in results.items():
-        print(f"{name:<16} {figures['latency_batch1_ms_p50']:>9.3f} {figures['latency_batch1_ms_p99']:>9.3f} "
+        print(f"{name:<21} {figures['latency_batch1_ms_p50']:>9.3f} {figures['latency_batch1_ms_p99']:>9.3f} "
               f"{figures['throughput_batch256_windows_per_s']:>15.0f} {figures['p50_vs_keras_predict']:>12.3f}")
     watch.write_or_refuse(report, REPO / "benchmarks" / "results" / "serving.json", force=args.force)
 

@@ -1,10 +1,29 @@
 """The LSTM layer: `keras.layers.RNN` over this project's `LSTMCell`, which runs a
 whole sequence in one fused TensorFlow kernel where it can."""
 
+import threading
+from contextlib import contextmanager
+
 import keras
 from keras import ops
 
 from custom_layers.lstm_cell import LSTMCell
+
+_stepwise = threading.local()
+
+
+@contextmanager
+def stepwise():
+    """Within this block, `LSTM` layers run the cell step by step, as
+    `keras.layers.RNN` does, even where the fused kernel could run: for
+    tracing a graph of standard operations only (a SavedModel for a server
+    built without TensorFlow's RNN kernels), or for comparing the two paths."""
+    previous = getattr(_stepwise, "active", False)
+    _stepwise.active = True
+    try:
+        yield
+    finally:
+        _stepwise.active = previous
 
 
 @keras.saving.register_keras_serializable(package="custom_layers")
@@ -23,8 +42,8 @@ class LSTM(keras.layers.RNN):
     The fused path is taken with the TensorFlow backend, float32, no mask, no
     `unroll`, outside XLA (which has no `BlockLSTM` kernel: inside a
     `jit_compile` function the layer runs the cell step by step, so a model
-    compiled with XLA still works), and without dropout in training. Otherwise
-    the layer is exactly `keras.layers.RNN(cell)`.
+    compiled with XLA still works), without dropout in training, and outside a
+    `stepwise()` block. Otherwise the layer is exactly `keras.layers.RNN(cell)`.
 
     Args:
         cell: an `LSTMCell`.
@@ -60,7 +79,7 @@ class LSTM(keras.layers.RNN):
             return False
         if training and (self.cell.dropout or self.cell.recurrent_dropout):
             return False
-        return not _in_xla_context()
+        return not getattr(_stepwise, "active", False) and not _in_xla_context()
 
 
 def fused_lstm(sequences, h, c, kernel, recurrent_kernel, bias):

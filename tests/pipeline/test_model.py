@@ -102,10 +102,27 @@ def test_saved_model_predicts_what_keras_predicts_for_any_batch_and_window_lengt
         assert served["forecast"].shape == (batch, 1)
         expected = forecaster.predict(model, x)
         compiled = loaded.signatures["serve_xla"](window=tf.constant(x))
+        stepped = loaded.signatures["serve_stepwise"](window=tf.constant(x))
         for name in ("forecast", "lower", "upper"):
             np.testing.assert_allclose(served[name].numpy(), expected[name], atol=1e-5)
             np.testing.assert_allclose(compiled[name].numpy(), served[name].numpy(), atol=1e-5)
+            np.testing.assert_allclose(stepped[name].numpy(), served[name].numpy(), atol=1e-5)
         assert (served["lower"].numpy() < served["forecast"].numpy()).all()
+
+
+def _op_types(signature):
+    graph = signature.graph.as_graph_def()
+    return {node.op for node in graph.node} | {node.op for function in graph.library.function
+                                               for node in function.node_def}
+
+
+def test_serving_default_runs_the_fused_kernel_and_serve_stepwise_only_standard_operations(trained, tmp_path):
+    forecaster.export_saved_model(trained[0], str(tmp_path / "saved_model"))
+    loaded = tf.saved_model.load(str(tmp_path / "saved_model"))
+    assert "BlockLSTM" in _op_types(loaded.signatures["serving_default"])
+    stepwise = _op_types(loaded.signatures["serve_stepwise"])
+    assert "BlockLSTM" not in stepwise and {"MatMul", "Sigmoid", "Tanh"} <= stepwise
+    assert any("While" in op for op in stepwise)
 
 
 def test_scaled_model_takes_and_returns_raw_values_even_exported(tmp_path):
