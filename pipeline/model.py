@@ -37,8 +37,9 @@ def build_model(hidden_units, learning_rate, horizon=1, scaling="none", scale=(0
     seed's model: RNN(LSTMCell(hidden_units)) → Dense(horizon).
 
     Compiled with Adam, without XLA: each member's `custom_layers.LSTM` runs
-    its sequence in TensorFlow's fused `BlockLSTM` kernel, which XLA cannot
-    compile (docs/performance.md has the measurements behind this).
+    its sequence in TensorFlow's fused `BlockLSTM` kernel (up to 64 hidden
+    units; see its `fused`), which XLA cannot compile (docs/performance.md has
+    the measurements behind this).
     """
     mean, std = scale
     inputs = keras.Input(shape=(None, 1), name="window")
@@ -168,6 +169,9 @@ class _Steps:
             optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
             return loss
 
+        if model.jit_compile:  # XLA for the step, as Keras' fit does (build_model's model is not)
+            train_step = tf.function(train_step, jit_compile=True, autograph=False)
+
         def train(order, x_train, y_train):
             def body(batch, loss_sum, first_bad, bad_loss):
                 index = order[batch * batch_size:tf.minimum((batch + 1) * batch_size, n)]
@@ -198,9 +202,7 @@ class _Steps:
         def epoch(order, x_train, y_train, x_val, y_val):
             return {**train(order, x_train, y_train), **validate(x_val, y_val)}
 
-        # XLA only if the model was compiled for it (build_model's is not: its
-        # layers' BlockLSTM kernel has no XLA version).
-        self.epoch = tf.function(epoch, autograph=False, jit_compile=bool(model.jit_compile))
+        self.epoch = tf.function(epoch, autograph=False)
 
     def run(self, order):
         """Trains one epoch in `order` and validates. Returns the logs (`loss`,

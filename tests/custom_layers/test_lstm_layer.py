@@ -130,6 +130,15 @@ def test_dropout_in_training_and_masks_take_the_cells_own_loop():
     np.testing.assert_allclose(np.asarray(model(padded)), np.asarray(reference(padded)), atol=1e-6)
 
 
+def test_auto_fuses_up_to_64_units_and_fused_true_or_false_decides():
+    x = tf.constant(np.zeros((2, 5, 1), "float32"))
+    for units, fused, expected in [(64, "auto", True), (65, "auto", False), (128, True, True), (8, False, False)]:
+        layer = LSTM(LSTMCell(units), fused=fused)
+        assert ("BlockLSTM" in op_types(tf.function(layer), x)) is expected, (units, fused)
+    with pytest.raises(ValueError, match="argument `fused`, expected 'auto', True or False, got 'yes'"):
+        LSTM(LSTMCell(3), fused="yes")
+
+
 def test_only_an_lstm_cell_is_accepted():
     class Other(LSTMCell):
         pass
@@ -142,7 +151,7 @@ def test_only_an_lstm_cell_is_accepted():
 def test_keras_file_loads_in_a_fresh_process_as_the_same_layer_with_identical_outputs(tmp_path):
     keras.utils.set_random_seed(7)
     inputs = keras.Input((None, 2))
-    layer = LSTM(LSTMCell(5, recurrent_dropout=0.1), return_sequences=True, go_backwards=True)
+    layer = LSTM(LSTMCell(5, recurrent_dropout=0.1), fused=True, return_sequences=True, go_backwards=True)
     model = keras.Model(inputs, keras.layers.Dense(1)(layer(inputs)))
     config = layer.get_config()
     assert LSTM.from_config(dict(config)).get_config() == config  # from_config takes "cell" out
@@ -155,7 +164,7 @@ def test_keras_file_loads_in_a_fresh_process_as_the_same_layer_with_identical_ou
         "model = keras.saving.load_model(f'{folder}/model.keras', safe_mode=True)\n"
         "layer = model.layers[1]\n"
         "assert type(layer) is custom_layers.LSTM and type(layer.cell) is custom_layers.LSTMCell, layer\n"
-        "assert layer.go_backwards and layer.cell.recurrent_dropout == 0.1\n"
+        "assert layer.go_backwards and layer.fused is True and layer.cell.recurrent_dropout == 0.1\n"
         "np.save(f'{folder}/y.npy', model.predict(np.load(f'{folder}/x.npy'), verbose=0))\n"
     )
     subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=REPO, check=True)
