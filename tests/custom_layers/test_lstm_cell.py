@@ -135,20 +135,29 @@ def test_gate_read_out_recomputes_the_layers_own_output():
     np.testing.assert_allclose(gates["h"], gates["o"] * np.tanh(gates["c"]), atol=1e-6)
 
 
+def assert_loads_in_a_fresh_process(model, x, folder, checks):
+    """Saves `model` to a .keras file, loads it in a new Python process with safe
+    mode on, runs `checks` there (code about `layer`, the model's second layer),
+    and asserts that it predicts exactly what `model` predicts for `x`."""
+    np.save(folder / "x.npy", x)
+    model.save(folder / "model.keras")
+    script = (
+        "import sys, numpy as np, keras, custom_layers\n"
+        "folder = sys.argv[1]\n"
+        "model = keras.saving.load_model(f'{folder}/model.keras', safe_mode=True)\n"
+        "layer = model.layers[1]\n"
+        f"{checks}\n"
+        "np.save(f'{folder}/y.npy', model.predict(np.load(f'{folder}/x.npy'), verbose=0))\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(folder)], cwd=REPO, check=True)
+    np.testing.assert_array_equal(np.load(folder / "y.npy"), model.predict(x, verbose=0))
+
+
 def test_keras_file_loads_in_a_fresh_process_with_identical_outputs(tmp_path):
     keras.utils.set_random_seed(4)
     inputs = keras.Input((None, 2))
     outputs = keras.layers.Dense(1)(keras.layers.RNN(LSTMCell(5, dropout=0.1))(inputs))
     model = keras.Model(inputs, outputs)
     x = np.random.default_rng(5).normal(size=(4, 9, 2)).astype("float32")
-    np.save(tmp_path / "x.npy", x)
-    model.save(tmp_path / "model.keras")
-    script = (
-        "import sys, numpy as np, keras, custom_layers\n"
-        "folder = sys.argv[1]\n"
-        "model = keras.saving.load_model(f'{folder}/model.keras', safe_mode=True)\n"
-        "assert type(model.layers[1].cell) is custom_layers.LSTMCell, type(model.layers[1].cell)\n"
-        "np.save(f'{folder}/y.npy', model.predict(np.load(f'{folder}/x.npy'), verbose=0))\n"
-    )
-    subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=REPO, check=True)
-    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), model.predict(x, verbose=0))
+    assert_loads_in_a_fresh_process(model, x, tmp_path,
+                                    "assert type(layer.cell) is custom_layers.LSTMCell, type(layer.cell)")

@@ -1,17 +1,13 @@
 """The LSTM layer's fused path computes what the cell computes: keras.layers.LSTM's
 outputs, states and gradients, with TensorFlow's BlockLSTM kernels in the graph."""
 
-import subprocess
-import sys
-
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from custom_layers import LSTM, LSTMCell
-from tests.conftest import REPO
-from tests.custom_layers.test_lstm_cell import SIZES
+from tests.custom_layers.test_lstm_cell import SIZES, assert_loads_in_a_fresh_process
 
 
 def twins(units, features, seed=0, **options):
@@ -156,16 +152,6 @@ def test_keras_file_loads_in_a_fresh_process_as_the_same_layer_with_identical_ou
     config = layer.get_config()
     assert LSTM.from_config(dict(config)).get_config() == config  # from_config takes "cell" out
     x = np.random.default_rng(8).normal(size=(4, 9, 2)).astype("float32")
-    np.save(tmp_path / "x.npy", x)
-    model.save(tmp_path / "model.keras")
-    script = (
-        "import sys, numpy as np, keras, custom_layers\n"
-        "folder = sys.argv[1]\n"
-        "model = keras.saving.load_model(f'{folder}/model.keras', safe_mode=True)\n"
-        "layer = model.layers[1]\n"
+    assert_loads_in_a_fresh_process(model, x, tmp_path, (
         "assert type(layer) is custom_layers.LSTM and type(layer.cell) is custom_layers.LSTMCell, layer\n"
-        "assert layer.go_backwards and layer.fused is True and layer.cell.recurrent_dropout == 0.1\n"
-        "np.save(f'{folder}/y.npy', model.predict(np.load(f'{folder}/x.npy'), verbose=0))\n"
-    )
-    subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=REPO, check=True)
-    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), model.predict(x, verbose=0))
+        "assert layer.go_backwards and layer.fused is True and layer.cell.recurrent_dropout == 0.1"))
