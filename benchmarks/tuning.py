@@ -2,6 +2,7 @@
 with the median pruner and without.
 
     python benchmarks/tuning.py [--n-trials 8] [--epochs 20] [--rounds 3] [--configs 1:median:1,2:median:1,...]
+                                [--force]
 
 Each configuration runs the study afresh in its own folder (a SQLite tracking
 store and `optuna.db` beside it, the one-machine default) with `lstm-tune`
@@ -13,7 +14,8 @@ identical work. Measured: wall time from the first worker's start to the last
 worker's end (process start-up included), trials per minute, epochs trained in
 all, and the best val_loss. The configurations alternate for `--rounds` rounds;
 each row is the round with the median wall time (all rounds are in the JSON).
-Writes benchmarks/results/tuning.{json,md}.
+Writes benchmarks/results/tuning.{json,md}, unless the machine was busy during a
+study (benchmarks.quiet; --force writes them marked busy).
 """
 
 import argparse
@@ -30,6 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.machine import machine  # noqa: E402
+from benchmarks.quiet import Watch  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 
@@ -116,12 +119,14 @@ def main():
     parser.add_argument("--configs", default="1:median:1,2:median:1,1:none:1,2:none:1,1:none:0,2:none:0",
                         help="workers:pruner:threads, in the order run (threads: lstm-tune's, 0 for "
                              "TensorFlow's default)")
+    parser.add_argument("--force", action="store_true", help="write the results even if the machine was busy")
     args = parser.parse_args()
+    watch = Watch()
     rounds = []
     for round_number in range(1, args.rounds + 1):  # the configurations alternate, round after round
         for config in args.configs.split(","):
             workers, pruner, threads = config.split(":")
-            with tempfile.TemporaryDirectory(prefix="tuning-bench-") as folder:
+            with tempfile.TemporaryDirectory(prefix="tuning-bench-") as folder, watch.measure(config):
                 result = run_study(int(workers), pruner, args.n_trials, args.epochs, Path(folder), int(threads))
             result["round"] = round_number
             print(json.dumps({k: v for k, v in result.items() if k != "per_trial"}), flush=True)
@@ -136,10 +141,9 @@ def main():
     results = {"machine": machine(), "command": "python benchmarks/tuning.py " + " ".join(sys.argv[1:]),
                "n_trials": args.n_trials, "epochs": args.epochs, "rounds": args.rounds, "studies": studies,
                "goals": goals(studies), "all_rounds": rounds}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "tuning.json").write_text(json.dumps(results, indent=2) + "\n")
-    (RESULTS / "tuning.md").write_text(markdown(results))
     print(markdown(results))
+    watch.write_or_refuse(results, RESULTS / "tuning.json", force=args.force)
+    (RESULTS / "tuning.md").write_text(markdown(results))
 
 
 if __name__ == "__main__":
