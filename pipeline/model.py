@@ -34,7 +34,7 @@ def build_model(hidden_units, learning_rate, horizon=1, scaling="none", scale=(0
     of each member's MSE, in the series' units, so each member learns as if
     alone. `forecasting_model` turns it into the model that is saved and
     served. With the defaults (`none`, `level`, one member) it computes the
-    seed's model: RNN(LSTMCell(hidden_units)) → Dense(horizon).
+    seed's model: LSTM(LSTMCell(hidden_units)) → Dense(horizon).
 
     Compiled with Adam, without XLA: each member's `custom_layers.LSTM` runs
     its sequence in TensorFlow's fused `BlockLSTM` kernel (up to 64 hidden
