@@ -43,7 +43,7 @@ def _busy_seconds():
 
 
 def _processes():
-    """{pid: (parent pid, CPU seconds so far)} of every process we can read."""
+    """{pid: (name, parent pid, CPU seconds so far)} of every process we can read."""
     found = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -51,7 +51,8 @@ def _processes():
         except OSError:
             continue
         fields = text[text.rindex(")") + 2:].split()
-        found[int(stat.parent.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / TICKS)
+        found[int(stat.parent.name)] = (text[text.index("(") + 1:text.rindex(")")], int(fields[1]),
+                                        (int(fields[11]) + int(fields[12])) / TICKS)
     return found
 
 
@@ -64,28 +65,18 @@ def _own_seconds(servers=()):
     if servers:
         processes, tree = _processes(), set(servers)
         while True:
-            grown = tree | {pid for pid, (parent, _) in processes.items() if parent in tree}
+            grown = tree | {pid for pid, (_, parent, _) in processes.items() if parent in tree}
             if grown == tree:
                 break
             tree = grown
-        seconds += sum(processes[pid][1] for pid in tree if pid in processes)
+        seconds += sum(processes[pid][2] for pid in tree if pid in processes)
     return seconds
 
 
 def top_processes(count=3):
     """The processes that used the most CPU time since they started (name, seconds), other than us."""
     ours = {os.getpid(), os.getppid()}
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        pid = int(stat.parent.name)
-        name = text[text.index("(") + 1:text.rindex(")")]
-        fields = text[text.rindex(")") + 2:].split()
-        if pid not in ours:
-            found.append((name, (int(fields[11]) + int(fields[12])) / TICKS))
+    found = [(name, seconds) for pid, (name, _, seconds) in _processes().items() if pid not in ours]
     return sorted(found, key=lambda item: -item[1])[:count]
 
 
