@@ -34,6 +34,15 @@ def _wait_for_sqlite_locks(dbapi_connection, connection_record):
         dbapi_connection.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
 
 
+@sqlalchemy.event.listens_for(sqlalchemy.engine.Engine, "before_cursor_execute", retval=True)
+def _keep_waiting_for_sqlite_locks(connection, cursor, statement, parameters, context, executemany):
+    """MLflow opens every session with `PRAGMA busy_timeout = 20000`: that
+    statement sets this process's timeout instead."""
+    if statement.startswith("PRAGMA busy_timeout ="):
+        statement = f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS};"
+    return statement, parameters
+
+
 @functools.cache  # the source does not change while a process runs
 def code_version():
     """A hash of every source file of the project's packages.
@@ -271,7 +280,28 @@ def log_dataset_input(dataset, manifest, split, context):
         warnings.simplefilter("ignore", UserWarning)
         logged = mlflow.data.from_numpy(dataset[f"x_{split}"], targets=dataset[f"y_{split}"], source=source,
                                         name=f"{name} ({split})", digest=data.sha256_of_dataset(dataset)[:16])
-    mlflow.log_input(logged, context=context)
+    # MLflow looks the dataset up in the experiment, then inserts it if missing: two runs
+    # logging the same dataset at the same moment can both find it missing, and the later
+    # insert breaks the store's unique key (experiment, name, digest). Tried again, the
+    # lookup finds the other run's row and links this run to it.
+    for attempt in range(DATASET_INPUT_ATTEMPTS):
+        try:
+            mlflow.log_input(logged, context=context)
+            return
+        except mlflow.exceptions.MlflowException as error:
+            if attempt + 1 == DATASET_INPUT_ATTEMPTS or not _is_duplicate_key(error):
+                raise
+
+
+DATASET_INPUT_ATTEMPTS = 3
+
+# How SQLite, PostgreSQL and MySQL word a broken unique key; an `mlflow server` passes it on.
+_DUPLICATE_KEY_MESSAGES = ("UNIQUE constraint failed", "duplicate key value violates unique constraint",
+                           "Duplicate entry")
+
+
+def _is_duplicate_key(error):
+    return any(message in str(error) for message in _DUPLICATE_KEY_MESSAGES)
 
 
 def log_figure(figure, name):
