@@ -1,5 +1,6 @@
 """The Keras forecaster built around the custom cell: build, fit, export, free-run."""
 
+import contextlib
 import gc
 import json
 import math
@@ -18,6 +19,13 @@ SCALE_LAYER = "scale"
 MEMBERS_LAYER = "members"
 INTERVAL_LAYER = "interval"
 VALIDATION_BATCH = 1024
+
+# Whether Grappler, TensorFlow's graph optimizer, rewrites fit's epoch function;
+# None: only where a GPU is visible. It rewrites a function the first time it
+# runs: on a CPU, for the seed's epoch, that is about a fifth of the first epoch,
+# and the epochs after are no faster for it (`benchmarks/training.py`, contenders
+# custom_cell and custom_cell_grappler). Unmeasured on a GPU, where it stays on.
+REWRITE_EPOCH_GRAPH = None
 
 
 def build_model(hidden_units, learning_rate, horizon=1, scaling="none", scale=(0.0, 1.0), target="level",
@@ -252,11 +260,7 @@ def fit(model, dataset, epochs, batch_size, patience, seed=0, checkpoint_dir=Non
     def stopped_early():
         return patience and state.epochs_done - state.best_epoch >= patience
 
-    # Python's full garbage collections walk every object TensorFlow, Keras and
-    # MLflow have made; one during tracing took 0.2 s of the 0.35 s the first
-    # epoch costs. Objects made so far are left out of collections until fit ends.
-    gc.freeze()
-    try:
+    with _lean_first_epoch():
         steps = None
         while state.epochs_done < epochs and not stopped_early():
             if steps is None:
@@ -277,11 +281,33 @@ def fit(model, dataset, epochs, batch_size, patience, seed=0, checkpoint_dir=Non
                 save_checkpoint(model, state, best_weights, checkpoint_dir)
             if on_epoch_end is not None:
                 on_epoch_end(epoch, logs)
-    finally:
-        gc.unfreeze()
     if best_weights is not None:
         model.set_weights(best_weights)
     return state
+
+
+@contextlib.contextmanager
+def _lean_first_epoch():
+    """What fit's first epoch spends beyond the training, cut while fit runs.
+
+    Python's full garbage collections walk every object TensorFlow, Keras and
+    MLflow have made; one during tracing took 0.2 s of the 0.35 s the first
+    epoch cost. Objects made so far are left out of collections.
+    Grappler is on or off as REWRITE_EPOCH_GRAPH says. Both are restored after.
+    """
+    import tensorflow as tf
+
+    rewrite = REWRITE_EPOCH_GRAPH
+    if rewrite is None:
+        rewrite = bool(tf.config.list_physical_devices("GPU"))
+    disabled = tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer", False)
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": disabled or not rewrite})
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": disabled})
 
 
 def _diverged(model, name, value, where):
