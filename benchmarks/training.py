@@ -351,7 +351,7 @@ def print_tables(summary, table, pipeline):
         reached = f["seconds_to_val_mse_1e-4_median"]
         print(f"| {name} | {f['epoch_seconds_median']:.3f} ({f['epoch_seconds_min']:.3f}–{f['epoch_seconds_max']:.3f}) | "
               f"{f['epoch_time_vs_custom_cell']:.2f} | {f['first_epoch_seconds_median']:.2f} | "
-              f"{'not reached' if reached is None else f'{reached:.1f}'} | "
+              f"{'not reached' if reached is None else f'{reached:.2f}'} | "
               f"{f['windows_per_second_batch_256_median']:.0f} | {f['peak_rss_mb_median']:.0f} |")
     if table:
         contenders = list(dict.fromkeys(row["contender"] for row in table))
