@@ -1,18 +1,19 @@
 """How fast the commands answer that should answer at once: a refusal, and lstm-compare.
 
-    python benchmarks/startup.py [--rounds 5]
+    python benchmarks/startup.py [--rounds 5] [--force]
 
 Each round runs, one after the other in fresh processes:
 - `python -m pipeline.stages.main --learning_rate 0`: a bad value, refused (exit 2);
 - `python -m pipeline.stages.compare` on a SQLite store holding 10 main runs;
 - `python -m pipeline.stages.tune --report` on a study of 10 trials.
 Prints the median and range of the wall times (process start to exit) and
-writes benchmarks/results/startup.{json,md}. Goals (issue 14): the refusal in
+writes benchmarks/results/startup.{json,md}. Each command's run is bracketed by
+benchmarks.quiet: when the machine was busy, nothing is written (exit status 3)
+unless --force. Goals (issue 14): the refusal in
 under 2 s, lstm-compare in under 5 s, on a 2-core machine.
 """
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -25,6 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.machine import machine  # noqa: E402
+from benchmarks.quiet import Watch  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 GOALS_S = {"refusal": 2.0, "compare": 5.0}
@@ -61,35 +63,38 @@ def timed(command, folder, expected_status):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--force", action="store_true", help="write the results even if the machine was busy")
     args = parser.parse_args()
     commands = {
         "refusal": ([sys.executable, "-m", "pipeline.stages.main", "--learning_rate", "0"], 2),
         "compare": ([sys.executable, "-m", "pipeline.stages.compare"], 0),
         "tune_report": ([sys.executable, "-m", "pipeline.stages.tune", "--report", "--study", "bench"], 0),
     }
-    load_before = os.getloadavg()[0]
+    watch = Watch()
     with tempfile.TemporaryDirectory(prefix="startup-bench-") as folder:
         folder = Path(folder)
         make_store(folder)
         times = {name: [] for name in commands}
-        for _ in range(args.rounds):
+        for round_ in range(1, args.rounds + 1):
             for name, (command, status) in commands.items():
-                times[name].append(timed(command, folder, status))
+                with watch.measure(f"{name}, round {round_}"):
+                    times[name].append(timed(command, folder, status))
     rows = {name: {"median_s": round(statistics.median(values), 2), "min_s": round(min(values), 2),
                    "max_s": round(max(values), 2), "all_s": [round(v, 2) for v in values]}
             for name, values in times.items()}
     goals = [f"{name}: median {rows[name]['median_s']} s, goal under {goal} s: "
              f"{'met' if rows[name]['median_s'] < goal else 'not met'}" for name, goal in GOALS_S.items()]
     results = {"machine": machine(), "command": "python benchmarks/startup.py " + " ".join(sys.argv[1:]),
-               "rounds": args.rounds, "load_average_before": round(load_before, 2),
-               "load_average_after": round(os.getloadavg()[0], 2), "commands": rows, "goals": goals}
+               "rounds": args.rounds, "commands": rows, "goals": goals}
+    watch.write_or_refuse(results, RESULTS / "startup.json", force=args.force)
+    quiet = watch.summary()
     lines = ["| command | median s | range s |", "|---|---|---|"]
     lines += [f"| {name} | {row['median_s']} | {row['min_s']}–{row['max_s']} |" for name, row in rows.items()]
-    lines += ["", f"{args.rounds} rounds; load average {results['load_average_before']} before, "
-                  f"{results['load_average_after']} after.", "", "Goals:"] + [f"- {goal}" for goal in goals]
+    lines += ["", f"{args.rounds} rounds; {quiet['measurements'] - quiet['busy_measurements']} of "
+                  f"{quiet['measurements']} measurements quiet (load average {quiet['records'][0]['load_before']:.2f} "
+                  f"before the first, other processes at most {quiet['other_cpu_share_max']:.1%} of the CPU).",
+              "", "Goals:"] + [f"- {goal}" for goal in goals]
     lines += ["", f"Machine: {results['machine']['cpu']}, {results['machine']['cores']} cores"]
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "startup.json").write_text(json.dumps(results, indent=2) + "\n")
     (RESULTS / "startup.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
