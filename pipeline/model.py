@@ -288,12 +288,14 @@ def fit(model, dataset, epochs, batch_size, patience, seed=0, checkpoint_dir=Non
 
 @contextlib.contextmanager
 def _lean_first_epoch():
-    """What fit's first epoch spends beyond the training, cut while fit runs.
+    """While fit runs, two costs of its first epoch that buy nothing are cut;
+    both settings are restored when it returns.
 
     Python's full garbage collections walk every object TensorFlow, Keras and
     MLflow have made; one during tracing took 0.2 s of the 0.35 s the first
     epoch cost. Objects made so far are left out of collections.
-    Grappler is on or off as REWRITE_EPOCH_GRAPH says. Both are restored after.
+    Grappler rewrites the epoch's function or not as REWRITE_EPOCH_GRAPH says
+    (a process-wide setting; one made before fit is kept).
     """
     import tensorflow as tf
 
