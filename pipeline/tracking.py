@@ -260,6 +260,13 @@ def log_dataset(dataset, manifest):
 
 SINE_PARAMETERS = ("n_samples", "time_steps", "horizon", "noise", "val_fraction", "test_fraction", "seed")
 
+# Tries at logging a dataset input that another run inserted at the same moment (see below).
+DATASET_INPUT_ATTEMPTS = 3
+
+# How SQLite, PostgreSQL and MySQL word a broken unique key; an `mlflow server` passes it on.
+_DUPLICATE_KEY_MESSAGES = ("UNIQUE constraint failed", "duplicate key value violates unique constraint",
+                           "Duplicate entry")
+
 
 def log_dataset_input(dataset, manifest, split, context):
     """Logs one split of the dataset as an MLflow dataset input of the active run
@@ -291,13 +298,6 @@ def log_dataset_input(dataset, manifest, split, context):
         except mlflow.exceptions.MlflowException as error:
             if attempt + 1 == DATASET_INPUT_ATTEMPTS or not _is_duplicate_key(error):
                 raise
-
-
-DATASET_INPUT_ATTEMPTS = 3
-
-# How SQLite, PostgreSQL and MySQL word a broken unique key; an `mlflow server` passes it on.
-_DUPLICATE_KEY_MESSAGES = ("UNIQUE constraint failed", "duplicate key value violates unique constraint",
-                           "Duplicate entry")
 
 
 def _is_duplicate_key(error):
