@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.params import ParamError
+from pipeline.errors import ParamError
 
 SPLITS = ("train", "val", "test")
 

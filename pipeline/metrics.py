@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 
 from pipeline.data import seasonal_positions
-from pipeline.params import ParamError
+from pipeline.errors import ParamError
 
 
 def naive_scale(x_train, y_train):
@@ -171,6 +171,13 @@ def forecast_metrics(y_test, forecasts, scale):
 
 METRICS = ("mse", "rmse", "mae", "smape", "mase")
 COMPARISON_HEADER = ("forecaster",) + METRICS
+
+# The metrics a main run logs on itself, so that runs compare at a glance (lstm-compare, the sweep's table).
+# best_val_loss first: what selection (sweeps, tuning, the champion) goes by; the test metrics are reported.
+HEADLINE_METRICS = [
+    "best_val_loss", "test_rmse", "test_mae", "test_mse", "test_smape", "test_mase", "test_coverage", "test_interval_width",
+    "persistence_test_rmse", "seasonal_naive_test_rmse", "ets_test_rmse", "linear_test_rmse", "free_run_rmse",
+]
 
 
 def comparison_table(metrics, names):

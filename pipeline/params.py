@@ -6,14 +6,13 @@ logged to MLflow in the canonical string form that `Param.format` gives, so that
 "50", "50.0" and 50 never make two different-looking runs.
 """
 
-import itertools
 import math
 import re
 from dataclasses import dataclass
 from typing import Callable
 
-
-from pipeline.errors import ParamError  # noqa: F401  (re-exported: raised by every check)
+from pipeline import data
+from pipeline.errors import ParamError
 
 
 @dataclass(frozen=True)
@@ -25,6 +24,11 @@ class Param:
     check: Callable[[object], bool]
     help: str
     auto: bool = False  # also takes 'auto': a value chosen from the data (`resolve_data`, `resolve_training`)
+    label: str = ""  # short name in sweep and study trial names ("h50-lr0.001"); else `name=`
+
+    def trial_label(self, text):
+        """`h50` for hidden_units 50, `column=sales` for a parameter without a label."""
+        return f"{self.label or self.name + '='}{text}"
 
     def parse(self, raw):
         """Converts a command-line string (or a Python value) and checks it."""
@@ -110,30 +114,30 @@ _PARAMS = [
           "sine only: number of windows"),
     Param("time_steps", int, "auto", "'auto' or an integer of at least 2", lambda v: v >= 2,
           "points per window: the model reads time_steps - horizon and predicts the rest; "
-          "'auto': 50 for the sine, horizon + max(49, season) for a CSV", auto=True),
+          "'auto': 50 for the sine, horizon + max(49, season) for a CSV", auto=True, label="ts"),
     Param("horizon", int, 1, "a positive integer", _positive,
-          "how many points after its input the model predicts, in one shot"),
+          "how many points after its input the model predicts, in one shot", label="hz"),
     Param("noise", float, 0.0, "a float of at least 0", lambda v: v >= 0,
-          "sine only: standard deviation of Gaussian noise added to the sine"),
+          "sine only: standard deviation of Gaussian noise added to the sine", label="noise"),
     Param("val_fraction", float, 0.1, "a float strictly between 0 and 1", _fraction,
           "share of windows, before the test windows, used for validation"),
     Param("test_fraction", float, 0.2, "a float strictly between 0 and 1", _fraction,
           "share of windows, the last ones, held out for testing"),
     Param("seed", int, 42, "an integer of at least 0", lambda v: v >= 0,
-          "random seed for the noise, the weights and the shuffling"),
+          "random seed for the noise, the weights and the shuffling", label="seed"),
     # train
     Param("data_uri", str, "auto", "'auto' or an artifact URI such as runs:/<run id>/data",
           bool, "a generate_data run's `data` artifact; 'auto': in train the newest one, "
           "in evaluate the one the model was trained on"),
     Param("hidden_units", int, 50, "a positive integer", _positive,
-          "size of the LSTM's hidden and cell states"),
+          "size of the LSTM's hidden and cell states", label="h"),
     Param("learning_rate", float, 0.001, "a float above 0", _positive,
-          "Adam's learning rate"),
+          "Adam's learning rate", label="lr"),
     Param("epochs", int, "auto", "'auto' or a positive integer", _positive,
           "maximum number of passes over the training windows; 'auto': 50 for the sine, "
-          f"for a CSV as many as make about {CSV_STEPS} gradient steps (at least 50)", auto=True),
+          f"for a CSV as many as make about {CSV_STEPS} gradient steps (at least 50)", auto=True, label="ep"),
     Param("batch_size", int, 32, "a positive integer", _positive,
-          "windows per gradient step"),
+          "windows per gradient step", label="bs"),
     Param("scaling", str, "auto", "'auto', 'standard', 'window' or 'none'",
           lambda v: v in ("auto", "standard", "window", "none"),
           "standardize inside the model: 'standard' with the training split's mean and std, 'window' "
@@ -142,7 +146,7 @@ _PARAMS = [
     Param("patience", int, "auto", "'auto' or an integer of at least 0", lambda v: v >= 0,
           "stop after this many epochs without a lower validation loss (0: never stop early); "
           f"'auto': 10 for the sine, for a CSV as many as make about {CSV_PATIENCE_STEPS} gradient steps "
-          "(at least 10)", auto=True),
+          "(at least 10)", auto=True, label="pat"),
     Param("target", str, "auto", "'auto', 'level', 'last' or 'seasonal'",
           lambda v: v in ("auto", "level", "last", "seasonal"),
           "what the network forecasts: 'level' the value, 'last' the change from the last value seen, "
@@ -223,8 +227,11 @@ DATA_PARAMS = [
 TRAIN_PARAMS = ["hidden_units", "learning_rate", "epochs", "batch_size", "scaling", "patience", "target",
                 "season", "ensemble_size", "interval_level", "seed"]
 EVALUATE_PARAMS = ["season", "free_run_steps"]
-
-SWEEP_PARAMS = ["max_trials", "sweep_seed", "registered_model_name"]
+# main's own: data, then training and evaluation not already named, then these two.
+MAIN_PARAMS = (DATA_PARAMS + [name for name in TRAIN_PARAMS + EVALUATE_PARAMS if name not in DATA_PARAMS]
+               + ["reuse_data", "resume_from"])
+# A sweep or a study takes every parameter of main but resume_from, each as a grid or a search space.
+SEARCHED_PARAMS = [name for name in MAIN_PARAMS if name != "resume_from"]
 
 STAGE_PARAMS = {
     "generate_data": DATA_PARAMS,
@@ -232,15 +239,31 @@ STAGE_PARAMS = {
     "evaluate": ["model_uri", "data_uri"] + EVALUATE_PARAMS,
     "predict": ["model_uri", "input", "column", "output"],
     "compare": ["experiment", "parent_run_id"],
-    "main": DATA_PARAMS
-    + [name for name in TRAIN_PARAMS if name not in DATA_PARAMS]
-    + [name for name in EVALUATE_PARAMS if name not in TRAIN_PARAMS]
-    + ["reuse_data", "resume_from"],
+    "main": MAIN_PARAMS,
+    "sweep": SEARCHED_PARAMS + ["max_trials", "sweep_seed", "registered_model_name"],
+    "tune": SEARCHED_PARAMS + ["n_trials", "study", "storage", "sampler", "pruner", "tune_seed", "threads",
+                               "registered_model_name"],
 }
 
 
 def defaults(stage):
     return {name: PARAMS[name].default for name in STAGE_PARAMS[stage]}
+
+
+def check_known(stage, raw_values):
+    """Refuses a name that is not one of `stage`'s parameters, naming those that are."""
+    unknown = sorted(set(raw_values) - set(STAGE_PARAMS[stage]))
+    if unknown:
+        raise ParamError(
+            f"Received unknown parameter `{unknown[0]}` for stage `{stage}`, "
+            f"expected one of: {', '.join(STAGE_PARAMS[stage])}."
+        )
+
+
+def parse_values(raw_values, names):
+    """The parameters `names`, each one value, parsed; missing ones take their defaults."""
+    return {name: PARAMS[name].parse(raw_values[name]) if name in raw_values else PARAMS[name].default
+            for name in names}
 
 
 def parse(stage, raw_values):
@@ -249,16 +272,8 @@ def parse(stage, raw_values):
     `raw_values` maps names to strings or Python values; missing names take
     their defaults. Returns the typed values, in the stage's order.
     """
-    unknown = sorted(set(raw_values) - set(STAGE_PARAMS[stage]))
-    if unknown:
-        raise ParamError(
-            f"Received unknown parameter `{unknown[0]}` for stage `{stage}`, "
-            f"expected one of: {', '.join(STAGE_PARAMS[stage])}."
-        )
-    values = {
-        name: PARAMS[name].parse(raw_values[name]) if name in raw_values else PARAMS[name].default
-        for name in STAGE_PARAMS[stage]
-    }
+    check_known(stage, raw_values)
+    values = parse_values(raw_values, STAGE_PARAMS[stage])
     check_combination(values)
     return values
 
@@ -300,8 +315,6 @@ def check_combination(values):
     every set non-empty (sine: from `n_samples`; a CSV series is checked when it
     is read), a season that fits the input window where it must, a target that
     needs a season. Raises a one-line ParamError."""
-    from pipeline import data  # data imports this module
-
     is_sine = values.get("data_source") == "sine"
     time_steps = values.get("time_steps")
     if time_steps == "auto" and "horizon" in values and (is_sine or "season" in values):
@@ -337,112 +350,6 @@ def check_combination(values):
             )
 
 
-def registered_model_name(name, data_source):
-    """`registered_model_name` with 'auto' made a name: one registered model, and so
-    one champion, per series: `lstm-sine`, or `lstm-` and the CSV file's name."""
-    if name != "auto":
-        return name
-    if data_source == "sine":
-        return "lstm-sine"
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", data_source.replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0])
-    return f"lstm-{stem.strip('-') or 'series'}"
-
-
 def formatted(values):
     """Values as logged to MLflow: {name: canonical string}."""
     return {name: PARAMS[name].format(value) for name, value in values.items()}
-
-# A sweep takes every parameter of main but resume_from, each as one value or a
-# comma-separated list.
-SWEPT_PARAMS = [name for name in STAGE_PARAMS["main"] if name != "resume_from"]
-STAGE_PARAMS["sweep"] = SWEPT_PARAMS + SWEEP_PARAMS
-
-
-def parse_grid(stage, raw_values):
-    """Like `parse`, for the sweep: each main parameter becomes a list of checked
-    values ("16,50" → [16, 50]); the sweep's own parameters stay single values."""
-    unknown = sorted(set(raw_values) - set(STAGE_PARAMS[stage]))
-    if unknown:
-        raise ParamError(
-            f"Received unknown parameter `{unknown[0]}` for stage `{stage}`, "
-            f"expected one of: {', '.join(STAGE_PARAMS[stage])}."
-        )
-    grid = {}
-    for name in SWEPT_PARAMS:
-        raw = raw_values.get(name)
-        if raw is None:
-            grid[name] = [PARAMS[name].default]
-            continue
-        values = [PARAMS[name].parse(part) for part in str(raw).split(",")]
-        grid[name] = list(dict.fromkeys(values))  # once each, in the order given
-    scalars = {name: PARAMS[name].parse(raw_values[name]) if name in raw_values else PARAMS[name].default
-               for name in SWEEP_PARAMS}
-    for combination in itertools.product(*grid.values()):
-        check_combination(dict(zip(grid, combination)))
-    return {**grid, **scalars}
-
-
-# The tuner takes every parameter of main but resume_from, each as one value, a
-# list of choices, or a range.
-TUNE_PARAMS = ["n_trials", "study", "storage", "sampler", "pruner", "tune_seed", "threads", "registered_model_name"]
-STAGE_PARAMS["tune"] = SWEPT_PARAMS + TUNE_PARAMS
-
-
-@dataclass(frozen=True)
-class Range:
-    """A range to search: integers (`16:128`) or floats (`0.1:0.5`), uniform
-    or, with `:log`, log-uniform (`1e-4:1e-2:log`)."""
-    low: object
-    high: object
-    log: bool = False
-
-    def text(self):
-        return f"{self.low}:{self.high}" + (":log" if self.log else "")
-
-
-def parse_search(name, raw):
-    """One parameter's search space: a list of choices (one value: fixed), or a Range."""
-    param = PARAMS[name]
-    text = str(raw).strip()
-    if ":" not in text:
-        return list(dict.fromkeys(param.parse(part) for part in text.split(",")))
-    parts = text.split(":")
-    log = len(parts) == 3 and parts[2] == "log"
-    if param.type is str or len(parts) not in (2, 3) or (len(parts) == 3 and not log):
-        raise ParamError(
-            f"Received an invalid search space for parameter `{name}`, expected a value, a comma-separated "
-            f"list of values{'' if param.type is str else ', or a range low:high or low:high:log'}, got {text!r}."
-        )
-    low, high = (param.parse(part) for part in parts[:2])
-    if low == "auto" or high == "auto" or not low < high or (log and low <= 0):
-        raise ParamError(
-            f"Received an invalid range for parameter `{name}`, expected numbers low < high"
-            f"{' above 0 for :log' if log else ''}, got {text!r}."
-        )
-    return Range(low, high, log)
-
-
-def space_text(space):
-    """The search space in the tuner's own syntax, as logged and compared between workers."""
-    return {name: (value.text() if isinstance(value, Range) else ",".join(PARAMS[name].format(v) for v in value))
-            for name, value in space.items()}
-
-
-def parse_space(stage, raw_values):
-    """Like `parse_grid`, for the tuner: each main parameter becomes a list of
-    choices or a Range; the tuner's own parameters stay single values. Every
-    combination of choices and range ends is checked as `check_combination` does."""
-    unknown = sorted(set(raw_values) - set(STAGE_PARAMS[stage]))
-    if unknown:
-        raise ParamError(
-            f"Received unknown parameter `{unknown[0]}` for stage `{stage}`, "
-            f"expected one of: {', '.join(STAGE_PARAMS[stage])}."
-        )
-    space = {name: parse_search(name, raw_values[name]) if name in raw_values else [PARAMS[name].default]
-             for name in SWEPT_PARAMS}
-    scalars = {name: PARAMS[name].parse(raw_values[name]) if name in raw_values else PARAMS[name].default
-               for name in TUNE_PARAMS}
-    corners = [[value.low, value.high] if isinstance(value, Range) else value for value in space.values()]
-    for combination in itertools.product(*corners):
-        check_combination(dict(zip(space, combination)))
-    return {**space, **scalars}

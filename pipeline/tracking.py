@@ -16,7 +16,7 @@ from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 
 from pipeline import data, params
-from pipeline.params import ParamError
+from pipeline.errors import ParamError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CODE_PACKAGES = ("custom_layers", "pipeline")

@@ -8,10 +8,9 @@ between the runs, and the headline test metrics. The sweep logs the same table.
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from pipeline import params, tables
-from pipeline.params import ParamError
+from pipeline import metrics, params, tables
+from pipeline.errors import ParamError
 from pipeline.stages import command_line
-from pipeline.stages.main import HEADLINE_METRICS
 
 COLUMNS = ["run", "run_id", "status", "duration_s"]
 
@@ -29,16 +28,16 @@ def table(runs):
     """(header, rows): one row per run, with the parameters that differ between them."""
     names = [name for name in params.STAGE_PARAMS["main"]
              if len({run.data.params.get(name) for run in runs}) > 1]
-    metrics = [name for name in HEADLINE_METRICS if any(name in run.data.metrics for run in runs)]
+    shown = [name for name in metrics.HEADLINE_METRICS if any(name in run.data.metrics for run in runs)]
     rows = []
     for run in runs:
         ended = run.info.end_time or run.info.start_time
         rows.append(
             [run.info.run_name, run.info.run_id, run.info.status, round((ended - run.info.start_time) / 1000, 1)]
             + [run.data.params.get(name, "") for name in names]
-            + [run.data.metrics.get(name, float("nan")) for name in metrics]
+            + [run.data.metrics.get(name, float("nan")) for name in shown]
         )
-    return COLUMNS + names + metrics, rows
+    return COLUMNS + names + shown, rows
 
 
 def run(experiment, parent_run_id):

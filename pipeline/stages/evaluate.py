@@ -15,7 +15,7 @@ import numpy as np
 from custom_layers import gate_activations
 from pipeline import data, metrics, params, plots, tables, tracking
 from pipeline import model as forecaster
-from pipeline.params import ParamError
+from pipeline.errors import ParamError
 from pipeline.stages import program
 from pipeline.stages.train import KERAS_MODEL
 

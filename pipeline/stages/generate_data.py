@@ -10,7 +10,7 @@ from pathlib import Path
 import mlflow
 
 from pipeline import data, params, tracking
-from pipeline.params import ParamError
+from pipeline.errors import ParamError
 from pipeline.stages import program
 
 
@@ -25,6 +25,15 @@ def source_sha256(data_source):
             f"of a CSV file, got {data_source!r}: no such file (relative paths start at {Path.cwd()})."
         )
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def prepare_each(combinations):
+    """Reads and windows every distinct CSV series among `combinations` (dicts of
+    at least the data parameters), so that a series too short for one trial's
+    windows stops a sweep or a study before its first trial."""
+    for values in dict.fromkeys(tuple(c[name] for name in params.DATA_PARAMS) for c in combinations):
+        if values[0] != "sine":
+            prepare(*values)
 
 
 def prepare(data_source, column, time_column, fill_missing, n_samples, time_steps, horizon, noise,

@@ -9,25 +9,20 @@ test metrics are logged on the parent too, so runs compare at a glance.
 """
 
 from pipeline import metrics, params, tables
-from pipeline.params import ParamError
+from pipeline.errors import ParamError
 from pipeline.stages import program
 
 # MLflow, TensorFlow and the stages that need them are imported where they are
 # used: a bad parameter is refused before they load, in a fraction of a second
-# (benchmarks/startup.py), and lstm-compare, which reads HEADLINE_METRICS, never loads TensorFlow.
+# (benchmarks/startup.py), and lstm-compare never loads TensorFlow.
 
-# best_val_loss first: what selection (sweeps, tuning, the champion) goes by; the test metrics are reported.
-HEADLINE_METRICS = [
-    "best_val_loss", "test_rmse", "test_mae", "test_mse", "test_smape", "test_mase", "test_coverage", "test_interval_width",
-    "persistence_test_rmse", "seasonal_naive_test_rmse", "ets_test_rmse", "linear_test_rmse", "free_run_rmse",
-]
 
 
 def run(run_name=None, quiet=False, parent_run_id=None, tags=None, epoch_hook=None, register=True, **values):
     """Runs the three stages under one parent run; returns the run ids and metrics.
 
     With `register`, the finished model is a candidate for its series' champion
-    (sweep.update_champion: registered as lstm-<series>, champion if its
+    (registry.update_champion: registered as lstm-<series>, champion if its
     validation loss on the same data is the lowest); sweeps and studies pass
     False and register only their best trial.
     `run_name` names the parent run (default: "main"); `quiet` skips the summary;
@@ -84,7 +79,7 @@ def run(run_name=None, quiet=False, parent_run_id=None, tags=None, epoch_hook=No
         evaluate_run_id, scores, table = evaluate.run(
             model_uri=f"runs:/{train_run_id}/{train.KERAS_MODEL}", data_uri=data_uri, **evaluate_values
         )
-        headline = {name: scores[name] for name in HEADLINE_METRICS if name in scores}
+        headline = {name: scores[name] for name in metrics.HEADLINE_METRICS if name in scores}
         # The validation loss of the weights kept (the model's best epoch): the score models are chosen by.
         headline["best_val_loss"] = mlflow.get_run(train_run_id).data.metrics["best_val_loss"]
         mlflow.log_metrics(headline)
@@ -103,9 +98,9 @@ def run(run_name=None, quiet=False, parent_run_id=None, tags=None, epoch_hook=No
         })
     registered = None
     if register:
-        from pipeline.stages.sweep import update_champion
+        from pipeline import registry
 
-        registered = update_champion("auto", mlflow.get_run(parent.info.run_id))
+        registered = registry.update_champion("auto", mlflow.get_run(parent.info.run_id))
     if not quiet:
         trained = mlflow.get_run(train_run_id).data.tags
         chosen = {name: trained.get(f"resolved_{name}", "") for name in train.AUTO_TRAIN_PARAMS}

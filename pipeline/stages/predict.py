@@ -13,7 +13,7 @@ import mlflow
 import numpy as np
 
 from pipeline import data
-from pipeline.params import ParamError
+from pipeline.errors import ParamError
 from pipeline.stages import command_line
 
 

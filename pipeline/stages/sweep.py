@@ -18,16 +18,30 @@ import traceback
 
 import mlflow
 import numpy as np
-from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from pipeline import params, plots, tables, tracking
+from pipeline import params, plots, registry, tables, tracking
 from pipeline.stages import compare, generate_data, main, program
 
-CHAMPION = "champion"
-# Short labels for run names ("h50-lr0.001"); other parameters go by their full name.
-LABELS = {"hidden_units": "h", "learning_rate": "lr", "batch_size": "bs", "epochs": "ep", "time_steps": "ts",
-          "horizon": "hz", "noise": "noise", "seed": "seed", "patience": "pat"}
+
+
+def parse_grid(stage, raw_values):
+    """Like `params.parse`, for the sweep: each main parameter becomes a list of
+    checked values ("16,50" → [16, 50]); the sweep's own parameters stay single
+    values. Every combination is checked as `params.check_combination` does."""
+    params.check_known(stage, raw_values)
+    grid = {}
+    for name in params.SEARCHED_PARAMS:
+        raw = raw_values.get(name)
+        if raw is None:
+            grid[name] = [params.PARAMS[name].default]
+            continue
+        values = [params.PARAMS[name].parse(part) for part in str(raw).split(",")]
+        grid[name] = list(dict.fromkeys(values))  # once each, in the order given
+    scalars = params.parse_values(raw_values, [n for n in params.STAGE_PARAMS[stage] if n not in grid])
+    for combination in itertools.product(*grid.values()):
+        params.check_combination(dict(zip(grid, combination)))
+    return {**grid, **scalars}
 
 
 def trials(grid, max_trials, sweep_seed):
@@ -42,19 +56,14 @@ def trials(grid, max_trials, sweep_seed):
 def trial_name(trial, swept):
     if not swept:
         return "trial"
-    return "-".join(f"{LABELS.get(name, name + '=')}{params.PARAMS[name].format(trial[name])}" for name in swept)
+    return "-".join(params.PARAMS[name].trial_label(params.PARAMS[name].format(trial[name])) for name in swept)
 
 
 def run(max_trials, sweep_seed, registered_model_name, **grid):
     """Runs the trials one after another; returns (parent run id, best main run id or None)."""
     swept = [name for name, values in grid.items() if len(values) > 1]
     chosen = trials(grid, max_trials, sweep_seed)
-    # Up front, a series too short for some trial's windows stops the sweep
-    # before its first trial (parse_grid checked everything else).
-    data_combinations = {tuple(trial[name] for name in params.DATA_PARAMS) for trial in chosen}
-    for combination in data_combinations:
-        if combination[0] != "sine":
-            generate_data.prepare(*combination)
+    generate_data.prepare_each(chosen)  # parse_grid checked everything else
     description = (
         f"Sweep of {len(chosen)} pipeline runs over {', '.join(swept) or 'no parameter'} "
         f"({'the whole grid' if len(chosen) == np.prod([len(v) for v in grid.values()]) else 'a random draw'}). "
@@ -88,7 +97,7 @@ def run(max_trials, sweep_seed, registered_model_name, **grid):
             mlflow.log_metrics({"best_val_loss": best.data.metrics["best_val_loss"],
                                 "best_test_rmse": best.data.metrics["test_rmse"]})
             mlflow.set_tag("best_run_id", best.info.run_id)
-            message = update_champion(registered_model_name, best)
+            message = registry.update_champion(registered_model_name, best)
         else:
             message = "No trial finished: nothing registered."
         mlflow.set_tag("champion", message)
@@ -97,40 +106,6 @@ def run(max_trials, sweep_seed, registered_model_name, **grid):
     # The sweep's own id appears nowhere else but in MLflow's log lines.
     print(f"Sweep run {parent.info.run_id}; its trials again: lstm-compare --parent_run_id {parent.info.run_id}")
     return parent.info.run_id, best.info.run_id if best else None
-
-
-def update_champion(name, best):
-    """Registers `best`'s model under `name` ('auto': the series' own name,
-    params.registered_model_name); moves the alias `champion` to it
-    only if there is none yet, or if its validation loss (`best_val_loss`) is
-    lower than the champion's on the same data (same data_sha256, so the same
-    validation split). The test RMSE is reported beside it, never compared.
-    Returns a sentence saying what happened."""
-    client = MlflowClient()
-    name = params.registered_model_name(name, best.data.params["data_source"])
-    val_loss, rmse = best.data.metrics["best_val_loss"], best.data.metrics["test_rmse"]
-    data_sha256 = best.data.tags.get("data_sha256", "")
-    version = mlflow.register_model(
-        best.data.tags["model_uri"], name,
-        tags={"val_loss": repr(val_loss), "test_rmse": repr(rmse), "data_sha256": data_sha256,
-              "run_id": best.info.run_id},
-    )
-    scores = f"val_loss {val_loss:.4g}, test_rmse {rmse:.4g}"
-    try:
-        champion = client.get_model_version_by_alias(name, CHAMPION)
-    except MlflowException:
-        champion = None
-    if champion is not None and champion.tags.get("data_sha256") != data_sha256:
-        return (f"Registered {name} version {version.version} ({scores}); the champion, version "
-                f"{champion.version}, was scored on other data, so it stays.")
-    # A champion registered before validation losses were recorded has none: the new model replaces it.
-    if champion is not None and "val_loss" in champion.tags and float(champion.tags["val_loss"]) <= val_loss:
-        return (f"Registered {name} version {version.version} ({scores}); the champion, version "
-                f"{champion.version} (val_loss {float(champion.tags['val_loss']):.4g}, test_rmse "
-                f"{float(champion.tags['test_rmse']):.4g}), stays.")
-    client.set_registered_model_alias(name, CHAMPION, version.version)
-    return (f"{name}@{CHAMPION} is now version {version.version} ({scores}): "
-            f"mlflow models serve -m models:/{name}@{CHAMPION} --env-manager local --port 5001")
 
 
 def _log_plots(finished, swept):
@@ -149,4 +124,4 @@ def _log_plots(finished, swept):
 
 
 if __name__ == "__main__":
-    program("sweep", run, parse=params.parse_grid)
+    program("sweep", run, parse=parse_grid)

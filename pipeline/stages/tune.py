@@ -31,13 +31,14 @@ import os
 import sys
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
 from mlflow.entities import RunTag
 from mlflow.tracking import MlflowClient
 
-from pipeline import params, tables, tracking
+from pipeline import params, registry, tables, tracking
 from pipeline.errors import ParamError
 from pipeline.stages import command_line, generate_data, program
 
@@ -131,6 +132,66 @@ def _pruner(name):
     return optuna.pruners.MedianPruner(n_startup_trials=MEDIAN_STARTUP_TRIALS, n_warmup_steps=MEDIAN_WARMUP_EPOCHS + 1)
 
 
+@dataclass(frozen=True)
+class Range:
+    """A range to search: integers (`16:128`) or floats (`0.1:0.5`), uniform
+    or, with `:log`, log-uniform (`1e-4:1e-2:log`)."""
+    low: object
+    high: object
+    log: bool = False
+
+    def text(self):
+        return f"{self.low}:{self.high}" + (":log" if self.log else "")
+
+
+def parse_search(name, raw):
+    """One parameter's search space: a list of choices (one value: fixed), or a Range."""
+    param = params.PARAMS[name]
+    text = str(raw).strip()
+    if ":" not in text:
+        return list(dict.fromkeys(param.parse(part) for part in text.split(",")))
+    parts = text.split(":")
+    log = len(parts) == 3 and parts[2] == "log"
+    if param.type is str or len(parts) not in (2, 3) or (len(parts) == 3 and not log):
+        raise ParamError(
+            f"Received an invalid search space for parameter `{name}`, expected a value, a comma-separated "
+            f"list of values{'' if param.type is str else ', or a range low:high or low:high:log'}, got {text!r}."
+        )
+    low, high = (param.parse(part) for part in parts[:2])
+    if low == "auto" or high == "auto" or not low < high or (log and low <= 0):
+        raise ParamError(
+            f"Received an invalid range for parameter `{name}`, expected numbers low < high"
+            f"{' above 0 for :log' if log else ''}, got {text!r}."
+        )
+    return Range(low, high, log)
+
+
+def space_text(space):
+    """The search space in the tuner's own syntax, as logged and compared between workers."""
+    return {name: (value.text() if isinstance(value, Range) else
+                   ",".join(params.PARAMS[name].format(v) for v in value))
+            for name, value in space.items()}
+
+
+def _corners(space):
+    """Every combination of choices and range ends, as dicts."""
+    ends = [[value.low, value.high] if isinstance(value, Range) else value for value in space.values()]
+    return [dict(zip(space, combination)) for combination in itertools.product(*ends)]
+
+
+def parse_space(stage, raw_values):
+    """Like `params.parse`, for the tuner: each main parameter becomes a list of
+    choices or a Range; the tuner's own parameters stay single values. Every
+    combination of choices and range ends is checked as `params.check_combination` does."""
+    params.check_known(stage, raw_values)
+    space = {name: parse_search(name, raw_values[name]) if name in raw_values else [params.PARAMS[name].default]
+             for name in params.SEARCHED_PARAMS}
+    scalars = params.parse_values(raw_values, [n for n in params.STAGE_PARAMS[stage] if n not in space])
+    for combination in _corners(space):
+        params.check_combination(combination)
+    return {**space, **scalars}
+
+
 def trial_seed(tune_seed, number):
     """The sampler's seed for trial `number`: numpy's SeedSequence of both, so
     that neighbouring seeds give unrelated draws."""
@@ -143,7 +204,7 @@ def suggest(trial, space):
     """The trial's value for every parameter: fixed, one of the choices, or drawn from the range."""
     values = {}
     for name, searched in space.items():
-        if isinstance(searched, params.Range):
+        if isinstance(searched, Range):
             draw = trial.suggest_int if params.PARAMS[name].type is int else trial.suggest_float
             values[name] = draw(name, searched.low, searched.high, log=searched.log)
         elif len(searched) > 1:
@@ -155,29 +216,18 @@ def suggest(trial, space):
 
 def trial_name(number, values, searched):
     """`t3-h37-lr0.00212`: the trial's number and its searched values."""
-    from pipeline.stages.sweep import LABELS
-
     def short(name):
         value = values[name]
         return f"{value:.3g}" if isinstance(value, float) else params.PARAMS[name].format(value)
 
-    return "-".join([f"t{number}"] + [f"{LABELS.get(name, name + '=')}{short(name)}" for name in searched])
-
-
-def _check_data(space):
-    """A CSV too short for some trial's windows stops the study before its first trial."""
-    data_space = [space[name] for name in params.DATA_PARAMS]
-    corners = [[v.low, v.high] if isinstance(v, params.Range) else v for v in data_space]
-    for combination in itertools.product(*corners):
-        if combination[0] != "sine":
-            generate_data.prepare(*combination)
+    return "-".join([f"t{number}"] + [params.PARAMS[name].trial_label(short(name)) for name in searched])
 
 
 def _join(study_name, storage, space, n_trials, pruner, experiment_id):
     """Creates the study and its MLflow parent run, or joins both; returns (study, parent run id)."""
     import optuna
 
-    text = params.space_text(space)
+    text = space_text(space)
     try:
         study = optuna.create_study(study_name=study_name, storage=storage, direction="minimize",
                                     pruner=_pruner(pruner))
@@ -229,7 +279,7 @@ def _wait_for_parent(study, text, n_trials):
 
 
 def _searched(space):
-    return [name for name, value in space.items() if isinstance(value, params.Range) or len(value) > 1]
+    return [name for name, value in space.items() if isinstance(value, Range) or len(value) > 1]
 
 
 def _real_trials(study, states=None):
@@ -289,7 +339,7 @@ def run(n_trials, study, storage, sampler, pruner, tune_seed, threads, registere
     import optuna
 
     _limit_threads(threads)
-    _check_data(space)
+    generate_data.prepare_each(_corners(space))
     storage_url = default_storage() if storage == "auto" else storage
     rdb = _storage(storage_url)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -371,8 +421,6 @@ def finish(study, parent_run_id, registered_model_name):
     """Ends the study's MLflow run: table, metrics, Optuna's plots, best model registered."""
     from optuna.trial import TrialState
 
-    from pipeline.stages.sweep import update_champion
-
     client = MlflowClient()
     trials = _real_trials(study)
     runs = {r.data.tags.get("optuna_trial"): r for r in client.search_runs(
@@ -402,7 +450,7 @@ def finish(study, parent_run_id, registered_model_name):
         if best_run is not None:
             metrics["best_test_rmse"] = best_run.data.metrics.get("test_rmse", math.nan)
             client.set_tag(parent_run_id, "best_run_id", best_run.info.run_id)
-            message = update_champion(registered_model_name, best_run)
+            message = registry.update_champion(registered_model_name, best_run)
     for name, value in metrics.items():
         client.log_metric(parent_run_id, name, value)
     client.set_tag(parent_run_id, "champion", message)
@@ -470,11 +518,11 @@ def main(argv=None):
             print(f"error: {error}", file=sys.stderr)
             raise SystemExit(2)
         return
-    command_line("tune", run, argv, parse=params.parse_space)
+    command_line("tune", run, argv, parse=parse_space)
 
 
 if __name__ == "__main__":
     if "--report" in sys.argv[1:]:
         main()
     else:
-        program("tune", run, parse=params.parse_space)
+        program("tune", run, parse=parse_space)

@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 
 import custom_layers  # noqa: F401  (registers LSTMCell for loading .keras files)
 from pipeline import params
-from pipeline.stages.main import HEADLINE_METRICS
+from pipeline.metrics import HEADLINE_METRICS
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.e2e

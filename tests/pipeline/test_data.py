@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pipeline import data
-from pipeline.params import ParamError
+from pipeline.errors import ParamError
 
 
 def seed_tutorial_windows():

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline import data
-from pipeline.params import ParamError
+from pipeline.errors import ParamError
 
 fractions = st.floats(min_value=0.01, max_value=0.6, allow_nan=False)
 

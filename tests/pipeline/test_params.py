@@ -6,8 +6,8 @@ import tomllib
 import pytest
 import yaml
 
-from pipeline import params
-from pipeline.params import ParamError
+from pipeline import params, registry
+from pipeline.errors import ParamError
 from tests.conftest import REPO
 
 MLPROJECT_TYPES = {int: "int", float: "float", str: "string"}
@@ -117,14 +117,6 @@ def test_conda_env_and_pyproject_pin_the_same_packages():
     assert "python=3.11" in conda["dependencies"]
 
 
-def test_sweep_grid_takes_comma_separated_lists_of_checked_values():
-    grid = params.parse_grid("sweep", {"hidden_units": "16,50,16", "learning_rate": "0.001, 1e-2", "max_trials": "3"})
-    assert grid["hidden_units"] == [16, 50] and grid["learning_rate"] == [0.001, 0.01]
-    assert grid["epochs"] == ["auto"] and grid["max_trials"] == 3 and grid["registered_model_name"] == "auto"
-    with pytest.raises(ParamError, match=r"parameter `hidden_units`, expected a positive integer, got '0'"):
-        params.parse_grid("sweep", {"hidden_units": "16,0"})
-
-
 @pytest.mark.parametrize("stage,raw,message", [
     ("main", {"time_steps": "5", "horizon": "5"},
      "Received an invalid value for parameter `time_steps`, expected an integer larger than horizon=5, got 5."),
@@ -150,51 +142,8 @@ def test_values_wrong_together_are_refused_up_front_with_one_line(stage, raw, me
     assert message in str(error.value) and "\n" not in str(error.value)
 
 
-def test_a_sweep_grid_with_one_impossible_combination_is_refused_before_any_trial():
-    with pytest.raises(ParamError, match=r"parameter `time_steps`, expected an integer larger than horizon=10, got 8"):
-        params.parse_grid("sweep", {"time_steps": "8,50", "horizon": "1,10"})
-    with pytest.raises(ParamError, match=r"parameter `registered_model_name`, expected 'auto' or a model name without"):
-        params.parse_grid("sweep", {"registered_model_name": "team/model"})
-
-
-def test_a_search_space_takes_values_choices_and_ranges():
-    space = params.parse_space("tune", {"hidden_units": "16:128", "learning_rate": "1e-4:1e-2:log",
-                                        "batch_size": "16,32,64", "noise": "0.1:0.5", "scaling": "standard,window",
-                                        "n_trials": "12", "pruner": "threshold:0.2"})
-    assert space["hidden_units"] == params.Range(16, 128) and isinstance(space["hidden_units"].low, int)
-    assert space["learning_rate"] == params.Range(1e-4, 1e-2, log=True)
-    assert space["noise"] == params.Range(0.1, 0.5)
-    assert space["batch_size"] == [16, 32, 64] and space["scaling"] == ["standard", "window"]
-    assert space["epochs"] == ["auto"] and space["n_trials"] == 12 and space["pruner"] == "threshold:0.2"
-    # The same text for the same space, as workers compare it.
-    assert params.space_text({name: space[name] for name in ("hidden_units", "learning_rate", "batch_size")}) == {
-        "hidden_units": "16:128", "learning_rate": "0.0001:0.01:log", "batch_size": "16,32,64"}
-
-
-@pytest.mark.parametrize("raw,message", [
-    ({"hidden_units": "128:16"}, "Received an invalid range for parameter `hidden_units`, expected numbers "
-                                 "low < high, got '128:16'."),
-    ({"learning_rate": "0:1e-2:log"}, "parameter `learning_rate`, expected a float above 0, got '0'."),
-    ({"hidden_units": "16:1.5"}, "parameter `hidden_units`, expected a positive integer, got '1.5'."),
-    ({"scaling": "none:window"}, "Received an invalid search space for parameter `scaling`, expected a value, "
-                                 "a comma-separated list of values, got 'none:window'."),
-    ({"hidden_units": "16:64:lin"}, "expected a value, a comma-separated list of values, or a range low:high "
-                                    "or low:high:log, got '16:64:lin'."),
-    ({"pruner": "hyperband"}, "parameter `pruner`, expected 'median', 'none' or 'threshold:<val_loss>', got "
-                              "'hyperband'."),
-    ({"storage": "optuna.db"}, "parameter `storage`, expected 'auto' or an SQLAlchemy database URL"),
-    ({"study": "my study"}, "parameter `study`, expected a study name of letters, digits"),
-    ({"time_steps": "10:60", "horizon": "20"}, "time_steps"),
-    ({"n_trials": "0"}, "parameter `n_trials`, expected a positive integer, got '0'."),
-])
-def test_a_bad_search_space_is_refused_in_one_line(raw, message):
-    with pytest.raises(ParamError) as error:
-        params.parse_space("tune", raw)
-    assert message in str(error.value) and "\n" not in str(error.value)
-
-
 def test_each_series_has_its_own_registered_model_unless_named():
-    assert params.registered_model_name("auto", "sine") == "lstm-sine"
-    assert params.registered_model_name("auto", "examples/co2_weekly.csv") == "lstm-co2_weekly"
-    assert params.registered_model_name("auto", "/data/my sales (2024).csv") == "lstm-my-sales-2024"
-    assert params.registered_model_name("team-model", "examples/sunspots.csv") == "team-model"
+    assert registry.registered_model_name("auto", "sine") == "lstm-sine"
+    assert registry.registered_model_name("auto", "examples/co2_weekly.csv") == "lstm-co2_weekly"
+    assert registry.registered_model_name("auto", "/data/my sales (2024).csv") == "lstm-my-sales-2024"
+    assert registry.registered_model_name("team-model", "examples/sunspots.csv") == "team-model"

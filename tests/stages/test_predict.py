@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from pipeline.params import ParamError
+from pipeline.errors import ParamError
 from pipeline.stages import predict
 from tests.stages.test_stages import small_main
 

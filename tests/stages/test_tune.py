@@ -8,7 +8,7 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipeline import params
+from pipeline.errors import ParamError
 from pipeline.stages import tune
 
 SMALL = {"n_samples": "120", "time_steps": "12", "free_run_steps": "10", "batch_size": "16", "epochs": "4",
@@ -16,7 +16,7 @@ SMALL = {"n_samples": "120", "time_steps": "12", "free_run_steps": "10", "batch_
 
 
 def run_study(**raw):
-    return tune.run(**params.parse_space("tune", {**SMALL, **raw}))
+    return tune.run(**tune.parse_space("tune", {**SMALL, **raw}))
 
 
 def test_the_default_storage_is_optuna_db_beside_the_tracking_store(tracking_store, tmp_path):
@@ -92,3 +92,39 @@ def test_trial_seeds_differ_between_neighbours():
     seeds = [tune.trial_seed(0, k) for k in range(100)] + [tune.trial_seed(1, k) for k in range(100)]
     assert len(set(seeds)) == 200 and all(0 <= s < 2**32 for s in seeds)
     assert not math.isclose(tune.trial_seed(0, 1) - tune.trial_seed(0, 0), tune.trial_seed(0, 2) - tune.trial_seed(0, 1))
+
+
+def test_a_search_space_takes_values_choices_and_ranges():
+    space = tune.parse_space("tune", {"hidden_units": "16:128", "learning_rate": "1e-4:1e-2:log",
+                                        "batch_size": "16,32,64", "noise": "0.1:0.5", "scaling": "standard,window",
+                                        "n_trials": "12", "pruner": "threshold:0.2"})
+    assert space["hidden_units"] == tune.Range(16, 128) and isinstance(space["hidden_units"].low, int)
+    assert space["learning_rate"] == tune.Range(1e-4, 1e-2, log=True)
+    assert space["noise"] == tune.Range(0.1, 0.5)
+    assert space["batch_size"] == [16, 32, 64] and space["scaling"] == ["standard", "window"]
+    assert space["epochs"] == ["auto"] and space["n_trials"] == 12 and space["pruner"] == "threshold:0.2"
+    # The same text for the same space, as workers compare it.
+    assert tune.space_text({name: space[name] for name in ("hidden_units", "learning_rate", "batch_size")}) == {
+        "hidden_units": "16:128", "learning_rate": "0.0001:0.01:log", "batch_size": "16,32,64"}
+
+
+@pytest.mark.parametrize("raw,message", [
+    ({"hidden_units": "128:16"}, "Received an invalid range for parameter `hidden_units`, expected numbers "
+                                 "low < high, got '128:16'."),
+    ({"learning_rate": "0:1e-2:log"}, "parameter `learning_rate`, expected a float above 0, got '0'."),
+    ({"hidden_units": "16:1.5"}, "parameter `hidden_units`, expected a positive integer, got '1.5'."),
+    ({"scaling": "none:window"}, "Received an invalid search space for parameter `scaling`, expected a value, "
+                                 "a comma-separated list of values, got 'none:window'."),
+    ({"hidden_units": "16:64:lin"}, "expected a value, a comma-separated list of values, or a range low:high "
+                                    "or low:high:log, got '16:64:lin'."),
+    ({"pruner": "hyperband"}, "parameter `pruner`, expected 'median', 'none' or 'threshold:<val_loss>', got "
+                              "'hyperband'."),
+    ({"storage": "optuna.db"}, "parameter `storage`, expected 'auto' or an SQLAlchemy database URL"),
+    ({"study": "my study"}, "parameter `study`, expected a study name of letters, digits"),
+    ({"time_steps": "10:60", "horizon": "20"}, "time_steps"),
+    ({"n_trials": "0"}, "parameter `n_trials`, expected a positive integer, got '0'."),
+])
+def test_a_bad_search_space_is_refused_in_one_line(raw, message):
+    with pytest.raises(ParamError) as error:
+        tune.parse_space("tune", raw)
+    assert message in str(error.value) and "\n" not in str(error.value)
