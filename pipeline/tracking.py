@@ -3,7 +3,6 @@
 import contextlib
 import functools
 import hashlib
-import sqlite3
 import tempfile
 import time
 import warnings
@@ -11,37 +10,14 @@ from pathlib import Path
 
 import mlflow
 import mlflow.data
-import sqlalchemy
 from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 
-from pipeline import data, params
+from pipeline import data, params, workarounds
 from pipeline.errors import ParamError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CODE_PACKAGES = ("custom_layers", "pipeline")
-
-# How long a write to a SQLite store waits for another process's lock. SQLite's
-# Python default is 5 s, after which MLflow fails with "database is locked" and
-# the metric is lost; runs started side by side against one store can hold it
-# that long. Set on every SQLite connection this process opens.
-SQLITE_BUSY_TIMEOUT_MS = 120_000
-
-
-@sqlalchemy.event.listens_for(sqlalchemy.engine.Engine, "connect")
-def _wait_for_sqlite_locks(dbapi_connection, connection_record):
-    if isinstance(dbapi_connection, sqlite3.Connection):
-        dbapi_connection.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-
-
-@sqlalchemy.event.listens_for(sqlalchemy.engine.Engine, "before_cursor_execute", retval=True)
-def _keep_waiting_for_sqlite_locks(connection, cursor, statement, parameters, context, executemany):
-    """MLflow opens every session with `PRAGMA busy_timeout = 20000`: that
-    statement sets this process's timeout instead."""
-    if statement.startswith("PRAGMA busy_timeout ="):
-        statement = f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS};"
-    return statement, parameters
-
 
 @functools.cache  # the source does not change while a process runs
 def code_version():
@@ -260,14 +236,6 @@ def log_dataset(dataset, manifest):
 
 SINE_PARAMETERS = ("n_samples", "time_steps", "horizon", "noise", "val_fraction", "test_fraction", "seed")
 
-# Tries at logging a dataset input that another run inserted at the same moment (see below).
-DATASET_INPUT_ATTEMPTS = 3
-
-# How SQLite, PostgreSQL and MySQL word a broken unique key; an `mlflow server` passes it on.
-_DUPLICATE_KEY_MESSAGES = ("UNIQUE constraint failed", "duplicate key value violates unique constraint",
-                           "Duplicate entry")
-
-
 def log_dataset_input(dataset, manifest, split, context):
     """Logs one split of the dataset as an MLflow dataset input of the active run
     (the UI's Datasets column and filter): named for its source and split, with
@@ -287,21 +255,7 @@ def log_dataset_input(dataset, manifest, split, context):
         warnings.simplefilter("ignore", UserWarning)
         logged = mlflow.data.from_numpy(dataset[f"x_{split}"], targets=dataset[f"y_{split}"], source=source,
                                         name=f"{name} ({split})", digest=data.sha256_of_dataset(dataset)[:16])
-    # MLflow looks the dataset up in the experiment, then inserts it if missing: two runs
-    # logging the same dataset at the same moment can both find it missing, and the later
-    # insert breaks the store's unique key (experiment, name, digest). Tried again, the
-    # lookup finds the other run's row and links this run to it.
-    for attempt in range(DATASET_INPUT_ATTEMPTS):
-        try:
-            mlflow.log_input(logged, context=context)
-            return
-        except mlflow.exceptions.MlflowException as error:
-            if attempt + 1 == DATASET_INPUT_ATTEMPTS or not _is_duplicate_key(error):
-                raise
-
-
-def _is_duplicate_key(error):
-    return any(message in str(error) for message in _DUPLICATE_KEY_MESSAGES)
+    workarounds.log_input(logged, context)  # another run may insert the same dataset at once
 
 
 def log_figure(figure, name):

@@ -24,6 +24,9 @@ def temporary_store(folder):
     `tests` is active. Afterwards the environment is as it was."""
     import mlflow
 
+    from pipeline import workarounds
+
+    workarounds.wait_for_sqlite_locks()  # as every stage program does
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     saved = {name: os.environ.get(name) for name in _STORE_VARIABLES}
     os.environ["MLFLOW_TRACKING_URI"] = uri

@@ -12,11 +12,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # tracking server MLflow would draw a progress bar for each, in every log.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-from pipeline import native_logs, params
+from pipeline import params, workarounds
 from pipeline.errors import ParamError, PipelineError
 
-# TensorFlow's native start-up lines, which no log level hides: kept off the console.
-native_logs.install()
+# Before any stage module imports Keras: TensorFlow's native start-up lines,
+# which no log level hides, are kept off the console (pipeline.workarounds, 1).
+workarounds.quiet_tensorflow_start_up()
 
 # Exit statuses: a shell's for a process ended by SIGINT (130) or SIGTERM (143).
 EXIT_BAD_INPUT = 2
@@ -65,6 +66,7 @@ def command_line(stage, run, argv=None, parse=params.parse):
             f"--{name}", help=f"{param.help} (default: {param.default})", default=argparse.SUPPRESS
         )
     raw = vars(parser.parse_args(argv))
+    workarounds.install()
     # The run `mlflow run` created for this entry point (MLflow unsets the
     # variable when a run ends, so it is read now).
     entry_run_id = os.environ.get("MLFLOW_RUN_ID")
@@ -134,10 +136,6 @@ def _end(line, message, status, exit_status, entry_run_id):
 
         tracking.end_entry_run(entry_run_id, message, status)
     if status == "KILLED" and entry_run_id:
-        import subprocess
-
-        # Detached, so that the signal to this process group does not reach it.
-        subprocess.Popen([sys.executable, "-m", "pipeline.stages.keep_killed", entry_run_id],
-                         start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        workarounds.start_keep_killed(entry_run_id)  # `mlflow run` would overwrite KILLED with FAILED
     print(line, file=sys.stderr)
     raise SystemExit(exit_status)

@@ -8,7 +8,7 @@ between the runs, and the headline test metrics. The sweep logs the same table.
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from pipeline import metrics, params, tables
+from pipeline import metrics, params, tables, workarounds
 from pipeline.errors import ParamError
 from pipeline.stages import command_line
 
@@ -44,7 +44,7 @@ def run(experiment, parent_run_id):
     """Prints the table; returns (header, rows)."""
     if experiment == "auto":
         # What `mlflow.start_run` would use: MLFLOW_EXPERIMENT_ID/NAME, set_experiment, or Default.
-        experiment_ids = [mlflow.tracking.fluent._get_experiment_id()]
+        experiment_ids = [workarounds.current_experiment_id()]
     else:
         found = mlflow.get_experiment_by_name(experiment) or (
             mlflow.get_experiment(experiment) if experiment.isdigit() else None

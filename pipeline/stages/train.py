@@ -13,7 +13,6 @@ the `.keras` model under `keras_model/`, the TensorFlow SavedModel under
 import json
 import tempfile
 import time
-import warnings
 from importlib.metadata import version
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from mlflow.models import ModelSignature
 from mlflow.types import ParamSchema, ParamSpec, Schema, TensorSpec
 
 from custom_layers import transforms
-from pipeline import metrics, params, plots, tracking
+from pipeline import metrics, params, plots, tracking, workarounds
 from pipeline import model as forecaster
 from pipeline.progress import EpochProgress
 from pipeline.stages import program
@@ -207,10 +206,7 @@ def _log_models(model, input_width, horizon, interval_level, data_source):
         saved_model = base_path / SAVED_MODEL_VERSION
         forecaster.export_saved_model(model, str(saved_model))
         mlflow.log_artifacts(str(base_path), artifact_path=SAVED_MODEL)
-        with warnings.catch_warnings():
-            # MLflow asks for an input example; the explicit tensor signature is what
-            # it would infer from one (and an example trips MLflow issue 16183).
-            warnings.filterwarnings("ignore", message=".*input example", category=UserWarning)
+        with workarounds.no_input_example_warning():
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=str(SERVING_CODE),

@@ -38,7 +38,7 @@ import mlflow
 from mlflow.entities import RunTag
 from mlflow.tracking import MlflowClient
 
-from pipeline import params, registry, tables, tracking
+from pipeline import params, registry, tables, tracking, workarounds
 from pipeline.errors import ParamError
 from pipeline.stages import command_line, generate_data, program
 
@@ -346,7 +346,7 @@ def run(n_trials, study, storage, sampler, pruner, tune_seed, threads, registere
     # Under `mlflow run`: this worker's own run. Popped, so that the first
     # trial's start_run does not resume it.
     entry_run_id = os.environ.pop("MLFLOW_RUN_ID", None)
-    experiment_id = mlflow.tracking.fluent._get_experiment_id()
+    experiment_id = workarounds.current_experiment_id()
     found, parent_run_id = _join(study, rdb, space, n_trials, pruner, experiment_id)
     parent = MlflowClient().get_run(parent_run_id)
     mlflow.set_experiment(experiment_id=parent.info.experiment_id)

@@ -88,7 +88,7 @@ def test_ctrl_c_marks_the_runs_killed_keeps_the_checkpoint_and_resume_from_finis
     assert process.returncode != 0
 
     (killed_main,) = runs(client, "main")
-    # `mlflow run` marks its run FAILED after the stage ends; pipeline.stages.keep_killed
+    # `mlflow run` marks its run FAILED after the stage ends; pipeline.workarounds.keep_killed
     # puts KILLED back (see there), moments later.
     deadline = time.monotonic() + 30
     while killed_main.info.status != "KILLED" and time.monotonic() < deadline:
