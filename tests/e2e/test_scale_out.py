@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipeline import server
+from deploy import server
 from tests.conftest import REPO
 from tests.e2e.test_serving import free_port, post
 
@@ -46,7 +46,7 @@ PASSWORD = "a-long-test-password"
 
 
 def lstm_server(*args, env=None, check=True):
-    result = subprocess.run([sys.executable, "-m", "pipeline.server", *args], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "deploy.server", *args], capture_output=True, text=True,
                             cwd=REPO, env=env or os.environ, timeout=300)
     if check:
         assert result.returncode == 0, result.stdout + result.stderr
@@ -348,3 +348,28 @@ def test_a_storage_that_cannot_be_opened_is_refused_in_one_line(tmp_path):
                            "'postgresql+psycopg://lstm:***@127.0.0.1:1/optuna' (OperationalError")
     assert "secret" not in result.stderr
     assert not (tmp_path / "mlflow.db").exists(), "refused before anything is recorded"
+
+
+def test_postgresql_runs_without_roots_supplementary_groups(shared_server):
+    if os.geteuid() != 0:
+        pytest.skip("only root drops privileges to run PostgreSQL")
+    pid = int((shared_server["layout"].postgres / "postmaster.pid").read_text().split()[0])
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    postgres = server.pwd.getpwnam("postgres")
+    assert status["Uid"].split()[0] == str(postgres.pw_uid) and status["Gid"].split()[0] == str(postgres.pw_gid)
+    assert status["Groups"].split() == []
+
+
+def test_stop_leaves_alone_a_process_that_took_the_servers_recorded_pid(tmp_path):
+    """A pid read from server.json may belong to another process by now: stop must not kill it."""
+    layout = server.Layout(tmp_path)
+    stranger = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        layout.state.write_text(json.dumps({"host": "127.0.0.1", "port": 5999, "db_port": 5998, "auth": False,
+                                            "mlflow_pid": stranger.pid}))
+        assert server.status(tmp_path)["mlflow_up"] is False
+        lstm_server("stop", "--data", str(tmp_path))
+        assert stranger.poll() is None, "stop killed a process that is not the server"
+    finally:
+        stranger.kill()
+        stranger.wait()

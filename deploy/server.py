@@ -86,27 +86,28 @@ class Layout:
         return json.loads(self.state.read_text()) if self.state.is_file() else None
 
 
-def _as_postgres_user():
-    """PostgreSQL will not run as root: when we are root, its programs run as `postgres`."""
+def _postgres_user():
+    """PostgreSQL will not run as root: when we are root, its programs run as `postgres`
+    (None when we are not root)."""
     if os.geteuid() != 0:
         return None
     try:
-        user = pwd.getpwnam("postgres")
+        return pwd.getpwnam("postgres")
     except KeyError:
         raise ServerError("PostgreSQL refuses to run as root and there is no `postgres` user to run it as: "
                           "run lstm-server as a normal user.") from None
 
-    def demote():
-        os.setgid(user.pw_gid)
-        os.setuid(user.pw_uid)
 
-    return user, demote
+def _as_postgres_user():
+    """subprocess arguments that run a program as `postgres` when we are root: its user,
+    its group and no supplementary group (root's would otherwise be kept)."""
+    user = _postgres_user()
+    return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []} if user else {}
 
 
-def _run_postgres_tool(args, log, env=None):
-    user = _as_postgres_user()
-    result = subprocess.run(args, preexec_fn=user[1] if user else None, env=env, capture_output=True, text=True)
-    if result.returncode != 0:
+def _run_postgres_tool(args, log, env=None, check=True):
+    result = subprocess.run(args, env=env, capture_output=True, text=True, **_as_postgres_user())
+    if check and result.returncode != 0:
         log.write_text(result.stdout + result.stderr)
         first = (result.stderr or result.stdout).strip().splitlines()
         raise ServerError(f"{Path(args[0]).name} failed: {first[-1] if first else 'no output'} (log: {log})")
@@ -158,21 +159,21 @@ def _check_credentials():
     return username, password
 
 
-def _init_postgres(layout, host):
+def _init_postgres(layout):
     """initdb on first start: the role `lstm` with a generated password, TCP only."""
     layout.root.mkdir(parents=True, exist_ok=True)
     layout.logs.mkdir(exist_ok=True)
     layout.db_password.write_text(secrets.token_urlsafe(24) + "\n")
     layout.db_password.chmod(0o600)
     layout.postgres.mkdir()
-    user = _as_postgres_user()
+    user = _postgres_user()
     password_file = layout.root / ".initdb_password"
     password_file.write_text(layout.db_password.read_text())
     if user:
         for path in (layout.postgres, password_file):
-            os.chown(path, user[0].pw_uid, user[0].pw_gid)
+            os.chown(path, user.pw_uid, user.pw_gid)
         os.chmod(password_file, 0o600)
-        probe = subprocess.run(["test", "-w", str(layout.postgres)], preexec_fn=user[1])
+        probe = subprocess.run(["test", "-w", str(layout.postgres)], **_as_postgres_user())
         if probe.returncode != 0:
             shutil.rmtree(layout.postgres)
             raise ParamError(
@@ -205,9 +206,9 @@ def _start_postgres(layout, host, db_port):
     log = layout.logs / "postgres.log"
     if not log.exists():
         log.touch()
-    user = _as_postgres_user()
+    user = _postgres_user()
     if user:
-        os.chown(log, user[0].pw_uid, user[0].pw_gid)
+        os.chown(log, user.pw_uid, user.pw_gid)
     listen = "*" if host in ("0.0.0.0", "::") else host
     _run_postgres_tool(
         [postgres_binary("pg_ctl"), "-D", str(layout.postgres), "-l", str(log), "-w", "-t", "60",
@@ -215,8 +216,17 @@ def _start_postgres(layout, host, db_port):
         layout.logs / "pg_ctl.log")
 
 
+def _postgres_running(layout):
+    """What `pg_ctl status` says (a postmaster.pid left by a crash does not fool it)."""
+    if not (layout.postgres / "PG_VERSION").is_file():
+        return False
+    result = _run_postgres_tool([postgres_binary("pg_ctl"), "-D", str(layout.postgres), "status"],
+                                layout.logs / "pg_ctl.log", check=False)
+    return result.returncode == 0
+
+
 def _stop_postgres(layout):
-    if not (layout.postgres / "postmaster.pid").is_file():
+    if not _postgres_running(layout):
         return
     _run_postgres_tool([postgres_binary("pg_ctl"), "-D", str(layout.postgres), "-m", "fast", "-w", "stop"],
                        layout.logs / "pg_ctl.log")
@@ -281,7 +291,7 @@ def start(data=DEFAULT_DATA, host="127.0.0.1", port=5000, db_port=5433, auth=Fal
             raise ParamError(f"Received {option} {value}: the port is in use on {host}; pick a free one.")
     first_start = not (layout.postgres / "PG_VERSION").is_file()
     if first_start:
-        _init_postgres(layout, host)
+        _init_postgres(layout)
     layout.artifacts.mkdir(parents=True, exist_ok=True)
     state = {"host": host, "port": port, "db_port": db_port, "auth": auth}
     _start_postgres(layout, host, db_port)
@@ -320,9 +330,21 @@ def start(data=DEFAULT_DATA, host="127.0.0.1", port=5000, db_port=5433, auth=Fal
     return state
 
 
+def _is_our_mlflow(pid, state):
+    """Whether process `pid` is still the `mlflow server` that `start` ran on state's port:
+    a pid read from a file may since belong to another process."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        words = [word.decode(errors="replace") for word in command]
+    except OSError:  # no /proc (macOS): ask ps
+        result = subprocess.run(["ps", "-o", "args=", "-p", str(pid)], capture_output=True, text=True)
+        words = result.stdout.split()
+    return "mlflow" in words and "server" in words and str(state.get("port")) in words
+
+
 def _stop_mlflow(state):
     pid = (state or {}).get("mlflow_pid")
-    if not pid or not _alive(pid):
+    if not pid or not _alive(pid) or not _is_our_mlflow(pid, state):
         return
     try:
         os.killpg(pid, signal.SIGTERM)
@@ -358,8 +380,8 @@ def status(data=DEFAULT_DATA):
     state = layout.read_state()
     if state is None:
         return None
-    mlflow_up = bool(state.get("mlflow_pid")) and _alive(state["mlflow_pid"])
-    postgres_up = (layout.postgres / "postmaster.pid").is_file()
+    mlflow_up = bool(state.get("mlflow_pid")) and _alive(state["mlflow_pid"]) and _is_our_mlflow(state["mlflow_pid"], state)
+    postgres_up = _postgres_running(layout)
     return {**state, "running": mlflow_up and postgres_up, "mlflow_up": mlflow_up, "postgres_up": postgres_up}
 
 
