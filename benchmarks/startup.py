@@ -5,7 +5,7 @@
 Each round runs, one after the other in fresh processes:
 - `python -m pipeline.stages.main --learning_rate 0`: a bad value, refused (exit 2);
 - `python -m pipeline.stages.compare` on a SQLite store holding 10 main runs;
-- `python -m pipeline.stages.tune --report` on a study of 10 trials.
+- `python -m pipeline.stages.tune report` on a study of 10 trials.
 Prints the median and range of the wall times (process start to exit) and
 writes benchmarks/results/startup.{json,md}. Each command's run is bracketed by
 benchmarks.quiet: when the machine was busy, nothing is written (exit status 3)
@@ -68,7 +68,7 @@ def main():
     commands = {
         "refusal": ([sys.executable, "-m", "pipeline.stages.main", "--learning_rate", "0"], 2),
         "compare": ([sys.executable, "-m", "pipeline.stages.compare"], 0),
-        "tune_report": ([sys.executable, "-m", "pipeline.stages.tune", "--report", "--study", "bench"], 0),
+        "tune_report": ([sys.executable, "-m", "pipeline.stages.tune", "report", "--study", "bench"], 0),
     }
     watch = Watch()
     with tempfile.TemporaryDirectory(prefix="startup-bench-") as folder:

@@ -1,6 +1,6 @@
 """Where an epoch of the seed workload goes, against PyTorch, in one process.
 
-    python benchmarks/step_breakdown.py [--rounds 9]
+    python benchmarks/step_breakdown.py [--rounds 9] [--force]
 
 25 batches of 32 windows × 49 steps, 50 units (the seed workload's epoch,
 without validation), each variant timed once per round, the variants taking
@@ -24,10 +24,15 @@ turns so that machine drift hits them alike; prints the median and the spread:
   torch train step            nn.LSTM + Linear, MSE, Adam, in a plain loop
   torch recurrence            nn.LSTM alone, forward and backward
 
+The XLA variants are traced inside `custom_layers.stepwise()` (XLA has no
+BlockLSTM kernel). Writes benchmarks/results/step_breakdown.json, unless the
+machine was busy (benchmarks.quiet; --force writes it marked busy).
+
 torch is needed (pip install torch==2.13.0); it is never a pipeline dependency.
 """
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -37,7 +42,11 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.machine import machine  # noqa: E402
+from benchmarks.quiet import Watch  # noqa: E402
 from benchmarks.training import SEED_WORKLOAD, sine_data  # noqa: E402  (one definition of the workload)
+
+RESULTS = Path(__file__).resolve().parent / "results" / "step_breakdown.json"
 
 BATCH, UNITS = SEED_WORKLOAD["batch_size"], SEED_WORKLOAD["hidden_units"]
 STEPS = SEED_WORKLOAD["time_steps"] - 1  # a window of 50 points: 49 inputs, 1 target
@@ -182,23 +191,35 @@ def variants():
 
 
 def main():
+    from custom_layers import stepwise
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--force", action="store_true", help="write the results even if the machine was busy")
     args = parser.parse_args()
     contenders = variants()
-    for epoch in contenders.values():
-        epoch()  # compile and warm up
+    for name, epoch in contenders.items():
+        with stepwise() if "XLA" in name else contextlib.nullcontext():
+            epoch()  # trace, compile and warm up
+    watch = Watch()
     seconds = {name: [] for name in contenders}
-    for _ in range(args.rounds):
+    for number in range(1, args.rounds + 1):
         for name, epoch in contenders.items():
-            tic = time.perf_counter()
-            epoch()
-            seconds[name].append(time.perf_counter() - tic)
+            with watch.measure(f"{name}, round {number}"):
+                tic = time.perf_counter()
+                epoch()
+                seconds[name].append(time.perf_counter() - tic)
     print(f"\nSeconds per epoch ({BATCHES} batches of {BATCH} × {STEPS} steps, {UNITS} units), "
           f"median of {args.rounds} alternating rounds:\n")
     print("| variant | median | min–max |\n|---|---:|---|")
     for name, values in seconds.items():
         print(f"| {name} | {statistics.median(values):.3f} | {min(values):.3f}–{max(values):.3f} |")
+    watch.write_or_refuse({
+        "command": "python benchmarks/step_breakdown.py " + " ".join(sys.argv[1:]), "machine": machine(),
+        "workload": {"batches": BATCHES, "batch": BATCH, "steps": STEPS, "units": UNITS}, "rounds": args.rounds,
+        "seconds_per_epoch": {name: {"median": statistics.median(values), "min": min(values), "max": max(values),
+                                     "all": values} for name, values in seconds.items()},
+    }, RESULTS, force=args.force)
 
 
 if __name__ == "__main__":

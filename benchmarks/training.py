@@ -9,8 +9,6 @@ validation on the 100 next windows after every epoch. Contenders:
 
   custom_cell       this project's LSTMCell in its LSTM layer, built and trained by
                     pipeline.model (build_model, fit) exactly as the train stage does
-  custom_cell_grappler  the same, with Grappler rewriting fit's epoch function
-                    (pipeline.model.REWRITE_EPOCH_GRAPH = True; on a CPU fit turns it off)
   keras_lstm        keras.layers.LSTM(50) in a plain model, trained by the same fit
   keras_lstm_xla    the same, compiled with XLA (fit then compiles its epoch with XLA)
   torch_lstm        torch.nn.LSTM(1, 50, batch_first=True) + Linear(50, 1), the seed's
@@ -54,10 +52,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
-CONTENDERS = ["custom_cell", "custom_cell_grappler", "keras_lstm", "keras_lstm_xla", "torch_lstm"]
-# Compared on the seed workload only, not in the scaling grid (the Grappler
-# variant differs in the first epoch, which the grid leaves out).
-NOT_SCALED = ("keras_lstm_xla", "custom_cell_grappler")
+CONTENDERS = ["custom_cell", "keras_lstm", "keras_lstm_xla", "torch_lstm"]
+# Compared on the seed workload only, not in the scaling grid.
+NOT_SCALED = ("keras_lstm_xla",)
 SEED_WORKLOAD = {"time_steps": 50, "hidden_units": 50, "batch_size": 32}
 TARGET_VAL_MSE = 1e-4
 N_WINDOWS = 1000  # 800 train, 100 validation, 100 test
@@ -102,8 +99,7 @@ def measure_keras(contender, config, epochs, seed=0):
 
     dataset = sine_data(config["time_steps"])
     keras.utils.set_random_seed(seed)
-    if contender.startswith("custom_cell"):
-        forecaster.REWRITE_EPOCH_GRAPH = True if contender == "custom_cell_grappler" else None
+    if contender == "custom_cell":
         model = forecaster.build_model(config["hidden_units"], 0.001)
     else:
         inputs = keras.Input(shape=(None, 1), name="window")

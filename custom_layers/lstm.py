@@ -40,19 +40,22 @@ class LSTM(keras.layers.RNN):
     `keras.layers.LSTM` to 1e-5 in outputs, states and gradients.
 
     Whether to take the fused path is `fused`: `"auto"` (the default) takes it
-    for cells of at most FUSED_MAX_UNITS units, `True` always, `False` never.
+    where it can run, for cells of at most FUSED_MAX_UNITS units; `True` takes
+    it and raises a ValueError where it cannot run; `False` never takes it.
     The kernel saves the dispatch of small per-step operations but multiplies
-    its matrices with Eigen, where TensorFlow's own `MatMul` uses oneDNN: on a
-    2-core CPU the fused path trained the seed workload's 50 units 1.8× faster
-    per epoch than the cell's loop (batch 32), and 64 units 2.1× faster, but
-    128 units 1.8× slower and 256 units 1.6× slower (docs/performance.md).
+    its matrices with Eigen, where TensorFlow's own `MatMul` uses oneDNN: hence
+    the limit for `"auto"` (docs/performance.md has the measurements).
 
-    Either way, the fused path is taken only with the TensorFlow backend,
-    float32, no mask, no `unroll`, outside XLA (which has no `BlockLSTM`
-    kernel: inside a `jit_compile` function the layer runs the cell step by
-    step, so a model compiled with XLA still works), without dropout in
-    training, and outside a `stepwise()` block. Otherwise the layer is exactly
-    `keras.layers.RNN(cell)`.
+    The fused path runs with the TensorFlow backend, float32, no mask, no
+    `unroll`, and without dropout in training; elsewhere `"auto"` makes the
+    layer exactly `keras.layers.RNN(cell)`. Inside a `stepwise()` block every
+    `LSTM` layer steps the cell, whatever its `fused`.
+
+    XLA has no `BlockLSTM` kernel. As Keras' own `LSTM` does for cuDNN, a
+    layer that may fuse declares `supports_jit = False`, so that Keras compiles
+    a model holding it without XLA (`jit_compile="auto"`; `True` falls back
+    with Keras' warning). To trace it in a `tf.function(jit_compile=True)` of
+    your own, trace inside `stepwise()` or build it with `fused=False`.
 
     Args:
         cell: an `LSTMCell`.
@@ -77,6 +80,8 @@ class LSTM(keras.layers.RNN):
             )
         super().__init__(cell, **kwargs)
         self.fused = fused
+        if fused is True or (fused == "auto" and cell.units <= self.FUSED_MAX_UNITS):
+            self.supports_jit = False  # XLA cannot compile BlockLSTM
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         if not self._fused(sequences, mask, training):
@@ -94,15 +99,30 @@ class LSTM(keras.layers.RNN):
         return {**super().get_config(), "fused": self.fused}
 
     def _fused(self, sequences, mask, training):
-        if self.fused is False or (self.fused == "auto" and self.cell.units > self.FUSED_MAX_UNITS):
+        if self.fused is False or getattr(_stepwise, "active", False):
             return False
-        if keras.backend.backend() != "tensorflow" or mask is not None or self.unroll:
+        if self.fused == "auto" and self.cell.units > self.FUSED_MAX_UNITS:
             return False
+        blocker = self._why_not_fused(sequences, mask, training)
+        if blocker and self.fused is True:
+            raise ValueError(
+                "Received `fused=True`, but the fused BlockLSTM kernel cannot run here: "
+                f"{blocker}. Use fused='auto' (which then steps the cell) or fused=False."
+            )
+        return blocker is None
+
+    def _why_not_fused(self, sequences, mask, training):
+        if keras.backend.backend() != "tensorflow":
+            return f"the backend is {keras.backend.backend()!r}, not 'tensorflow'"
+        if mask is not None:
+            return "the input has a mask"
+        if self.unroll:
+            return "unroll=True"
         if sequences.dtype != "float32" or self.cell.compute_dtype != "float32":
-            return False
+            return f"the dtype is {sequences.dtype}, not float32"
         if training and (self.cell.dropout or self.cell.recurrent_dropout):
-            return False
-        return not getattr(_stepwise, "active", False) and not _in_xla_context()
+            return "the cell has dropout, in training"
+        return None
 
 
 def fused_lstm(sequences, h, c, kernel, recurrent_kernel, bias):
@@ -144,10 +164,3 @@ def fused_lstm(sequences, h, c, kernel, recurrent_kernel, bias):
     )
     return tf.transpose(h_all, [1, 0, 2]), h_all[-1], c_all[-1]
 
-
-def _in_xla_context():
-    """Whether the function being traced will be compiled by XLA."""
-    import tensorflow as tf
-    from tensorflow.python.ops import control_flow_util
-
-    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())

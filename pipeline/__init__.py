@@ -1,6 +1,10 @@
 """The forecasting pipeline: data generation → training → evaluation, tracked by MLflow.
 
-The modules directly under `pipeline` are the functional core (arrays in,
-arrays or figures out, no MLflow); `pipeline.stages` holds the MLflow entry
-points and `pipeline.tracking` the helpers they share.
+The functional core takes arrays and returns arrays or figures, and imports no
+MLflow: `data`, `params`, `model`, `metrics`, `plots`, `tables`, `progress`,
+`errors`. The MLflow shell is `tracking` (runs, parameters, lookups),
+`registry` (registered models and the champion rule), `serving` (the MLflow
+pyfunc model that serves the SavedModel), `workarounds` (every upstream
+workaround) and `stages/`, the entry points. `tests/test_imports.py` keeps the
+imports free of circles; deployment (`lstm-server`) lives apart, in `deploy/`.
 """

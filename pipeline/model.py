@@ -20,13 +20,6 @@ MEMBERS_LAYER = "members"
 INTERVAL_LAYER = "interval"
 VALIDATION_BATCH = 1024
 
-# Whether Grappler, TensorFlow's graph optimizer, rewrites fit's epoch function;
-# None: only where a GPU is visible. It rewrites a function the first time it
-# runs: on a CPU, for the seed's epoch, that is about a fifth of the first epoch,
-# and the epochs after are no faster for it (`benchmarks/training.py`, contenders
-# custom_cell and custom_cell_grappler). Unmeasured on a GPU, where it stays on.
-REWRITE_EPOCH_GRAPH = None
-
 
 def build_model(hidden_units, learning_rate, horizon=1, scaling="none", scale=(0.0, 1.0), target="level",
                 season=0, ensemble_size=1):
@@ -36,7 +29,7 @@ def build_model(hidden_units, learning_rate, horizon=1, scaling="none", scale=(0
 
     `scaling` (`none`, `standard` with `scale` = (mean, std) of the training
     split, or `window`) and `target` (`level`, `last`, `seasonal` with `season`)
-    are the layers of `pipeline.transforms`. For `last` and `seasonal`, the
+    are the layers of `custom_layers.transforms`. For `last` and `seasonal`, the
     output layer starts at zero: the untrained model is the naive forecast it
     corrects. The loss is the mean over members
     of each member's MSE, in the series' units, so each member learns as if
@@ -288,28 +281,15 @@ def fit(model, dataset, epochs, batch_size, patience, seed=0, checkpoint_dir=Non
 
 @contextlib.contextmanager
 def _lean_first_epoch():
-    """While fit runs, two costs of its first epoch that buy nothing are cut;
-    both settings are restored when it returns.
-
-    Python's full garbage collections walk every object TensorFlow, Keras and
-    MLflow have made; one during tracing took 0.2 s of the 0.35 s the first
-    epoch cost. Objects made so far are left out of collections.
-    Grappler rewrites the epoch's function or not as REWRITE_EPOCH_GRAPH says
-    (a process-wide setting; one made before fit is kept).
-    """
-    import tensorflow as tf
-
-    rewrite = REWRITE_EPOCH_GRAPH
-    if rewrite is None:
-        rewrite = bool(tf.config.list_physical_devices("GPU"))
-    disabled = tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer", False)
-    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": disabled or not rewrite})
+    """While fit runs, Python's full garbage collections leave out the objects
+    made so far: they walk every object TensorFlow, Keras and MLflow have made,
+    and one during tracing took 0.2 s of the 0.35 s the first epoch cost.
+    Restored when fit returns."""
     gc.freeze()
     try:
         yield
     finally:
         gc.unfreeze()
-        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": disabled})
 
 
 def _diverged(model, name, value, where):
@@ -409,21 +389,22 @@ def export_saved_model(model, path):
     window = [tf.TensorSpec(shape=(None, None, 1), dtype=tf.float32, name="window")]
     archive = keras.export.ExportArchive()
     archive.track(model)
-    for name, jit_compile in (("serve", False), ("serve_xla", True)):
-        archive.add_endpoint(
-            name=name,
-            fn=tf.function(lambda window: model(window, training=False),
-                           input_signature=window, jit_compile=jit_compile),
-        )
-    stepwise_serving = tf.function(lambda window: model(window, training=False), input_signature=window)
-    with stepwise():  # traced here, once: the graph keeps the step-by-step loop
-        stepwise_serving.get_concrete_function()
-    archive.add_endpoint(name="serve_stepwise", fn=stepwise_serving)
+    def serve(window):
+        return model(window, training=False)
+
+    archive.add_endpoint(name="serve", fn=tf.function(serve, input_signature=window))
+    # Traced here, once, inside stepwise(): these graphs keep the cell's step-by-step
+    # loop (XLA has no BlockLSTM kernel; serve_stepwise is for servers without TF's RNN kernels).
+    for name, jit_compile in (("serve_xla", True), ("serve_stepwise", False)):
+        function = tf.function(serve, input_signature=window, jit_compile=jit_compile)
+        with stepwise():
+            function.get_concrete_function()
+        archive.add_endpoint(name=name, fn=function)
     archive.write_out(path, verbose=False)
 
 
-def rnn_input(model, window, member=0):
-    """What a member's RNN layer reads for `window`: the scaled window."""
+def rnn_input(model, window):
+    """What every member's RNN layer reads for `window`: the scaled window (the members share it)."""
     return np.asarray(model.get_layer(SCALE_LAYER)(np.asarray(window, np.float32))[0])
 
 

@@ -153,8 +153,9 @@ def check_data(values, dataset, manifest):
 
 
 def _log_epoch(epoch, logs, checkpoint_dir, epoch_hook=None):
-    # Asynchronous: an epoch does not wait for the tracking store. With an
-    # ensemble, each member's validation MSE and the median's too.
+    # The metrics are logged asynchronously (an epoch does not wait for them); the
+    # checkpoint upload is synchronous, one request per file. With an ensemble,
+    # each member's validation MSE and the median's too.
     losses = {"train_loss": logs["loss"], "val_loss": logs["val_loss"]}
     losses.update({name[len("val_"):].replace("_mse", "_val_loss"): value
                    for name, value in logs.items() if name.startswith("val_") and name != "val_loss"})

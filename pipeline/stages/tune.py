@@ -1,7 +1,7 @@
 """Tune: an Optuna study of full pipeline runs, shared by any number of workers.
 
     lstm-tune --study NAME --n_trials 20 --hidden_units 16:128 --learning_rate 1e-4:1e-2:log
-    lstm-tune --study NAME --report
+    lstm-tune report --study NAME
 
 Every main parameter may be one value, a comma-separated list of choices
 (`16,32,64`), an integer or float range (`16:128`, `0.1:0.5`) or a log-uniform
@@ -109,11 +109,14 @@ def _storage(url):
 
 
 def _hide_password(url):
-    head, _, tail = url.rpartition("@")
-    if not head or ":" not in head.split("//", 1)[-1]:
+    """The URL with its password as ***, as SQLAlchemy renders it; a URL it cannot parse is shown whole
+    (it holds no password SQLAlchemy could find either)."""
+    import sqlalchemy.engine
+
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except sqlalchemy.exc.ArgumentError:
         return url
-    scheme, _, credentials = head.partition("//")
-    return f"{scheme}//{credentials.split(':', 1)[0]}:***@{tail}"
 
 
 def _sampler(name, seed):
@@ -491,10 +494,12 @@ def _log_plots(study, parent_run_id, complete):
 
 
 def report_command(argv):
-    parser = argparse.ArgumentParser(prog="lstm-tune --report")
-    parser.add_argument("--report", action="store_true")
-    parser.add_argument("--study", default=params.PARAMS["study"].default)
-    parser.add_argument("--storage", default="auto")
+    """`lstm-tune report [--study NAME] [--storage URL]`: where a study stands."""
+    parser = argparse.ArgumentParser(prog="lstm-tune")
+    commands = parser.add_subparsers(dest="command", required=True)
+    report_parser = commands.add_parser("report", help="where a study stands: its trials and its best")
+    report_parser.add_argument("--study", default=params.PARAMS["study"].default, help=params.PARAMS["study"].help)
+    report_parser.add_argument("--storage", default="auto", help=params.PARAMS["storage"].help)
     args = parser.parse_args(argv)
     import optuna
 
@@ -508,12 +513,23 @@ def report_command(argv):
     print(describe(study, report(study)))
 
 
-def main(argv=None):
-    """The `lstm-tune` console script: a worker, or with --report where a study stands."""
-    argv = sys.argv[1:] if argv is None else argv
+def _report_argv(argv):
+    """The arguments of the `report` subcommand, or None for a worker. `--report`
+    anywhere is the older spelling of `report` first."""
+    if argv[:1] == ["report"]:
+        return argv
     if "--report" in argv:
+        return ["report"] + [arg for arg in argv if arg != "--report"]
+    return None
+
+
+def main(argv=None):
+    """The `lstm-tune` console script: a worker, or `lstm-tune report` where a study stands."""
+    argv = sys.argv[1:] if argv is None else argv
+    report_argv = _report_argv(argv)
+    if report_argv is not None:
         try:
-            report_command(argv)
+            report_command(report_argv)
         except ParamError as error:
             print(f"error: {error}", file=sys.stderr)
             raise SystemExit(2)
@@ -522,7 +538,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    if "--report" in sys.argv[1:]:
+    if _report_argv(sys.argv[1:]) is not None:
         main()
     else:
         program("tune", run, parse=parse_space)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from custom_layers import LSTM, LSTMCell
+from custom_layers import LSTM, LSTMCell, stepwise
 from tests.custom_layers.test_lstm_cell import SIZES, assert_loads_in_a_fresh_process
 
 
@@ -97,16 +97,42 @@ def test_large_cell_states_are_not_clipped():
     np.testing.assert_allclose(np.asarray(actual), np.asarray(expected), atol=1e-5)
 
 
-def test_under_xla_the_layer_steps_the_cell_and_computes_the_same():
+def test_under_xla_inside_stepwise_the_layer_steps_the_cell_and_computes_the_same():
     reference, fused = twins(6, 2, return_sequences=True)
     rng = np.random.default_rng(4)
     x = tf.constant(rng.normal(size=(3, 9, 2)).astype("float32"))
     h0, c0 = initial_state(rng, 3, 6)
     expected, _ = outputs_and_gradients(reference, x, h0, c0)
-    actual, ops = outputs_and_gradients(fused, x, h0, c0, jit_compile=True)
+    with stepwise():
+        actual, ops = outputs_and_gradients(fused, x, h0, c0, jit_compile=True)
     assert "BlockLSTM" not in ops  # XLA has no kernel for it
     for name, e, a in zip(NAMES, expected, actual, strict=True):
         assert_close(a, e, name)
+
+
+def test_a_layer_that_may_fuse_tells_keras_it_does_not_support_xla():
+    assert LSTM(LSTMCell(8)).supports_jit is False and LSTM(LSTMCell(8), fused=True).supports_jit is False
+    assert LSTM(LSTMCell(8), fused=False).supports_jit is True and LSTM(LSTMCell(65)).supports_jit is True
+    inputs = keras.Input((None, 1))
+    model = keras.Model(inputs, keras.layers.Dense(1)(LSTM(LSTMCell(8))(inputs)))
+    with pytest.warns(UserWarning, match="doesn't support `jit_compile=True`"):
+        model.compile(optimizer="adam", loss="mse", jit_compile=True)
+    assert model.jit_compile is False
+
+
+def test_fused_true_raises_where_the_kernel_cannot_run():
+    x = tf.constant(np.random.default_rng(5).normal(size=(2, 6, 3)).astype("float32"))
+    dropout = LSTM(LSTMCell(4, dropout=0.5), fused=True)
+    dropout(x)  # inference: no dropout, the kernel runs
+    with pytest.raises(ValueError, match=r"`fused=True`, but the fused BlockLSTM kernel cannot run here: "
+                                         r"the cell has dropout, in training"):
+        dropout(x, training=True)
+    with pytest.raises(ValueError, match="unroll=True"):
+        LSTM(LSTMCell(4), fused=True, unroll=True)(x)
+    inputs = keras.Input((None, 3))
+    masked = keras.Model(inputs, LSTM(LSTMCell(4), fused=True)(keras.layers.Masking(0.0)(inputs)))
+    with pytest.raises(ValueError, match="the input has a mask"):
+        masked(x)
 
 
 def test_dropout_in_training_and_masks_take_the_cells_own_loop():

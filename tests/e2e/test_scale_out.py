@@ -192,7 +192,7 @@ def test_the_study_ends_with_the_best_by_validation_registered(study, shared_ser
 
 
 def test_report_says_where_the_study_stands(study, shared_server):
-    result = subprocess.run([sys.executable, "-m", "pipeline.stages.tune", "--report", "--study", "shared",
+    result = subprocess.run([sys.executable, "-m", "pipeline.stages.tune", "report", "--study", "shared",
                              "--storage", shared_server["storage"]],
                             cwd=REPO, env=client_env(shared_server["uri"]), capture_output=True, text=True,
                             timeout=300)

@@ -128,3 +128,16 @@ def test_seasonal_naive_wins_is_decided_on_the_training_windows():
     trend = np.lib.stride_tricks.sliding_window_view(t, 25)
     assert not metrics.seasonal_naive_wins(trend[:, :24, None], trend[:, 24:], 12)
     assert not metrics.seasonal_naive_wins(windows[:, :24, None], windows[:, 24:], 30)  # does not fit
+
+
+def test_a_results_csv_quotes_a_cell_with_a_comma_and_reads_back_whole():
+    import csv
+    import io
+
+    from pipeline import tables
+
+    header = ["run", "data_source", "test_rmse"]
+    rows = [["main", "data/sales, 2024.csv", 0.1 + 0.2], ["main", 'say "hi"', 1.5]]
+    text = tables.to_csv(header, rows)
+    assert list(csv.reader(io.StringIO(text))) == [header, ["main", "data/sales, 2024.csv", "0.30000000000000004"],
+                                                   ["main", 'say "hi"', "1.5"]]

@@ -61,27 +61,6 @@ def test_resuming_from_a_checkpoint_trains_exactly_what_one_uninterrupted_fit_tr
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("set_before", [False, True])
-def test_grappler_is_off_while_fit_runs_on_a_cpu_changes_no_weight_and_is_restored(set_before, monkeypatch):
-    dataset = data.make_sine_dataset(120, 12, 1, 0.0, 0.1, 0.2, seed=0)
-    options = tf.config.optimizer.get_experimental_options
-    weights, seen = [], []
-    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": set_before})
-    try:
-        for rewrite in (None, True):  # None: on only where a GPU is visible (none here)
-            monkeypatch.setattr(forecaster, "REWRITE_EPOCH_GRAPH", rewrite)
-            model = _fresh_model(3)
-            forecaster.fit(model, dataset, epochs=2, batch_size=16, patience=0,
-                           on_epoch_end=lambda epoch, logs: seen.append(options()["disable_meta_optimizer"]))
-            weights.append(model.get_weights())
-            assert options()["disable_meta_optimizer"] is set_before
-    finally:
-        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": False})
-    assert seen == [True, True, set_before, set_before]  # a setting made before fit is kept
-    for off, on in zip(*weights):
-        np.testing.assert_array_equal(off, on)
-
-
 def test_patience_stops_early_and_a_resumed_run_already_stopped_trains_no_more(tmp_path):
     dataset = data.make_sine_dataset(150, 12, 1, 0.0, 0.1, 0.2, seed=0)
     # A learning rate this large makes the validation loss bounce: it stops improving early.

@@ -1,5 +1,5 @@
 """Quick answers: a bad value is refused before MLflow or TensorFlow load, and
-lstm-compare and `lstm-tune --report` never load TensorFlow (benchmarks/startup.py times them)."""
+lstm-compare and `lstm-tune report` never load TensorFlow (benchmarks/startup.py times them)."""
 
 import subprocess
 import sys
@@ -26,3 +26,14 @@ def test_compare_and_the_tune_report_do_not_load_tensorflow():
     code = "import sys, pipeline.stages.compare, pipeline.stages.tune; print('tensorflow' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "False", result.stderr[-2000:]
+
+
+def test_lstm_tune_report_is_a_subcommand_and_names_a_missing_study(tmp_path):
+    for argv in (["report", "--study", "nothing-here"], ["--report", "--study", "nothing-here"]):
+        result = subprocess.run([sys.executable, "-m", "pipeline.stages.tune", *argv, "--storage",
+                                 f"sqlite:///{tmp_path / 'optuna.db'}"], cwd=REPO, capture_output=True, text=True,
+                                timeout=120)
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert result.stderr.strip().splitlines()[-1] == (
+            f"error: Received an invalid value for parameter `study`: no study 'nothing-here' in "
+            f"sqlite:///{tmp_path / 'optuna.db'}.")
