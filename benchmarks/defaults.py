@@ -1,7 +1,7 @@
 """Which target form, scaling and ensemble size a CSV series should get by default.
 
     python benchmarks/defaults.py [--grid forms|auto|ensemble] [--cases sunspots,co2,...] [--out FILE]
-    python benchmarks/defaults.py --summary [--out FILE]      # the tables in README, from FILE
+    python benchmarks/defaults.py --summary [--out FILE]      # the tables in docs/forecasting.md, from FILE
 
 Trains with the pipeline's own functions (pipeline.data, pipeline.model: the
 same windows, model and fit as the train stage, without MLflow) on every
@@ -17,7 +17,7 @@ training windows) with scaling standard and window, one network.
 best of its grid on that series and horizon, their geometric mean, and the test
 MASE beside it.
 Defaults are chosen on validation MSE only (the test split is reported, never
-used to choose); README "Defaults for your own series" gives the outcome.
+used to choose); docs/forecasting.md, "Defaults for your own series", gives the outcome.
 """
 
 import argparse

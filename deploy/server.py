@@ -198,7 +198,7 @@ REMOTE_HBA = "host all all 0.0.0.0/0 scram-sha-256\nhost all all ::/0 scram-sha-
 
 def _start_postgres(layout, host, db_port):
     if host not in ("127.0.0.1", "localhost", "::1"):
-        # Other machines sign in with the generated password too (no TLS: see README).
+        # Other machines sign in with the generated password too (no TLS: see docs/scale-out.md).
         hba = layout.postgres / "pg_hba.conf"
         if REMOTE_HBA not in hba.read_text():
             with open(hba, "a") as rules:

@@ -1,4 +1,4 @@
-"""The README's MLflow UI screenshots, taken again: `python docs/screenshots.py`.
+"""The MLflow UI screenshots of docs/compare-and-tune.md, taken again: `python docs/screenshots.py`.
 
 Needs Debian's `chromium` (`apt-get install chromium`). In a temporary store it
 runs a small sweep (4 trials, each a main run with its three stages), starts

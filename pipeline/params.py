@@ -85,7 +85,7 @@ def _run_id(value):
 
 
 # What 'auto' chooses for a CSV series: the rule and the measurements behind it
-# are in README "Defaults for your own series" (benchmarks/defaults.py).
+# are in docs/forecasting.md, "Defaults for your own series" (benchmarks/defaults.py).
 # Epochs are counted in gradient steps for a CSV, whose series may give 70 or
 # 3000 training windows: 'auto' trains for about CSV_STEPS steps and stops after
 # about CSV_PATIENCE_STEPS without a better validation loss.

@@ -1,4 +1,4 @@
-"""Why data-parallel training is not offered (README, "Scale out"): Keras 3.15 cannot
+"""Why data-parallel training is not offered (docs/scale-out.md, "Why not data-parallel training"): Keras 3.15 cannot
 `fit` under tf.distribute.MultiWorkerMirroredStrategy with two workers.
 
 Two real worker processes on 127.0.0.1 train the project's own cell for one

@@ -228,3 +228,15 @@ def test_after_the_quick_start_a_worse_sweep_leaves_the_better_model_champion(de
     assert champion.version == before.version, "the quick start's model, trained 50 epochs, is still the better one"
     assert "the champion, version 1" in sweep.stdout and "stays" in sweep.stdout
     assert len(client.search_model_versions("name = 'lstm-sine'")) == 2
+
+
+def test_the_readme_shows_the_table_a_default_run_prints(default_run):
+    _, _, result, _ = default_run
+    readme = (REPO / "README.md").read_text()
+
+    def table(text):
+        return [line for line in text.splitlines() if line.startswith("| ") and "|" in line[2:]
+                and line.split("|")[1].strip() in ("forecaster", "LSTM", "persistence", "ETS", "linear AR")]
+
+    assert table(readme) and table(readme) == table(result.stdout)
+    assert "Model: epochs=50, patience=10, scaling=none, target=level, ensemble_size=1" in readme

@@ -27,7 +27,7 @@ SECRETS = {"AWS_SECRET_ACCESS_KEY": "never-log-me-7f3a9c", "LSTM_FORECASTER_TOKE
 
 def store_at(folder):
     """A SQLite store in `folder`, its tables created (as any first run creates
-    them; see the README on starting runs side by side on a fresh store)."""
+    them; see docs/pipeline.md on starting runs side by side on a fresh store)."""
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     client = MlflowClient(uri)
     client.search_experiments()
