@@ -45,10 +45,10 @@ def fit_one(path, case, horizon, config, seed=42):
     import keras
     import numpy as np
 
-    from pipeline import data, metrics, params
+    from pipeline import csv_input, data, metrics, params
     from pipeline import model as forecaster
 
-    times, values, _, _ = data.read_csv_series(path, case["column"], case["time_column"], case["fill_missing"])
+    times, values, _, _ = csv_input.read_csv_series(path, case["column"], case["time_column"], case["fill_missing"])
     season = case["season"]
     time_steps = params.resolve_time_steps("auto", horizon, season, is_sine=False)
     dataset = data.make_series_dataset(times, values, time_steps, horizon, 0.1, 0.2)

@@ -90,8 +90,23 @@ class ToSeriesUnits(keras.layers.Layer):
             return forecast + x[:, -1, :]
         horizon = output.shape[-1]
         input_width = ops.shape(x)[1]
+        self._check_window(input_width)
         positions = input_width + ops.convert_to_tensor(seasonal_offsets(horizon, self.season), "int32")
         return forecast + ops.take(x[:, :, 0], positions, axis=1)
+
+    def min_window(self):
+        """The shortest window this layer can forecast from: a whole season for `seasonal`."""
+        return self.season if self.target == "seasonal" else 1
+
+    def _check_window(self, input_width):
+        # A shorter window would read before its start (a negative index, which
+        # Keras' take wraps around to the window's end): refuse, saying the minimum.
+        import tensorflow as tf
+
+        tf.debugging.assert_greater_equal(
+            tf.cast(input_width, "int32"), self.season,
+            message=f"Window too short: the seasonal target with season {self.season} reads the value one season "
+                    f"before each target, so a window needs at least {self.season} values")
 
     def get_config(self):
         return {**super().get_config(), "target": self.target, "season": self.season}

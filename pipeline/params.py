@@ -109,7 +109,19 @@ _PARAMS = [
     Param("time_column", str, "none", "'none' or a column name", bool,
           "CSV only: a column of dates or numbers used as the time axis"),
     Param("fill_missing", str, "error", "'error' or 'interpolate'", lambda v: v in ("error", "interpolate"),
-          "CSV only: fail on missing or non-numeric values, or fill them linearly in time"),
+          "CSV only: refuse missing or non-numeric values and absent time steps, or fill them linearly in time"),
+    Param("time_format", str, "auto", "'auto', 'iso', 'dayfirst', 'monthfirst' or a strftime format with %",
+          lambda v: v in ("auto", "iso", "dayfirst", "monthfirst") or "%" in v,
+          "CSV only: how time_column's dates are written; 'auto': ISO 8601, else day-first or month-first when "
+          "a day field exceeds 12 somewhere, refused when both readings are possible"),
+    Param("separator", str, "auto", "'auto' or one character (',', ';', 'tab', '|')",
+          lambda v: v in ("auto", "tab") or len(v) == 1,
+          "CSV only: the column separator; 'auto' detects ',', ';', tab or '|' from the first lines"),
+    Param("decimal", str, ".", "'.' or ','", lambda v: v in (".", ","),
+          "CSV only: the decimal mark of the values"),
+    Param("thousands", str, "none", "'none', ',', '.', \"'\" or 'space'",
+          lambda v: v in ("none", ",", ".", "'", "space"),
+          "CSV only: the thousands separator of the values"),
     Param("n_samples", int, 1000, "a positive integer", _positive,
           "sine only: number of windows"),
     Param("time_steps", int, "auto", "'auto' or an integer of at least 2", lambda v: v >= 2,
@@ -205,6 +217,9 @@ _PARAMS = [
     # compare
     Param("experiment", str, "auto", "'auto' or an experiment name or id", bool,
           "the experiment whose pipeline runs to compare ('auto': the current one)"),
+    Param("table", str, "by_series", "'by_series' or 'wide'", lambda v: v in ("by_series", "wide"),
+          "compare: one table per series with the best run and the champion marked, or every run and every "
+          "headline metric in one table"),
     Param("parent_run_id", str, "none", "'none' or a run id (32 hex digits)",
           lambda v: v == "none" or _run_id(v),
           "compare only the pipeline runs nested under this run, such as a sweep"),
@@ -221,9 +236,11 @@ _PARAMS = [
 PARAMS = {param.name: param for param in _PARAMS}
 
 DATA_PARAMS = [
-    "data_source", "column", "time_column", "fill_missing", "n_samples", "time_steps", "horizon",
-    "noise", "val_fraction", "test_fraction", "seed", "season",
+    "data_source", "column", "time_column", "fill_missing", "time_format", "separator", "decimal", "thousands",
+    "n_samples", "time_steps", "horizon", "noise", "val_fraction", "test_fraction", "seed", "season",
 ]
+# How a CSV file is read (pipeline.csv_input): a model remembers them, and predict reads its series so.
+CSV_READING_PARAMS = ["time_column", "fill_missing", "time_format", "separator", "decimal", "thousands"]
 TRAIN_PARAMS = ["hidden_units", "learning_rate", "epochs", "batch_size", "scaling", "patience", "target",
                 "season", "ensemble_size", "interval_level", "seed"]
 EVALUATE_PARAMS = ["season", "free_run_steps"]
@@ -237,8 +254,9 @@ STAGE_PARAMS = {
     "generate_data": DATA_PARAMS,
     "train": ["data_uri"] + TRAIN_PARAMS + ["resume_from"],
     "evaluate": ["model_uri", "data_uri"] + EVALUATE_PARAMS,
-    "predict": ["model_uri", "input", "column", "output"],
-    "compare": ["experiment", "parent_run_id"],
+    "predict": ["model_uri", "input", "column", "fill_missing", "time_format", "separator", "decimal", "thousands",
+                "output"],
+    "compare": ["experiment", "parent_run_id", "table"],
     "main": MAIN_PARAMS,
     "sweep": SEARCHED_PARAMS + ["max_trials", "sweep_seed", "registered_model_name"],
     "tune": SEARCHED_PARAMS + ["n_trials", "study", "storage", "sampler", "pruner", "tune_seed", "threads",

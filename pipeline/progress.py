@@ -55,3 +55,10 @@ class EpochProgress:
             self.stream.write("\n")
             self.stream.flush()
             self.pending = False
+
+    def stopped_early(self, epochs_done, patience, best_epoch, best_val_loss):
+        """The line that says training stopped before its last epoch, and which epoch it keeps."""
+        self.close()
+        self.stream.write(f"stopped early after epoch {epochs_done}/{self.epochs}: no lower validation loss "
+                          f"in {patience} epochs; keeping epoch {best_epoch} (val {best_val_loss:.4g})\n")
+        self.stream.flush()

@@ -22,9 +22,10 @@ def _bad_request(message):
     return MlflowException(f"Invalid windows: {message}.", error_code=INVALID_PARAMETER_VALUE)
 
 
-def check_windows(model_input):
+def check_windows(model_input, min_window=1):
     """Returns the request as float32 (batch, timesteps, 1), or raises a one-line
-    MlflowException saying what is wrong with it."""
+    MlflowException saying what is wrong with it. `min_window`: the fewest values
+    a window may have (a seasonal model reads a whole season back)."""
     try:
         windows = np.asarray(model_input, dtype=np.float32)
     except (TypeError, ValueError):
@@ -33,6 +34,11 @@ def check_windows(model_input):
         raise _bad_request(f"expected shape (batch, timesteps, 1), {WINDOWS_FORMAT}; got shape {windows.shape}")
     if windows.shape[0] == 0 or windows.shape[1] == 0:
         raise _bad_request(f"expected at least one window of at least one value, got shape {windows.shape}")
+    if windows.shape[1] < min_window:
+        raise _bad_request(
+            f"windows of {windows.shape[1]} values are too short for this model, which reads the value one season "
+            f"before each target: send at least {min_window} values per window"
+        )
     if windows.size > MAX_VALUES:
         raise _bad_request(
             f"{windows.size} values in one request, at most {MAX_VALUES} are allowed; send fewer windows per request"
@@ -45,6 +51,19 @@ def check_windows(model_input):
             f"({len(not_finite)} such values in all)"
         )
     return windows
+
+
+def _min_window(saved_model_path):
+    """The model's `min_window` from its MLmodel metadata (the model folder holds
+    artifacts/saved_model); 1 for a model logged before it was recorded."""
+    from pathlib import Path
+
+    from mlflow.models import Model
+
+    mlmodel = Path(saved_model_path).parents[1] / "MLmodel"
+    if not mlmodel.is_file():
+        return 1
+    return int((Model.load(str(mlmodel)).metadata or {}).get("min_window", 1))
 
 
 class SavedModelForecaster(mlflow.pyfunc.PythonModel):
@@ -67,9 +86,10 @@ class SavedModelForecaster(mlflow.pyfunc.PythonModel):
         # Hold the loaded object itself: its `serve` function alone does not keep
         # the model's variables alive.
         self._saved_model = tf.saved_model.load(context.artifacts["saved_model"])
+        self._min_window = _min_window(context.artifacts["saved_model"])
 
     def predict(self, context, model_input, params=None):
-        windows = self._tf.constant(check_windows(model_input))
+        windows = self._tf.constant(check_windows(model_input, self._min_window))
         outputs = self._saved_model.serve(windows)
         if params and params.get("intervals"):
             return {name: outputs[name].numpy() for name in ("forecast", "lower", "upper")}

@@ -204,8 +204,51 @@ def keep_killed(run_id, wait_seconds=KEEP_KILLED_WAIT_S):
 
 def start_keep_killed(run_id):
     """`keep_killed` in a detached process, so that the signal to this process group does not reach it."""
-    subprocess.Popen([sys.executable, "-m", "pipeline.workarounds", "keep_killed", run_id],
+    _detached("keep_killed", run_id)
+
+
+def _detached(command, *arguments):
+    subprocess.Popen([sys.executable, "-m", "pipeline.workarounds", command, *arguments],
                      start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+# ---------------------------------------------------------------------------
+# 4b. A refused `mlflow run` leaves a FAILED run behind.
+#
+# Upstream: `mlflow run` creates the entry point's run before the program
+# starts, and after a failure marks it FAILED (the same `_maybe_set_run_terminated`
+# as in 4); a run cannot be deleted before that, or `mlflow run` fails on it.
+# A run refused before any work (a bad parameter, a bad file) holds nothing
+# but its parameters and the `error` tag: the stage leaves it RUNNING with that
+# tag, and a detached process waits for `mlflow run` to mark it FAILED, then
+# deletes it (MLflow keeps deleted runs, out of the UI's default view, until
+# `mlflow gc`). Remove with 4.
+# ---------------------------------------------------------------------------
+
+
+def delete_refused(run_id, message="", wait_seconds=KEEP_KILLED_WAIT_S):
+    """Tags run `run_id` with the refusal's `message` (its `error`), waits up to
+    `wait_seconds` for it to end (FAILED, by `mlflow run`), then deletes it, ending it
+    FAILED first if nothing did. Returns whether `mlflow run` ended it."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    if message:
+        client.set_tag(run_id, "error", message[:5000])
+    deadline = time.monotonic() + wait_seconds
+    while time.monotonic() < deadline:
+        if client.get_run(run_id).info.status != "RUNNING":
+            client.delete_run(run_id)
+            return True
+        time.sleep(0.2)
+    client.set_terminated(run_id, "FAILED")
+    client.delete_run(run_id)
+    return False
+
+
+def start_delete_refused(run_id, message):
+    """`delete_refused` in a detached process: it outlives the stage, which exits at once."""
+    _detached("delete_refused", run_id, message)
 
 
 # ---------------------------------------------------------------------------
@@ -251,7 +294,8 @@ def install():
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["keep_killed"] and len(sys.argv) == 3:
-        keep_killed(sys.argv[2])
+    commands = {"keep_killed": keep_killed, "delete_refused": delete_refused}
+    if len(sys.argv) >= 3 and sys.argv[1] in commands:
+        commands[sys.argv[1]](*sys.argv[2:])
     else:
-        sys.exit("usage: python -m pipeline.workarounds keep_killed <run id>")
+        sys.exit("usage: python -m pipeline.workarounds keep_killed <run id> | delete_refused <run id> [message]")

@@ -48,7 +48,7 @@ def _interrupt(signum, frame):
     raise Interrupted(signum)
 
 
-def command_line(stage, run, argv=None, parse=params.parse):
+def command_line(stage, run, argv=None, parse=params.parse, prog=None):
     """Parses `--name value` options for `stage`, checks them all, then runs.
 
     A bad value, or a bad input file, ends the program with one line on stderr
@@ -59,7 +59,7 @@ def command_line(stage, run, argv=None, parse=params.parse):
     FAILED (KILLED for a signal) with the message as its tag `error`, even when
     the stage never got as far as opening it.
     """
-    parser = argparse.ArgumentParser(prog=f"python -m pipeline.stages.{stage}")
+    parser = argparse.ArgumentParser(prog=prog or f"python -m pipeline.stages.{stage}")
     for name in params.STAGE_PARAMS[stage]:
         param = params.PARAMS[name]
         parser.add_argument(
@@ -109,7 +109,7 @@ def _exit_now(status):
     """Ends the process without Python's interpreter teardown.
 
     That teardown, destroying every module and TensorFlow's C++ state, took
-    2.3 s after each stage on a 2-core CPU, with all the work done. What
+    seconds after each stage on a 2-core CPU, with all the work done. What
     matters at exit still happens: MLflow's queued asynchronous logging is
     flushed, every atexit handler runs, and the console streams are flushed.
     Under a profiler, tracer or coverage tool, which writes its report after
@@ -131,7 +131,14 @@ def _exit_now(status):
 
 
 def _end(line, message, status, exit_status, entry_run_id):
-    if entry_run_id is not None:  # under `mlflow run`; otherwise there is no run to end, and no MLflow to load
+    # Refused before any work: the stage never opened a run (so nothing was recorded but parameters).
+    tracking_module = sys.modules.get("pipeline.tracking")
+    refused = exit_status == EXIT_BAD_INPUT and (tracking_module is None or tracking_module.outermost_run_id is None)
+    if entry_run_id is not None and refused:
+        # Left for `mlflow run` to end, then tagged and deleted by a detached process
+        # (pipeline.workarounds, 4b): this one exits at once, without loading MLflow.
+        workarounds.start_delete_refused(entry_run_id, message)
+    elif entry_run_id is not None:  # under `mlflow run`; otherwise there is no run to end, and no MLflow to load
         from pipeline import tracking
 
         tracking.end_entry_run(entry_run_id, message, status)

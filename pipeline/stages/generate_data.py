@@ -9,7 +9,7 @@ from pathlib import Path
 
 import mlflow
 
-from pipeline import data, params, tracking
+from pipeline import csv_input, data, params, tracking
 from pipeline.errors import ParamError
 from pipeline.stages import program
 
@@ -27,24 +27,95 @@ def source_sha256(data_source):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _fits(n_points, horizon, season, val_fraction, test_fraction, input_width, level):
+    """What fails for these values, in words (an empty list when everything fits)."""
+    val_start, test_start = data.series_split_points(n_points, val_fraction, test_fraction)
+    n_val, n_test = test_start - val_start, n_points - test_start
+    problems = []
+    if level is not None:
+        from custom_layers.transforms import min_windows_for  # Keras: only where a run will train
+    if val_start - horizon - input_width + 1 < 1:
+        problems.append(f"a training window needs {input_width} input values and {horizon} target"
+                        f"{'s' if horizon > 1 else ''} before the validation period, which starts at point {val_start + 1}")
+    if n_val - horizon + 1 < 1 or n_test - horizon + 1 < 1:
+        problems.append(f"horizon {horizon} needs {horizon} points in the validation period ({n_val}) and in the "
+                        f"test period ({n_test})")
+    elif level is not None and n_val - horizon + 1 < min_windows_for(level):
+        problems.append(f"interval_level {level} needs {min_windows_for(level)} validation windows, and "
+                        f"the {n_val} validation points give {n_val - horizon + 1}")
+    if season and test_start < 2 * season:
+        problems.append(f"season {season} needs two seasons ({2 * season} points) before the test period, which "
+                        f"starts at point {test_start + 1}")
+    return problems
+
+
+def explain_what_fits(path, n_points, horizon, season, val_fraction, test_fraction, level):
+    """With time_steps='auto': when the series cannot give every split its windows,
+    one ParamError that says what the series has, what each setting needs, and
+    settings that would run (found by trying shorter windows, more validation,
+    shorter horizons and seasons, lower interval levels, in that order)."""
+    input_width = params.resolve_time_steps("auto", horizon, season, False) - horizon
+    problems = _fits(n_points, horizon, season, val_fraction, test_fraction, input_width, level)
+    if not problems:
+        return
+    suggestion = None
+    for level_try in ([level] if level is not None else [None]) + ([0.8, 0.5] if level and level > 0.5 else []):
+        for season_try in sorted({season, *(s for s in (12, 7, 4, 0) if s < season)}, reverse=True):
+            for horizon_try in range(horizon, 0, -1):
+                for val_try in sorted({val_fraction, 0.2, 0.3, 0.4}):
+                    if val_try < val_fraction or val_try + test_fraction >= 1:
+                        continue
+                    for width in range(input_width, 0, -1):
+                        if season_try and width < season_try and width < 2:
+                            break
+                        if not _fits(n_points, horizon_try, season_try, val_try, test_fraction, width, level_try):
+                            suggestion = {"time_steps": width + horizon_try, "val_fraction": val_try,
+                                          "horizon": horizon_try, "season": season_try, "interval_level": level_try}
+                            break
+                    if suggestion:
+                        break
+                if suggestion:
+                    break
+            if suggestion:
+                break
+        if suggestion:
+            break
+    current = {"time_steps": "auto", "val_fraction": val_fraction, "horizon": horizon, "season": season,
+               "interval_level": level}
+    if suggestion:
+        changes = " ".join(f"-P {name}={value}" for name, value in suggestion.items()
+                           if value != current[name] and value is not None)
+        advice = f"this would run: {changes}"
+    else:
+        advice = "no window, horizon or season makes a series this short run: use a longer series"
+    raise ParamError(
+        f"{path} has {n_points} points, too few for the defaults: with time_steps='auto' (the seed's 49 input values, "
+        f"or a season if longer: {input_width}), {'; '.join(problems)}. Of these points the last {round(n_points * test_fraction)} "
+        f"test (test_fraction {test_fraction}) and the {round(n_points * val_fraction)} before them validate "
+        f"(val_fraction {val_fraction}); {advice}."
+    )
+
+
 def prepare_each(combinations):
     """Reads and windows every distinct CSV series among `combinations` (dicts of
     at least the data parameters), so that a series too short for one trial's
     windows stops a sweep or a study before its first trial."""
     for values in dict.fromkeys(tuple(c[name] for name in params.DATA_PARAMS) for c in combinations):
         if values[0] != "sine":
-            prepare(*values)
+            prepare(**dict(zip(params.DATA_PARAMS, values)))
 
 
-def prepare(data_source, column, time_column, fill_missing, n_samples, time_steps, horizon, noise,
-            val_fraction, test_fraction, seed, season=0):
+def prepare(data_source, column, time_column, fill_missing, time_format, separator, decimal, thousands,
+            n_samples, time_steps, horizon, noise, val_fraction, test_fraction, seed, season=0, interval_level=None):
     """Builds and checks the dataset, logging nothing: (dataset, manifest, tags).
 
     `season` sizes time_steps='auto' and must fit a CSV series twice before its
-    test period. Every problem with the parameters or the file is a
-    ParamError, raised before any run is opened.
+    test period. `interval_level`, when the caller will train, is checked
+    against the validation windows too. Every problem with the parameters or
+    the file is a ParamError, raised before any run is opened.
     """
     values = dict(locals())
+    del values["interval_level"]
     time_steps = params.resolve_time_steps(time_steps, horizon, season, data_source == "sine")
     windowing = data.Windowing(time_steps, horizon)
     manifest = {"parameters": values, "time_steps": time_steps, "windowing": repr(windowing),
@@ -55,7 +126,11 @@ def prepare(data_source, column, time_column, fill_missing, n_samples, time_step
         manifest["source"] = "sine"
     else:
         tags["source_sha256"] = source_sha256(data_source)
-        times, series, column_name, n_filled = data.read_csv_series(data_source, column, time_column, fill_missing)
+        read = csv_input.read_csv_series(data_source, column, time_column, fill_missing, time_format, separator,
+                                         decimal, thousands)
+        times, series, column_name, n_filled = read
+        if values["time_steps"] == "auto":
+            explain_what_fits(data_source, len(series), horizon, season, val_fraction, test_fraction, interval_level)
         dataset = data.make_series_dataset(times, series, time_steps, horizon, val_fraction, test_fraction)
         fit_points = int(dataset["origin_test"][0])
         if season and fit_points < 2 * season:
@@ -65,12 +140,13 @@ def prepare(data_source, column, time_column, fill_missing, n_samples, time_step
                 "need two); use a shorter season, -P season=0, or a longer series."
             )
         manifest.update(source="csv", path=str(Path(data_source).resolve()), column=column_name,
-                        n_points=len(series), n_filled=n_filled, source_sha256=tags["source_sha256"])
+                        n_points=len(series), n_filled=n_filled, source_sha256=tags["source_sha256"],
+                        time_step=read.step, notes=read.notes)
     return dataset, manifest, tags
 
 
-def run(data_source, column, time_column, fill_missing, n_samples, time_steps, horizon, noise,
-        val_fraction, test_fraction, seed, season=0, prepared=None):
+def run(data_source, column, time_column, fill_missing, time_format, separator, decimal, thousands, n_samples,
+        time_steps, horizon, noise, val_fraction, test_fraction, seed, season=0, prepared=None):
     """Generates and logs the dataset; returns the run id (its data: runs:/<id>/data).
 
     `prepared`: what `prepare` returned for these values, if it was called already.
@@ -78,10 +154,14 @@ def run(data_source, column, time_column, fill_missing, n_samples, time_steps, h
     values = dict(locals())
     del values["prepared"]
     dataset, manifest, tags = prepared or prepare(**values)
+    for note in manifest.get("notes", []):  # what was assumed in reading the file
+        print(f"generate_data: {note}", flush=True)
     with tracking.stage_run("generate_data") as active:
         tracking.log_params(values)
         # The content of the data: what "the same data" means when models are compared.
         tags = {**tags, "data_sha256": data.sha256_of_dataset(dataset)}
+        if manifest.get("notes"):
+            tags["data_notes"] = "; ".join(manifest["notes"])
         mlflow.set_tags(tags)
         tracking.log_dataset(dataset, manifest)
         tracking.log_dataset_input(dataset, manifest, "train", context="generated")

@@ -46,7 +46,7 @@ def run(run_name=None, quiet=False, parent_run_id=None, tags=None, epoch_hook=No
     # Everything that can be checked is, before the run opens: the series must
     # give every split a window, the training choices must suit it, a run to
     # resume must match.
-    prepared = generate_data.prepare(**data_values)
+    prepared = generate_data.prepare(**data_values, interval_level=values["interval_level"])
     train.check_data(train_values, prepared[0], prepared[1])
     resume_from = values.get("resume_from", "none")
     interrupted_train = None
@@ -66,6 +66,9 @@ def run(run_name=None, quiet=False, parent_run_id=None, tags=None, epoch_hook=No
                 reused = tracking.find_reusable_run(
                     "generate_data", data_values, tags={"source_sha256": sha256} if sha256 else None
                 )
+            if reused:
+                for note in prepared[1].get("notes", []):  # what was assumed in reading the file
+                    print(f"generate_data: {note}", flush=True)
             data_run_id = reused.info.run_id if reused else generate_data.run(**data_values, prepared=prepared)
             data_uri = f"runs:/{data_run_id}/data"
         if interrupted_train is not None and interrupted_train.info.status == "FINISHED":
@@ -90,7 +93,12 @@ def run(run_name=None, quiet=False, parent_run_id=None, tags=None, epoch_hook=No
             "evaluate": evaluate_run_id,
         }
         mlflow.set_tags({f"{stage}_run_id": run_id for stage, run_id in run_ids.items() if stage != "main"})
-        model_uri = mlflow.get_run(train_run_id).data.tags["model_uri"]
+        trained_tags = mlflow.get_run(train_run_id).data.tags
+        # What 'auto' became, on the run people compare (lstm-compare shows these, not "auto").
+        mlflow.set_tags({"resolved_time_steps": str(prepared[1]["time_steps"]),
+                         **{name: value for name, value in trained_tags.items()
+                            if name.startswith("resolved_") and name[len("resolved_"):] in params.PARAMS}})
+        model_uri = trained_tags["model_uri"]
         mlflow.set_tags({
             "data_reused": str(reused is not None).lower(),
             "model_uri": model_uri,

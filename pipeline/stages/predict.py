@@ -12,7 +12,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 
-from pipeline import data
+from pipeline import csv_input, params
 from pipeline.errors import ParamError
 from pipeline.stages import command_line
 
@@ -51,13 +51,38 @@ def csv_column(source, column, trained):
     )
 
 
-def read_windows(source, column, input_width, trained=None):
-    """Windows (batch, timesteps, 1) from a CSV series, a JSON file, JSON text or '-' (stdin).
+def reading_options(source, trained, given):
+    """How to read the CSV `source`: each option given on the command line (`given`:
+    {name: value}); else, for the very file the model was trained on, the one it
+    was read with (the model's metadata); else its default."""
+    same_file = trained.get("data_source") not in (None, "sine") and \
+        Path(source).resolve() == Path(trained["data_source"]).resolve()
+    options = {}
+    for name in params.CSV_READING_PARAMS:
+        default = params.PARAMS[name].default
+        if name in given:
+            options[name] = given[name]
+        elif same_file and name in trained:
+            options[name] = trained[name]
+        else:
+            options[name] = default
+    return options
 
-    From a CSV, the last `input_width` values of `csv_column`'s column."""
+
+def read_windows(source, column, input_width, trained=None, reading=None):
+    """Windows (batch, timesteps, 1) from a CSV series, a JSON file, JSON text or '-' (stdin),
+    and the times of the series (None for JSON).
+
+    From a CSV, the last `input_width` values of `csv_column`'s column, read with
+    `reading_options`."""
+    trained = trained or {}
     if source.endswith(".csv"):
-        _, values, _, _ = data.read_csv_series(source, csv_column(source, column, trained or {}))
-        return np.asarray(values[-input_width:], dtype=np.float32).reshape(1, -1, 1)
+        options = reading_options(source, trained, reading or {})
+        series = csv_input.read_csv_series(source, csv_column(source, column, trained), **options)
+        for note in series.notes:
+            print(f"predict: {note}", file=sys.stderr, flush=True)
+        times = series.times if options["time_column"] != "none" else None
+        return np.asarray(series.values[-input_width:], dtype=np.float32).reshape(1, -1, 1), (times, series.step)
     if source == "-":
         text = sys.stdin.read()
     elif source.endswith(".json"):
@@ -86,11 +111,31 @@ def read_windows(source, column, input_width, trained=None):
         windows = windows[np.newaxis]
     if windows.ndim == 2:  # windows of plain values
         windows = windows[..., np.newaxis]
-    return windows
+    return windows, (None, "")
 
 
-def run(model_uri, input, column, output):
-    """Prints (output '-') or writes the forecasts as CSV; returns them as an array."""
+def forecast_times(times, step, horizon):
+    """The times of the `horizon` values after the series' last time, or None when
+    the series has no time column or no regular step."""
+    import pandas as pd
+
+    if times is None or not step:
+        return None
+    if times.dtype.kind == "M":
+        return pd.date_range(pd.Timestamp(times[-1]), periods=horizon + 1, freq=step)[1:].strftime("%Y-%m-%d %H:%M:%S") \
+            .str.replace(" 00:00:00", "", regex=False).tolist()
+    return [f"{times[-1] + float(step) * k:g}" for k in range(1, horizon + 1)]
+
+
+def parse(stage, raw_values):
+    """`params.parse`, and which reading options were given (`given`): the others
+    are the model's own for its training file."""
+    return {**params.parse(stage, raw_values), "given": sorted(set(raw_values) & set(params.CSV_READING_PARAMS))}
+
+
+def run(model_uri, input, column, fill_missing, time_format, separator, decimal, thousands, output, given=()):
+    """Prints (output '-') or writes the forecasts as CSV; returns them as an array.
+    `given`: the names of the reading options the user gave (the rest follow the model)."""
     if model_uri == "auto":
         model_uri = newest_model_uri()
     try:
@@ -100,8 +145,12 @@ def run(model_uri, input, column, output):
             f"Received an invalid value for parameter `model_uri`, expected an MLflow model URI "
             f"(models:/<id>, runs:/<train run id>/model), got {model_uri!r} ({type(error).__name__})."
         ) from error
-    input_width = int(model.metadata.metadata["input_width"])
-    windows = read_windows(input, column, input_width, model.metadata.metadata)
+    metadata = model.metadata.metadata
+    input_width = int(metadata["input_width"])
+    reading = {name: value for name, value in (("fill_missing", fill_missing), ("time_format", time_format),
+                                               ("separator", separator), ("decimal", decimal),
+                                               ("thousands", thousands)) if name in given}
+    windows, (times, step) = read_windows(input, column, input_width, metadata, reading)
     try:
         outputs = model.predict(windows, params={"intervals": True})
     except mlflow.exceptions.MlflowException as error:
@@ -112,10 +161,13 @@ def run(model_uri, input, column, output):
     columns = {name: values for name, values in columns.items() if values is not None}
     forecasts = outputs["forecast"]
     steps = range(1, forecasts.shape[1] + 1)
-    header = ",".join(f"{name}_{step}" for name in columns for step in steps)
-    rows = np.hstack(list(columns.values()))
-    lines = [header] + [",".join(repr(float(value)) for value in row) for row in rows]
-    text = "\n".join(lines) + "\n"
+    header = [f"{name}_{step}" for name in columns for step in steps]
+    rows = [[repr(float(value)) for value in row] for row in np.hstack(list(columns.values()))]
+    future = forecast_times(times, step, forecasts.shape[1])
+    if future is not None:  # a CSV series with dates: when each forecast step falls
+        header = [f"time_{step}" for step in steps] + header
+        rows = [future + row for row in rows]
+    text = "\n".join(",".join(line) for line in [header] + rows) + "\n"
     if output == "-":
         sys.stdout.write(text)
     else:
@@ -125,7 +177,7 @@ def run(model_uri, input, column, output):
 
 def main(argv=None):
     """The `lstm-predict` console script."""
-    command_line("predict", run, argv)
+    command_line("predict", run, argv, parse=parse, prog="lstm-predict")
 
 
 if __name__ == "__main__":

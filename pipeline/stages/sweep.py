@@ -86,9 +86,6 @@ def run(max_trials, sweep_seed, registered_model_name, **grid):
                 print(f"trial {name} failed:\n{traceback.format_exc(limit=3)}", flush=True)
 
         runs = compare.pipeline_runs([parent.info.experiment_id], parent.info.run_id)
-        header, rows = compare.table(runs)
-        mlflow.log_text(tables.to_csv(header, rows), "results.csv")
-        mlflow.log_text(tables.to_markdown(header, rows), "results.md")
         finished = [r for r in runs if r.info.status == "FINISHED" and "test_rmse" in r.data.metrics]
         mlflow.log_metrics({"n_trials": len(runs), "n_failed": len(runs) - len(finished)})
         _log_plots(finished, swept)
@@ -101,6 +98,10 @@ def run(max_trials, sweep_seed, registered_model_name, **grid):
         else:
             message = "No trial finished: nothing registered."
         mlflow.set_tag("champion", message)
+        # After the registry has its say: the table marks the best trial and the champion.
+        header, rows = compare.runs_table(runs)
+        mlflow.log_text(tables.to_csv(header, rows), "results.csv")
+        mlflow.log_text(tables.to_markdown(header, rows), "results.md")
     print(tables.to_markdown(header, rows))
     print(message)
     # The sweep's own id appears nowhere else but in MLflow's log lines.

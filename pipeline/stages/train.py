@@ -97,8 +97,10 @@ def run(data_uri, hidden_units, learning_rate, epochs, batch_size, scaling, pati
         started = time.perf_counter()
         progress = EpochProgress(epochs)
 
+        metrics_logged = [0]  # the last epoch whose losses were logged
+
         def on_epoch_end(epoch, logs):
-            _log_epoch(epoch, logs, checkpoint_dir, epoch_hook)
+            _log_epoch(epoch, logs, checkpoint_dir, epoch_hook, metrics_logged)
             progress(epoch, logs)
 
         with tempfile.TemporaryDirectory() as checkpoint_dir:
@@ -108,9 +110,12 @@ def run(data_uri, hidden_units, learning_rate, epochs, batch_size, scaling, pati
             except BaseException as error:
                 progress.close()
                 if getattr(error, "pruned_at_epoch", None) is None:  # a pruned trial is not resumed
+                    _log_last_checkpoint(checkpoint_dir, metrics_logged[0])
                     _log_best_checkpoint(model, checkpoint_dir)
                 raise
         progress.close()
+        if state.epochs_done < epochs:
+            progress.stopped_early(state.epochs_done, patience, state.best_epoch, state.best_val_loss)
         mlflow.log_metrics({
             "train_seconds": time.perf_counter() - started,
             "epochs_trained": state.epochs_done,
@@ -121,7 +126,8 @@ def run(data_uri, hidden_units, learning_rate, epochs, batch_size, scaling, pati
         served = forecaster.forecasting_model(model, interval_level)
         half_widths = forecaster.calibrate(served, dataset["x_val"], dataset["y_val"])
         mlflow.log_metrics({f"interval_half_width_step{step}": float(q) for step, q in enumerate(half_widths, 1)})
-        model_uri = _log_models(served, input_width, horizon, interval_level, trained_on(manifest))
+        min_window = season if target == "seasonal" else 1  # a seasonal target reads a whole season back
+        model_uri = _log_models(served, input_width, horizon, interval_level, trained_on(manifest), min_window)
         # Last: a run without this tag has no finished model, whatever its artifacts.
         mlflow.set_tag("model_uri", model_uri)
         return active.info.run_id
@@ -152,7 +158,22 @@ def check_data(values, dataset, manifest):
     return chosen
 
 
-def _log_epoch(epoch, logs, checkpoint_dir, epoch_hook=None):
+def _log_last_checkpoint(checkpoint_dir, metrics_logged):
+    """After a failure or an interruption: the last checkpoint uploaded again, whole (a
+    signal may have cut the last epoch's upload short, leaving a file half copied), with
+    the losses of any epoch it holds that were not logged yet, so that the run's history
+    and its checkpoint agree. Further signals wait for this bookkeeping."""
+    state_file = Path(checkpoint_dir) / forecaster.CHECKPOINT_STATE
+    if not state_file.is_file():
+        return  # not one epoch finished
+    state = forecaster.TrainingState(**json.loads(state_file.read_text()))
+    for epoch in range(metrics_logged + 1, state.epochs_done + 1):
+        mlflow.log_metrics({"train_loss": state.train_loss[epoch - 1], "val_loss": state.val_loss[epoch - 1]},
+                           step=epoch)
+    mlflow.log_artifacts(checkpoint_dir, artifact_path=CHECKPOINTS)
+
+
+def _log_epoch(epoch, logs, checkpoint_dir, epoch_hook=None, metrics_logged=None):
     # The metrics are logged asynchronously (an epoch does not wait for them); the
     # checkpoint upload is synchronous, one request per file. With an ensemble,
     # each member's validation MSE and the median's too.
@@ -160,6 +181,8 @@ def _log_epoch(epoch, logs, checkpoint_dir, epoch_hook=None):
     losses.update({name[len("val_"):].replace("_mse", "_val_loss"): value
                    for name, value in logs.items() if name.startswith("val_") and name != "val_loss"})
     mlflow.log_metrics(losses, step=epoch, synchronous=False)
+    if metrics_logged is not None:
+        metrics_logged[0] = epoch
     mlflow.log_artifacts(checkpoint_dir, artifact_path=CHECKPOINTS)
     if epoch_hook is not None:
         epoch_hook(epoch, logs)
@@ -192,11 +215,11 @@ def trained_on(manifest):
     `predict` reads the same column of the same series by default."""
     if manifest["source"] != "csv":
         return {"data_source": "sine"}
-    return {"data_source": manifest["path"], "column": manifest["column"],
-            "time_column": manifest["parameters"]["time_column"]}
+    reading = {name: manifest["parameters"].get(name, params.PARAMS[name].default) for name in params.CSV_READING_PARAMS}
+    return {"data_source": manifest["path"], "column": manifest["column"], **reading}
 
 
-def _log_models(model, input_width, horizon, interval_level, data_source):
+def _log_models(model, input_width, horizon, interval_level, data_source, min_window=1):
     """Logs the .keras file, the SavedModel in TensorFlow Serving's layout
     (`saved_model/1/`), and the MLflow model `model`; returns its models:/ URI."""
     with tempfile.TemporaryDirectory() as folder:
@@ -214,7 +237,7 @@ def _log_models(model, input_width, horizon, interval_level, data_source):
                 artifacts={"saved_model": str(saved_model)},
                 signature=signature(horizon),
                 metadata={"input_width": input_width, "horizon": horizon, "interval_level": interval_level,
-                          **data_source},
+                          "min_window": min_window, **data_source},
                 pip_requirements=[f"{name}=={version(name)}" for name in ("mlflow", "tensorflow", "numpy")],
             )
     return info.model_uri

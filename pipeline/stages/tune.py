@@ -534,7 +534,7 @@ def main(argv=None):
             print(f"error: {error}", file=sys.stderr)
             raise SystemExit(2)
         return
-    command_line("tune", run, argv, parse=parse_space)
+    command_line("tune", run, argv, parse=parse_space, prog="lstm-tune")
 
 
 if __name__ == "__main__":

@@ -4,12 +4,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import keras
 import mlflow
 import numpy as np
 import pytest
 import tensorflow as tf
+from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
 import custom_layers  # noqa: F401  (registers LSTMCell for loading .keras files)
@@ -51,6 +53,7 @@ def test_default_run_nests_three_stages_under_main(default_run):
         assert main.data.tags[f"{stage}_run_id"] == runs[stage].info.run_id
     assert main.data.params == {
         "data_source": "sine", "column": "auto", "time_column": "none", "fill_missing": "error",
+        "time_format": "auto", "separator": "auto", "decimal": ".", "thousands": "none",
         "n_samples": "1000", "time_steps": "auto", "horizon": "1", "noise": "0.0", "val_fraction": "0.1",
         "test_fraction": "0.2", "seed": "42", "hidden_units": "50", "learning_rate": "0.001",
         "epochs": "auto", "batch_size": "32", "scaling": "auto", "patience": "auto", "season": "0",
@@ -168,17 +171,19 @@ def test_bad_parameter_fails_the_run_with_one_clear_line(tmp_path):
         "error: Received an invalid value for parameter `learning_rate`, expected a float above 0, got '0'."
         in result.stderr.splitlines()
     )
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    try:
-        (run,) = MlflowClient().search_runs(["0"])
-    finally:
-        mlflow.set_tracking_uri(None)
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    # Refused before any work: out of the default view (deleted), once `mlflow run` has ended it.
+    deadline = time.monotonic() + 30
+    while client.search_runs(["0"]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert client.search_runs(["0"]) == []
+    (run,) = client.search_runs(["0"], run_view_type=ViewType.DELETED_ONLY)
     assert run.info.status == "FAILED" and run.data.metrics == {}
     # The UI shows why: the same line, as the run's tag `error`.
     assert run.data.tags["error"] == (
         "Received an invalid value for parameter `learning_rate`, expected a float above 0, got '0'."
     )
-    assert MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").list_artifacts(run.info.run_id) == []
+    assert client.list_artifacts(run.info.run_id) == []
 
 
 def test_csv_series_runs_end_to_end_in_raw_units(tmp_path):

@@ -1,5 +1,6 @@
 """Serving the trained model for real: `mlflow models serve`, `saved_model_cli`, `lstm-predict`."""
 
+import contextlib
 import json
 import os
 import re
@@ -31,7 +32,8 @@ def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("store")
     with temporary_store(folder) as uri:
         data_run = generate_data.run(
-            data_source="sine", column="auto", time_column="none", fill_missing="error", n_samples=150,
+            data_source="sine", column="auto", time_column="none", fill_missing="error", time_format="auto",
+            separator="auto", decimal=".", thousands="none", n_samples=150,
             time_steps=12, horizon=2, noise=0.0, val_fraction=0.1, test_fraction=0.2, seed=0,
         )
         train_run = mlflow.get_run(train.run(
@@ -65,16 +67,17 @@ def post(url, body, timeout=60):
         return error.code, json.loads(error.read())
 
 
-@pytest.fixture(scope="module")
-def server(trained):
-    """A real `mlflow models serve` process on 127.0.0.1, stopped after the tests."""
+@contextlib.contextmanager
+def models_serve(model_uri, tracking_uri, folder):
+    """A real `mlflow models serve` process on 127.0.0.1 for `model_uri`; yields its
+    /invocations URL and stops it afterwards."""
     port = free_port()
-    log_path = trained["folder"] / "serve.log"
+    log_path = folder / f"serve-{port}.log"
     log = open(log_path, "wb")  # a file, not a pipe: an unread pipe would block the server
     process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "models", "serve", "-m", trained["run"].data.tags["model_uri"],
+        [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri,
          "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
-        env={**os.environ, "MLFLOW_TRACKING_URI": trained["uri"]},
+        env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri},
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
@@ -95,6 +98,43 @@ def server(trained):
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def server(trained):
+    """The small model, served for real."""
+    with models_serve(trained["run"].data.tags["model_uri"], trained["uri"], trained["folder"]) as url:
+        yield url
+
+
+def test_a_seasonal_model_refuses_windows_shorter_than_its_season_over_rest(tmp_path):
+    """target=seasonal reads the value one season before each target: a shorter window
+    would read before its start. 400 with the minimum, from REST and from the SavedModel."""
+    from tests.stages.test_stages import SMALL_DATA, seasonal_csv
+
+    csv = seasonal_csv(tmp_path / "load.csv", n=300)
+    with temporary_store(tmp_path) as uri:
+        data_run = generate_data.run(**{**SMALL_DATA, "data_source": str(csv), "time_column": "timestamp",
+                                        "column": "load", "time_steps": 30, "season": 24})
+        train_run = mlflow.get_run(train.run(
+            data_uri=f"runs:/{data_run}/data", hidden_units=8, learning_rate=0.01, epochs=1, batch_size=16,
+            scaling="window", patience=0, target="seasonal", season=24, ensemble_size=1, seed=0))
+        saved_model = mlflow.artifacts.download_artifacts(f"runs:/{train_run.info.run_id}/saved_model/1",
+                                                          dst_path=str(tmp_path / "export"))
+    with models_serve(train_run.data.tags["model_uri"], uri, tmp_path) as url:
+        for length in (2, 3, 5, 23):
+            status, answer = post(url, {"inputs": [[[100.0]] * length]})
+            assert status == 400, (length, answer)
+            assert (f"Invalid windows: windows of {length} values are too short for this model, which reads the "
+                    "value one season before each target: send at least 24 values per window.") in answer["message"]
+        status, answer = post(url, {"inputs": [[[100.0]] * 24, [[100.0]] * 24]})
+        assert status == 200 and len(answer["predictions"]) == 2
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(saved_model)
+    for signature in ("serving_default", "serve_stepwise"):
+        with pytest.raises(tf.errors.InvalidArgumentError, match="Window too short: the seasonal target with season 24"):
+            loaded.signatures[signature](window=tf.constant(np.full((1, 5, 1), 100.0, "float32")))
 
 
 @pytest.mark.parametrize("batch,timesteps", [(1, 10), (64, 10), (1, 25), (64, 25)])

@@ -108,17 +108,27 @@ def test_best_trial_is_the_lowest_validation_loss_and_it_is_champion(first_sweep
     assert float(champion.tags["val_loss"]) == ranked_first.data.metrics["best_val_loss"]
 
 
-def test_compare_prints_the_same_table_from_the_terminal(first_sweep, tracking_server):
+def test_compare_answers_which_is_best_from_the_terminal(first_sweep, tracking_server):
     client, sweep, _ = first_sweep
     printed = run_module(tracking_server, "pipeline.stages.compare", "--parent_run_id", sweep.info.run_id)
     lines = printed.strip().splitlines()
-    assert lines[0].startswith(
-        "| run | run_id | status | duration_s | hidden_units | learning_rate | best_val_loss | test_rmse |")
-    assert len(lines) == 2 + 4
+    assert lines[0] == "sine: 4 runs (registered as lstm-sine)"
+    assert lines[2].startswith(
+        "| run | run_id | status | duration_s | hidden_units | learning_rate | best_val_loss | test_rmse | test_mase |")
+    assert lines[2].endswith("| note |") and len(lines) == 4 + 4
+    marked = {line.split("|")[2].strip(): line.split("|")[-2].strip() for line in lines[4:]}
+    best = sweep.data.tags["best_run_id"]
+    assert marked[best] == "best (val), champion"
+    assert all(note == "" for run_id, note in marked.items() if run_id != best)
+    # The sweep's own table marks its best trial the same way.
     results = client.download_artifacts(sweep.info.run_id, "results.md")
     with open(results) as logged:
-        assert [line.split("|")[1:3] for line in logged.read().splitlines()[2:]] == \
-            [line.split("|")[1:3] for line in lines[2:]]
+        rows = logged.read().splitlines()[2:]
+    assert {row.split("|")[2].strip(): row.split("|")[-2].strip() for row in rows}[best] == "best (val), champion"
+    wide = run_module(tracking_server, "pipeline.stages.compare", "--parent_run_id", sweep.info.run_id,
+                      "--table", "wide").strip().splitlines()
+    assert wide[0].startswith("| run | run_id | status | duration_s | hidden_units | learning_rate | best_val_loss |")
+    assert "persistence_test_rmse" in wide[0] and len(wide) == 2 + 4
 
 
 def test_worse_sweep_leaves_the_champion_and_a_failed_trial_does_not_stop_it(first_sweep, tracking_server):

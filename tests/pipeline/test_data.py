@@ -106,62 +106,6 @@ def test_series_too_short_for_its_windows_is_an_error_naming_time_steps():
         data.make_series_dataset(np.arange(12.0), np.zeros(12), 10, 1, 0.1, 0.2)
 
 
-def write(path, text):
-    path.write_text(text)
-    return path
-
-
-def test_csv_series_with_dates_reads_the_named_column_and_auto_does_not_guess(tmp_path):
-    csv = write(tmp_path / "s.csv", "day,store,sales,price\n2024-01-01,a,1.5,9\n2024-01-02,a,2.5,9\n2024-01-03,a,3.5,9\n")
-    with pytest.raises(ParamError, match=r"has several numeric columns \(sales, price\): pass -P column=<name>"):
-        data.read_csv_series(csv, time_column="day")
-    times, values, column, filled = data.read_csv_series(csv, column="sales", time_column="day")
-    assert column == "sales" and filled == 0
-    np.testing.assert_array_equal(values, [1.5, 2.5, 3.5])
-    assert times.dtype == np.dtype("datetime64[ns]") and str(times[2])[:10] == "2024-01-03"
-    _, prices, column, _ = data.read_csv_series(csv, column="price")
-    assert column == "price" and list(prices) == [9, 9, 9]
-
-
-def test_gaps_are_an_error_by_default_and_interpolated_linearly_in_time_on_request(tmp_path):
-    csv = write(tmp_path / "gaps.csv", "t,y\n0,0\n1,\n2,n/a\n4,8\n5,10\n6,\n")
-    with pytest.raises(ParamError) as error:
-        data.read_csv_series(csv, time_column="t")
-    assert str(error.value) == (
-        f"Column 'y' of {csv} has 3 missing or non-numeric values, first at lines 3, 4, 7: "
-        "clean the file or pass -P fill_missing=interpolate."
-    )
-    times, values, _, filled = data.read_csv_series(csv, time_column="t", fill_missing="interpolate")
-    assert filled == 3
-    # Linear in time (t=4 is two steps after t=2), the last value carried forward.
-    np.testing.assert_allclose(values, [0, 2, 4, 8, 10, 10])
-
-
-@pytest.mark.parametrize("content,kwargs,message", [
-    (None, {}, "expected 'sine' or the path of a CSV file, got '{path}': no such file."),
-    ("", {}, "CSV file {path} is empty: expected a header row and one row per time step."),
-    ("a,b\n", {}, "CSV file {path} has a header but no rows"),
-    ("a,b\nx,y\nz,w\n", {}, "CSV file {path} has no numeric column (columns: a, b): pass -P column=<name>"),
-    ("a,b\n1,2\n", {"column": "c"}, "parameter `column`, expected one of the columns of {path} (a, b), got 'c'."),
-    ("a,b\n1,2\n", {"column": "b", "time_column": "when"}, "parameter `time_column`, expected 'none' or one of the columns"),
-    ("t,y\n2,1\n1,2\n", {"time_column": "t"}, "Column 't' of {path} is not strictly increasing: line 3 does not come after line 2."),
-])
-def test_bad_csv_files_get_one_line_naming_the_file(tmp_path, content, kwargs, message):
-    path = tmp_path / "series.csv"
-    if content is not None:
-        path.write_text(content)
-    with pytest.raises(ParamError) as error:
-        data.read_csv_series(path, **kwargs)
-    assert message.format(path=path) in str(error.value) and "\n" not in str(error.value)
-
-
-def test_binary_file_is_not_taken_for_a_csv(tmp_path):
-    path = tmp_path / "model.bin"
-    path.write_bytes(bytes(range(256)) * 8)
-    with pytest.raises(ParamError, match=r"is not a readable CSV file"):
-        data.read_csv_series(path)
-
-
 def test_noise_is_seeded_gaussian_with_the_requested_std():
     clean = data.make_sine_dataset(1000, 50, 1, 0.0, 0.1, 0.2, seed=1)
     noisy = data.make_sine_dataset(1000, 50, 1, 0.05, 0.1, 0.2, seed=1)
@@ -234,16 +178,3 @@ def test_a_broken_manifest_is_an_error_naming_it(tmp_path, manifest, message):
     (tmp_path / data.MANIFEST).write_text(manifest)
     with pytest.raises(ParamError, match=message):
         data.load_dataset(tmp_path)
-
-
-def test_column_auto_never_takes_the_time_and_never_guesses(tmp_path):
-    csv = tmp_path / "sunspots.csv"
-    csv.write_text("year,sunspots\n1700,5\n1701,11\n1702,16\n1703,23\n")
-    with pytest.raises(ParamError) as error:
-        data.read_csv_series(str(csv))
-    assert str(error.value) == (
-        f"CSV file {csv} has several numeric columns (year, sunspots): pass -P column=<name> for the values "
-        "(and -P time_column=<name> if one of them is the time).")
-    # Told which is the time, the one column left is the values.
-    _, values, column, _ = data.read_csv_series(str(csv), time_column="year")
-    assert column == "sunspots" and values.tolist() == [5, 11, 16, 23]

@@ -41,3 +41,14 @@ def test_on_a_terminal_the_line_is_rewritten_and_ended_once():
     progress.close()
     text = out.getvalue()
     assert text.count("\r") == 2 and text.endswith(" s left\n") and text.count("\n") == 1
+
+
+def test_early_stopping_is_announced_with_the_epoch_it_keeps():
+    import io
+
+    stream = io.StringIO()
+    progress = EpochProgress(50, stream=stream)
+    progress(1, {"loss": 1.0, "val_loss": 0.5})
+    progress.stopped_early(12, 10, 2, 0.123456)
+    assert stream.getvalue().splitlines()[-1] == (
+        "stopped early after epoch 12/50: no lower validation loss in 10 epochs; keeping epoch 2 (val 0.1235)")

@@ -44,10 +44,10 @@ def test_a_series_too_short_for_its_windows_stops_main_before_any_run(tracking_s
     with pytest.raises(SystemExit) as exit_:
         command_line("main", main.run, ["--data_source", str(short)])
     assert exit_.value.code == 2
-    assert capsys.readouterr().err == (
-        "error: Received an invalid value for parameter `time_steps`: a series of 30 points gives 0 windows of "
-        "time_steps=50; use a smaller `time_steps` or a longer series.\n"
-    )
+    printed = capsys.readouterr().err
+    # One line, about what the user set (nothing of time_steps, which they left 'auto'), with settings that run.
+    assert printed.startswith(f"error: {short} has 30 points, too few for the defaults: with time_steps='auto'")
+    assert printed.count("\n") == 1 and "`time_steps`" not in printed and "this would run: -P time_steps=" in printed
     assert all_runs() == {}
 
 

@@ -14,7 +14,8 @@ from pipeline.stages import command_line, evaluate, generate_data, main, train
 from tests.conftest import temporary_store
 
 SMALL_DATA = dict(
-    data_source="sine", column="auto", time_column="none", fill_missing="error",
+    data_source="sine", column="auto", time_column="none", fill_missing="error", time_format="auto", separator="auto",
+    decimal=".", thousands="none",
     n_samples=120, time_steps=12, horizon=1, noise=0.0, val_fraction=0.1, test_fraction=0.2, seed=0,
 )
 SMALL_TRAIN = dict(hidden_units=8, learning_rate=0.01, epochs=3, batch_size=16, scaling="auto", patience=0, seed=0)
