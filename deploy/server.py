@@ -1,6 +1,7 @@
 """`lstm-server`: a shared MLflow tracking server on PostgreSQL, for a team.
 
     lstm-server start [--data DIR] [--host 127.0.0.1] [--port 5000] [--db-port 5433] [--auth]
+                      [--default-permission NO_PERMISSIONS] [--db-host ADDRESS]
     lstm-server status [--data DIR]
     lstm-server stop [--data DIR]
 
@@ -9,21 +10,34 @@
 first start with the databases `mlflow` (runs, models), `optuna` (studies of
 `lstm-tune`) and, with --auth, `mlflow_auth` (users). On it, `mlflow server`
 with proxied artifacts (stored in DIR/artifacts, reached by clients through
-`mlflow-artifacts:`). It prints the MLFLOW_TRACKING_URI to export and the Optuna
-storage URL. `stop` stops both; `start` again finds every run and model as they
-were.
+`mlflow-artifacts:`). `stop` stops whatever part runs; `start` again finds
+every run and model as they were, and repairs a half-running server.
 
-PostgreSQL refuses to run as root: started by root, it runs as the `postgres`
-user, who must be able to reach DIR. Its password for the role `lstm` is
-generated on the first start and kept in DIR/db_password (mode 600).
-
-With --auth, MLflow's basic-auth app asks every request for a user name and
-password; the admin is MLFLOW_TRACKING_USERNAME (default 'admin') with the
-password MLFLOW_TRACKING_PASSWORD, which the user must set: the very variables
-a client exports to sign in. There is no TLS: put a reverse proxy in front.
+What is protected, and how:
+- Two database roles. `lstm`, the superuser that initdb makes, is used by
+  lstm-server alone, to create databases and roles. MLflow and Optuna sign in as
+  `lstm_app`, which owns their three databases and nothing else (no SUPERUSER,
+  CREATEROLE or CREATEDB).
+- No password on a command line, in a log line or in anything MLflow records:
+  `lstm_app`'s is in DIR/secrets/pgpass (mode 600), libpq's password file, which
+  the server and every worker read through PGPASSFILE; URLs carry no password
+  (`postgresql+psycopg://lstm_app@127.0.0.1:5433/optuna`), and a worker names
+  the storage `server:DIR`. The admin's MLflow password reaches MLflow's auth app
+  through the environment (MLFLOW_AUTH_ADMIN_PASSWORD), never a file.
+- DIR is readable by the user the server runs as only (700; started by root,
+  710 with the group `postgres`, which must reach DIR/postgres); MLflow writes
+  artifacts with umask 077.
+- PostgreSQL listens on 127.0.0.1 only, unless --db-host names another address
+  for remote workers: then it takes `lstm_app` there over TLS only
+  (scram-sha-256, a self-signed certificate made with openssl).
+- With --auth, new users get `--default-permission` on experiments they did not
+  create: NO_PERMISSIONS unless told otherwise. There is no TLS in front of
+  MLflow: put a reverse proxy there.
 """
 
 import argparse
+import contextlib
+import fcntl
 import json
 import os
 import pwd
@@ -41,14 +55,17 @@ from pathlib import Path
 from pipeline.errors import ParamError
 
 DEFAULT_DATA = "lstm-server"
-DB_USER = "lstm"
+ADMIN_ROLE = "lstm"  # initdb's superuser: lstm-server's own
+APP_ROLE = "lstm_app"  # what MLflow and Optuna sign in as
 DATABASES = ("mlflow", "optuna")
 AUTH_DATABASE = "mlflow_auth"
 STATE = "server.json"
-# MLflow's basic-auth app ships this admin password; a server must never keep it.
+# MLflow's basic-auth app used to ship this admin password; a server must never keep it.
 MLFLOW_DEFAULT_ADMIN_PASSWORD = "password1234"
 MIN_PASSWORD_LENGTH = 12
 START_TIMEOUT_S = 180
+PERMISSIONS = ("NO_PERMISSIONS", "READ", "USE", "EDIT", "MANAGE")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 class ServerError(Exception):
@@ -75,15 +92,33 @@ class Layout:
     def __init__(self, data):
         self.root = Path(data).resolve()
         self.postgres = self.root / "postgres"
+        self.postgres_log = self.postgres / "server.log"  # written by PostgreSQL's own user
         self.artifacts = self.root / "artifacts"
         self.logs = self.root / "logs"
-        self.state = self.root / STATE
-        self.db_password = self.root / "db_password"
+        self.secrets = self.root / "secrets"
+        self.admin_password = self.secrets / "admin_password"
+        self.pgpass = self.secrets / "pgpass"
+        self.secret_key = self.secrets / "flask_secret_key"
+        # What `lstm-tune --storage server:DIR` reads (pipeline.stages.tune.resolve_storage): the URL, no password.
+        self.storage_url = self.secrets / "optuna_storage_url"
         self.auth_config = self.root / "basic_auth.ini"
-        self.secret_key = self.root / "flask_secret_key"
+        self.state = self.root / STATE
+        self.lock = self.root / ".lock"
+        self.old_db_password = self.root / "db_password"  # before the two roles: the superuser's
 
     def read_state(self):
         return json.loads(self.state.read_text()) if self.state.is_file() else None
+
+    def write_state(self, state):
+        _write_private(self.state, json.dumps(state, indent=2) + "\n")
+
+
+def _write_private(path, text):
+    """Writes a file only its owner may read (mode 600 from the start, never wider)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.chmod(path, 0o600)
 
 
 def _postgres_user():
@@ -108,6 +143,7 @@ def _as_postgres_user():
 def _run_postgres_tool(args, log, env=None, check=True):
     result = subprocess.run(args, env=env, capture_output=True, text=True, **_as_postgres_user())
     if check and result.returncode != 0:
+        log.parent.mkdir(mode=0o700, exist_ok=True)
         log.write_text(result.stdout + result.stderr)
         first = (result.stderr or result.stdout).strip().splitlines()
         raise ServerError(f"{Path(args[0]).name} failed: {first[-1] if first else 'no output'} (log: {log})")
@@ -139,11 +175,15 @@ def tracking_uri(state):
     return f"http://{host}:{state['port']}"
 
 
-def storage_url(layout, state, database="optuna"):
-    """The SQLAlchemy URL of one of the server's PostgreSQL databases (psycopg 3)."""
-    host = "127.0.0.1" if state["host"] in ("0.0.0.0", "::") else state["host"]
-    password = layout.db_password.read_text().strip()
-    return f"postgresql+psycopg://{DB_USER}:{password}@{host}:{state['db_port']}/{database}"
+def storage_url(state, database="optuna"):
+    """The SQLAlchemy URL of one of the server's databases, as `lstm_app`, without a
+    password: libpq finds it in the password file (`pgpass_environment`)."""
+    return f"postgresql+psycopg://{APP_ROLE}@127.0.0.1:{state['db_port']}/{database}"
+
+
+def pgpass_environment(layout):
+    """The environment variable through which libpq (psycopg) reads `lstm_app`'s password."""
+    return {"PGPASSFILE": str(layout.pgpass)}
 
 
 def _check_credentials():
@@ -153,26 +193,48 @@ def _check_credentials():
     if len(password) < MIN_PASSWORD_LENGTH or password == MLFLOW_DEFAULT_ADMIN_PASSWORD:
         raise ParamError(
             "Received --auth without a usable admin password: export MLFLOW_TRACKING_PASSWORD (at least "
-            f"{MIN_PASSWORD_LENGTH} characters, not MLflow's default) and optionally MLFLOW_TRACKING_USERNAME "
+            f"{MIN_PASSWORD_LENGTH} characters, not MLflow's old default) and optionally MLFLOW_TRACKING_USERNAME "
             "(default 'admin') before `lstm-server start --auth`; clients sign in with the same two variables."
         )
     return username, password
 
 
+def _check_data_folder(data):
+    """DIR must be a folder, or a path where one can be made: a one-line ParamError otherwise."""
+    path = Path(data)
+    if path.exists() and not path.is_dir():
+        raise ParamError(f"Received --data {data}: that is a file, not a folder; name a folder for the server's data.")
+    parent = path.resolve().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not path.exists() and (not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK)):
+        raise ParamError(f"Received --data {data}: cannot make that folder ({parent} is not a folder this user may "
+                         "write in); name another.")
+
+
+def _secure_root(layout):
+    """DIR for its owner only; started by root, also traversable by PostgreSQL's group."""
+    user = _postgres_user()
+    if user:
+        os.chown(layout.root, 0, user.pw_gid)
+        os.chmod(layout.root, 0o710)
+    else:
+        os.chmod(layout.root, 0o700)
+    for folder in (layout.artifacts, layout.logs, layout.secrets):
+        folder.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(folder, 0o700)
+
+
 def _init_postgres(layout):
-    """initdb on first start: the role `lstm` with a generated password, TCP only."""
-    layout.root.mkdir(parents=True, exist_ok=True)
-    layout.logs.mkdir(exist_ok=True)
-    layout.db_password.write_text(secrets.token_urlsafe(24) + "\n")
-    layout.db_password.chmod(0o600)
+    """initdb on first start: the superuser `lstm` with a generated password, TCP only."""
+    _write_private(layout.admin_password, secrets.token_urlsafe(24) + "\n")
     layout.postgres.mkdir()
     user = _postgres_user()
     password_file = layout.root / ".initdb_password"
-    password_file.write_text(layout.db_password.read_text())
+    _write_private(password_file, layout.admin_password.read_text())
     if user:
         for path in (layout.postgres, password_file):
             os.chown(path, user.pw_uid, user.pw_gid)
-        os.chmod(password_file, 0o600)
         probe = subprocess.run(["test", "-w", str(layout.postgres)], **_as_postgres_user())
         if probe.returncode != 0:
             shutil.rmtree(layout.postgres)
@@ -183,7 +245,7 @@ def _init_postgres(layout):
             )
     try:
         _run_postgres_tool(
-            [postgres_binary("initdb"), "-D", str(layout.postgres), "-U", DB_USER, "--pwfile", str(password_file),
+            [postgres_binary("initdb"), "-D", str(layout.postgres), "-U", ADMIN_ROLE, "--pwfile", str(password_file),
              "--auth-host=scram-sha-256", "--auth-local=scram-sha-256", "-E", "UTF8", "--locale=C"],
             layout.logs / "initdb.log")
     except BaseException:
@@ -193,26 +255,35 @@ def _init_postgres(layout):
         password_file.unlink(missing_ok=True)
 
 
-REMOTE_HBA = "host all all 0.0.0.0/0 scram-sha-256\nhost all all ::/0 scram-sha-256\n"
+def _configure_network(layout, db_host):
+    """PostgreSQL on 127.0.0.1; with a `db_host`, also there for `lstm_app`, over TLS only."""
+    hba = layout.postgres / "pg_hba.conf"
+    lines = [line for line in hba.read_text().splitlines()
+             if "0.0.0.0/0" not in line and "::/0" not in line and not line.startswith("hostssl")]
+    if db_host:
+        lines.append(f"hostssl all {APP_ROLE} 0.0.0.0/0 scram-sha-256")
+        lines.append(f"hostssl all {APP_ROLE} ::/0 scram-sha-256")
+        certificate, key = layout.postgres / "server.crt", layout.postgres / "server.key"
+        if not certificate.is_file():
+            if not shutil.which("openssl"):
+                raise ParamError("Received --db-host, which needs TLS, but `openssl` is not installed to make "
+                                 "PostgreSQL's certificate: install it, or leave out --db-host.")
+            _run_postgres_tool(["openssl", "req", "-new", "-x509", "-days", "3650", "-nodes", "-subj",
+                                f"/CN={db_host}", "-keyout", str(key), "-out", str(certificate)],
+                               layout.logs / "openssl.log")
+            _run_postgres_tool(["chmod", "600", str(key)], layout.logs / "openssl.log")
+    hba.write_text("\n".join(lines) + "\n")  # root keeps the file PostgreSQL's
 
 
-def _start_postgres(layout, host, db_port):
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        # Other machines sign in with the generated password too (no TLS: see docs/scale-out.md).
-        hba = layout.postgres / "pg_hba.conf"
-        if REMOTE_HBA not in hba.read_text():
-            with open(hba, "a") as rules:
-                rules.write(REMOTE_HBA)
-    log = layout.logs / "postgres.log"
-    if not log.exists():
-        log.touch()
-    user = _postgres_user()
-    if user:
-        os.chown(log, user.pw_uid, user.pw_gid)
-    listen = "*" if host in ("0.0.0.0", "::") else host
+def _start_postgres(layout, db_host, db_port):
+    _configure_network(layout, db_host)
+    listen = "127.0.0.1" + (f",{db_host}" if db_host else "")
+    options = f"-p {db_port} -c listen_addresses='{listen}' -c unix_socket_directories=''"
+    if db_host:
+        options += " -c ssl=on"
     _run_postgres_tool(
-        [postgres_binary("pg_ctl"), "-D", str(layout.postgres), "-l", str(log), "-w", "-t", "60",
-         "-o", f"-p {db_port} -c listen_addresses='{listen}' -c unix_socket_directories=''", "start"],
+        [postgres_binary("pg_ctl"), "-D", str(layout.postgres), "-l", str(layout.postgres_log), "-w", "-t", "60",
+         "-o", options, "start"],
         layout.logs / "pg_ctl.log")
 
 
@@ -227,38 +298,89 @@ def _postgres_running(layout):
 
 def _stop_postgres(layout):
     if not _postgres_running(layout):
-        return
+        return False
     _run_postgres_tool([postgres_binary("pg_ctl"), "-D", str(layout.postgres), "-m", "fast", "-w", "stop"],
                        layout.logs / "pg_ctl.log")
+    return True
+
+
+def _admin_connection(layout, state, database="postgres"):
+    import psycopg
+
+    return psycopg.connect(host="127.0.0.1", port=state["db_port"], user=ADMIN_ROLE, dbname=database,
+                           password=layout.admin_password.read_text().strip(), autocommit=True)
+
+
+def _app_password(layout):
+    """`lstm_app`'s password, made on the first start and kept in the password file."""
+    if layout.pgpass.is_file():
+        return layout.pgpass.read_text().splitlines()[0].split(":", 4)[-1]
+    password = secrets.token_urlsafe(24)
+    # host:port:database:user:password, for every port and database of this role on 127.0.0.1.
+    _write_private(layout.pgpass, "".join(f"{host}:*:*:{APP_ROLE}:{password}\n" for host in ("127.0.0.1", "localhost")))
+    return password
 
 
 def _create_databases(layout, state, auth):
-    import psycopg
+    """The app role and its databases; on a server made before the role existed,
+    hands it the databases and everything in them."""
+    from psycopg import sql
 
-    admin = storage_url(layout, state, "postgres").replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(admin, autocommit=True) as connection:
+    password = _app_password(layout)
+    with _admin_connection(layout, state) as connection:
+        exists = connection.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_ROLE,)).fetchone()
+        verb = "ALTER" if exists else "CREATE"
+        connection.execute(sql.SQL("{} ROLE {} LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB PASSWORD {}").format(
+            sql.SQL(verb), sql.Identifier(APP_ROLE), sql.Literal(password)))
         existing = {row[0] for row in connection.execute("SELECT datname FROM pg_database")}
         for name in DATABASES + ((AUTH_DATABASE,) if auth else ()):
             if name not in existing:
-                connection.execute(f'CREATE DATABASE "{name}"')
+                connection.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                    sql.Identifier(name), sql.Identifier(APP_ROLE)))
+            else:
+                connection.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+                    sql.Identifier(name), sql.Identifier(APP_ROLE)))
+    for name in DATABASES + ((AUTH_DATABASE,) if auth else ()):
+        with _admin_connection(layout, state, name) as connection:
+            # Tables a server made before the app role existed belong to the superuser.
+            for kind, objects in (("TABLE", "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                                            "AND tableowner <> %s"),
+                                  ("SEQUENCE", "SELECT sequencename FROM pg_sequences WHERE schemaname = 'public' "
+                                               "AND sequenceowner <> %s")):
+                for (table,) in connection.execute(objects, (APP_ROLE,)).fetchall():
+                    connection.execute(sql.SQL("ALTER {} public.{} OWNER TO {}").format(
+                        sql.SQL(kind), sql.Identifier(table), sql.Identifier(APP_ROLE)))
     if "optuna" not in existing:
         # Optuna's tables, made once here: tuning workers that start at once then find them.
         import optuna
 
-        optuna.storages.RDBStorage(storage_url(layout, state, "optuna"))
+        with _environment(pgpass_environment(layout)):
+            optuna.storages.RDBStorage(storage_url(state, "optuna"))
 
 
-def _write_auth_config(layout, state):
-    username, password = _check_credentials()
-    layout.auth_config.write_text(
+@contextlib.contextmanager
+def _environment(values):
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _write_auth_config(layout, state, default_permission):
+    """MLflow's auth app's settings, without a secret: the admin's password reaches it
+    through the environment, the database's through the password file."""
+    _write_private(layout.auth_config, (
         "[mlflow]\n"
-        "default_permission = READ\n"
-        f"database_uri = {storage_url(layout, state, AUTH_DATABASE)}\n"
-        f"admin_username = {username}\n"
-        f"admin_password = {password}\n"
+        f"default_permission = {default_permission}\n"
+        f"database_uri = {storage_url(state, AUTH_DATABASE)}\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
-    )
-    layout.auth_config.chmod(0o600)
+    ))
 
 
 def _wait_for_health(url, process, log):
@@ -276,30 +398,91 @@ def _wait_for_health(url, process, log):
     raise ServerError(f"mlflow server did not answer {url}/health within {START_TIMEOUT_S} s (log: {log})")
 
 
+def _admin_signs_in(url, username, password):
+    """Whether the auth app takes these credentials for the admin (a restart with another
+    MLFLOW_TRACKING_PASSWORD would otherwise start silently, the old one still valid)."""
+    import base64
+
+    request = urllib.request.Request(f"{url}/api/2.0/mlflow/users/get?username={username}")
+    token = base64.b64encode(f"{username}:{password}".encode()).decode()
+    request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status == 200
+    except urllib.error.HTTPError as error:
+        return error.code not in (401, 403)
+
+
+@contextlib.contextmanager
+def _start_lock(layout):
+    """One `start` at a time per folder; a second says the first is starting."""
+    fd = os.open(layout.lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ParamError(f"Received --data {layout.root}: another `lstm-server start` is starting the server in that "
+                         "folder now; wait for it, then `lstm-server status`.") from None
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
 def start(data=DEFAULT_DATA, host="127.0.0.1", port=5000, db_port=5433, auth=False, allowed_hosts=None,
-          workers=None):
-    """Starts PostgreSQL and the MLflow server; returns the state (also in DIR/server.json)."""
+          workers=None, default_permission="NO_PERMISSIONS", db_host=None):
+    """Starts PostgreSQL and the MLflow server, or the part of them that is down; returns
+    the state (also in DIR/server.json)."""
+    _check_data_folder(data)
     layout = Layout(data)
-    running = status(data)
+    credentials = _check_credentials() if auth else None  # before anything starts
+    existed = layout.root.exists()
+    layout.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with _start_lock(layout):
+        before = set(layout.root.iterdir())
+        fresh = not (layout.postgres / "PG_VERSION").is_file()
+        try:
+            return _start_locked(layout, host, port, db_port, auth, allowed_hosts, workers, default_permission,
+                                 db_host, credentials)
+        except BaseException:
+            if fresh:  # a refused or failed first start leaves nothing behind
+                if not existed:
+                    shutil.rmtree(layout.root, ignore_errors=True)
+                else:
+                    for made in set(layout.root.iterdir()) - before:
+                        shutil.rmtree(made, ignore_errors=True) if made.is_dir() else made.unlink(missing_ok=True)
+                    layout.lock.unlink(missing_ok=True)
+            raise
+
+
+def _start_locked(layout, host, port, db_port, auth, allowed_hosts, workers, default_permission, db_host,
+                  credentials):
+    running = status(layout.root)
     if running and running["running"]:
         raise ParamError(f"Received --data {layout.root}: a server already runs from it "
-                         f"({tracking_uri(running)}); stop it first with `lstm-server stop --data {data}`.")
-    if auth:
-        _check_credentials()  # before anything starts
-    for option, value in (("--port", port), ("--db-port", db_port)):
-        if not _port_is_free(host, value):
-            raise ParamError(f"Received {option} {value}: the port is in use on {host}; pick a free one.")
-    first_start = not (layout.postgres / "PG_VERSION").is_file()
-    if first_start:
+                         f"({tracking_uri(running)}); stop it first with `lstm-server stop --data {layout.root}`.")
+    if running:  # half-running: stop what runs, start both afresh
+        stop(layout.root)
+    for option, value, address in (("--port", port, host), ("--db-port", db_port, "127.0.0.1")):
+        if not _port_is_free(address, value):
+            raise ParamError(f"Received {option} {value}: the port is in use on {address}; pick a free one.")
+    _secure_root(layout)
+    if layout.old_db_password.is_file() and not layout.admin_password.is_file():
+        # A server made before the two roles: its one password is the superuser's.
+        _write_private(layout.admin_password, layout.old_db_password.read_text())
+        layout.old_db_password.unlink()
+    if not (layout.postgres / "PG_VERSION").is_file():
         _init_postgres(layout)
-    layout.artifacts.mkdir(parents=True, exist_ok=True)
-    state = {"host": host, "port": port, "db_port": db_port, "auth": auth}
-    _start_postgres(layout, host, db_port)
+    state = {"host": host, "port": port, "db_port": db_port, "auth": auth, "db_host": db_host,
+             "default_permission": default_permission if auth else None}
+    _start_postgres(layout, db_host, db_port)
     try:
         _create_databases(layout, state, auth)
-        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        _write_private(layout.storage_url, storage_url(state) + "\n")
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **pgpass_environment(layout)}
         command = [sys.executable, "-m", "mlflow", "server",
-                   "--backend-store-uri", storage_url(layout, state, "mlflow"),
+                   "--backend-store-uri", storage_url(state, "mlflow"),
                    "--serve-artifacts", "--artifacts-destination", str(layout.artifacts),
                    "--host", host, "--port", str(port)]
         if allowed_hosts:
@@ -307,22 +490,29 @@ def start(data=DEFAULT_DATA, host="127.0.0.1", port=5000, db_port=5433, auth=Fal
         if workers:
             command += ["--workers", str(workers)]
         if auth:
-            _write_auth_config(layout, state)
+            _write_auth_config(layout, state, default_permission)
             command += ["--app-name", "basic-auth"]
             env["MLFLOW_AUTH_CONFIG_PATH"] = str(layout.auth_config)
+            env["MLFLOW_AUTH_ADMIN_USERNAME"], env["MLFLOW_AUTH_ADMIN_PASSWORD"] = credentials
             # The auth app's CSRF protection signs with this key: made once, kept across restarts.
             if not layout.secret_key.is_file():
-                layout.secret_key.write_text(secrets.token_urlsafe(32) + "\n")
-                layout.secret_key.chmod(0o600)
+                _write_private(layout.secret_key, secrets.token_urlsafe(32) + "\n")
             env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = layout.secret_key.read_text().strip()
         log = layout.logs / "mlflow.log"
-        with open(log, "ab") as output:
-            # Its own session: stopped as a group, and deaf to the terminal's Ctrl-C.
+        with open(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as output:
+            # Its own session: stopped as a group, and deaf to the terminal's Ctrl-C. umask 077:
+            # the artifacts it writes are its own user's only.
             process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env,
-                                       start_new_session=True, cwd=layout.root)
+                                       start_new_session=True, cwd=layout.root, umask=0o077)
         state["mlflow_pid"] = process.pid
-        layout.state.write_text(json.dumps(state, indent=2) + "\n")
+        layout.write_state(state)
         _wait_for_health(tracking_uri(state), process, log)
+        if auth and not _admin_signs_in(tracking_uri(state), *credentials):
+            raise ParamError(
+                f"Received MLFLOW_TRACKING_PASSWORD that is not the password of the admin "
+                f"{credentials[0]!r} on this server (its admin was made on an earlier start, with another): export "
+                "the one in use; to change it, see `lstm-server` in docs/scale-out.md. The server is stopped."
+            )
     except BaseException:
         _stop_mlflow(layout.read_state())
         _stop_postgres(layout)
@@ -345,33 +535,36 @@ def _is_our_mlflow(pid, state):
 def _stop_mlflow(state):
     pid = (state or {}).get("mlflow_pid")
     if not pid or not _alive(pid) or not _is_our_mlflow(pid, state):
-        return
+        return False
     try:
         os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:
-        return
+        return False
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
             os.killpg(pid, 0)
         except ProcessLookupError:
-            return
+            return True
         time.sleep(0.2)
     os.killpg(pid, signal.SIGKILL)
+    return True
 
 
 def stop(data=DEFAULT_DATA):
-    """Stops the MLflow server, then PostgreSQL. Returns whether anything ran."""
+    """Stops whatever part of the server runs: MLflow, then PostgreSQL. Returns the
+    names of what it stopped."""
     layout = Layout(data)
     state = layout.read_state()
-    running = status(data)
-    was_running = bool(running and running["running"])
-    _stop_mlflow(state)
-    _stop_postgres(layout)
-    if state:
-        state.pop("mlflow_pid", None)
-        layout.state.write_text(json.dumps(state, indent=2) + "\n")
-    return was_running
+    stopped = []
+    if _stop_mlflow(state):
+        stopped.append("MLflow")
+    if _stop_postgres(layout):
+        stopped.append("PostgreSQL")
+    if state and "mlflow_pid" in state:
+        state.pop("mlflow_pid")
+        layout.write_state(state)
+    return stopped
 
 
 def status(data=DEFAULT_DATA):
@@ -393,14 +586,17 @@ def _describe(layout, state):
         f"  export MLFLOW_TRACKING_URI={uri}",
     ]
     if state["auth"]:
-        lines.append("  export MLFLOW_TRACKING_USERNAME=... MLFLOW_TRACKING_PASSWORD=...   (sign-in is on)")
+        lines.append("  export MLFLOW_TRACKING_USERNAME=... MLFLOW_TRACKING_PASSWORD=...   (sign-in is on; new users: "
+                     f"{state.get('default_permission') or 'NO_PERMISSIONS'} on others' experiments)")
     lines += [
         "",
-        f"Optuna storage for lstm-tune (-P storage=...; password in {layout.db_password}):",
-        f"  {storage_url(layout, state)}",
-        "",
-        f"Stop it with: lstm-server stop --data {layout.root}",
+        f"Optuna storage for lstm-tune workers on this machine: --storage server:{layout.root}",
+        f"  ({storage_url(state)}, whose password libpq reads from {layout.pgpass}, mode 600)",
     ]
+    if state.get("db_host"):
+        lines.append(f"  Remote workers: PostgreSQL takes {APP_ROLE} at {state['db_host']}:{state['db_port']} over TLS "
+                     "only; copy server.json and secrets/pgpass to them (see docs/scale-out.md).")
+    lines += ["", f"Stop it with: lstm-server stop --data {layout.root}"]
     return "\n".join(lines)
 
 
@@ -413,37 +609,50 @@ def main(argv=None):
                              help=f"folder for the database and artifacts (default: ./{DEFAULT_DATA})")
         if name == "start":
             command.add_argument("--host", default="127.0.0.1",
-                                 help="address to listen on (default 127.0.0.1; any other needs --auth)")
+                                 help="address MLflow listens on (default 127.0.0.1; any other needs --auth)")
             command.add_argument("--port", type=int, default=5000, help="MLflow's port (default 5000)")
             command.add_argument("--db-port", type=int, default=5433, help="PostgreSQL's port (default 5433)")
             command.add_argument("--auth", action="store_true",
                                  help="sign-in with MLflow's basic-auth app (admin: MLFLOW_TRACKING_USERNAME/"
                                       "MLFLOW_TRACKING_PASSWORD)")
+            command.add_argument("--default-permission", default="NO_PERMISSIONS", choices=PERMISSIONS,
+                                 help="with --auth: what a user may do on experiments others made, unless granted "
+                                      "more (default NO_PERMISSIONS)")
+            command.add_argument("--db-host", default=None,
+                                 help="an address where PostgreSQL also takes remote tuning workers, over TLS only "
+                                      "(default: none, 127.0.0.1 only)")
             command.add_argument("--allowed-hosts", default=None,
                                  help="host names clients may use (MLflow's --allowed-hosts), for a non-local host")
             command.add_argument("--workers", type=int, default=None,
                                  help="MLflow server worker processes (default: MLflow's)")
     args = parser.parse_args(argv)
-    layout = Layout(args.data)
     try:
+        layout = Layout(args.data)
         if args.command == "start":
-            if args.host not in ("127.0.0.1", "localhost", "::1") and not args.auth:
+            if args.host not in LOOPBACK and not args.auth:
                 raise ParamError(f"Received --host {args.host} without --auth: a server reachable from other "
                                  "machines must ask for a password; add --auth (and --allowed-hosts).")
-            state = start(args.data, args.host, args.port, args.db_port, args.auth, args.allowed_hosts, args.workers)
+            if args.db_host in LOOPBACK:
+                args.db_host = None
+            state = start(args.data, args.host, args.port, args.db_port, args.auth, args.allowed_hosts, args.workers,
+                          args.default_permission, args.db_host)
             print(_describe(layout, state))
         elif args.command == "stop":
-            print(f"Stopped the server in {layout.root}." if stop(args.data)
+            stopped = stop(args.data) if layout.state.is_file() else []
+            print(f"Stopped {' and '.join(stopped)} in {layout.root}." if stopped
                   else f"No server was running from {layout.root}.")
         else:
-            state = status(args.data)
+            state = status(args.data) if layout.root.is_dir() else None
             if state is None:
                 print(f"No server has been started from {layout.root}.")
                 raise SystemExit(3)
             if not state["running"]:
-                down = [name for name, up in (("mlflow", state["mlflow_up"]), ("postgres", state["postgres_up"]))
-                        if not up]
-                print(f"Stopped ({', '.join(down)} down): start it with lstm-server start --data {layout.root}")
+                up = [name for name, running in (("MLflow", state["mlflow_up"]), ("PostgreSQL", state["postgres_up"]))
+                      if running]
+                down = [name for name, running in (("MLflow", state["mlflow_up"]), ("PostgreSQL", state["postgres_up"]))
+                        if not running]
+                print(f"Stopped ({', '.join(down)} down{'; ' + ', '.join(up) + ' up' if up else ''}): start it with "
+                      f"lstm-server start --data {layout.root} (which stops what still runs and starts both)")
                 raise SystemExit(3)
             print("Running. " + _describe(layout, state))
     except (ParamError, ServerError) as error:

@@ -10,5 +10,9 @@ class ParamError(PipelineError, ValueError):
     """A parameter value, a combination of values or an input file that is not allowed."""
 
 
+class TrackingUnavailable(PipelineError):
+    """The tracking server (or the store behind it) cannot answer."""
+
+
 class TrainingDiverged(PipelineError):
     """The training loss became NaN or infinite."""

@@ -25,6 +25,7 @@ class Param:
     help: str
     auto: bool = False  # also takes 'auto': a value chosen from the data (`resolve_data`, `resolve_training`)
     label: str = ""  # short name in sweep and study trial names ("h50-lr0.001"); else `name=`
+    shown: Callable[[object], str] = repr  # how a refused value appears in the error (a secret masked)
 
     def trial_label(self, text):
         """`h50` for hidden_units 50, `column=sales` for a parameter without a label."""
@@ -41,7 +42,7 @@ class Param:
         if value is None or not self.check(value):
             raise ParamError(
                 f"Received an invalid value for parameter `{self.name}`, "
-                f"expected {self.allowed}, got {raw!r}."
+                f"expected {self.allowed}, got {self.shown(raw)}."
             )
         return value
 
@@ -78,6 +79,15 @@ def _positive(value):
 
 def _fraction(value):
     return 0 < value < 1
+
+
+def _has_password(url):
+    return re.match(r"[a-z0-9+]+://[^/@]*:[^/@]*@", url) is not None
+
+
+def hide_password(text):
+    """A database URL with its password as ***: what an error or a log line may show."""
+    return re.sub(r"(://[^/:@]*:)[^/@]*@", r"\1***@", text)
 
 
 def _run_id(value):
@@ -200,9 +210,12 @@ _PARAMS = [
     Param("study", str, "lstm-tune", "a study name of letters, digits, '-', '_' or '.'",
           lambda v: re.fullmatch(r"[A-Za-z0-9._-]+", v) is not None,
           "the Optuna study: workers started with the same study and storage share its trials"),
-    Param("storage", str, "auto", "'auto' or an SQLAlchemy database URL (sqlite:///..., postgresql+psycopg://...)",
-          lambda v: v == "auto" or re.fullmatch(r"(sqlite|postgresql|mysql)[a-z0-9+]*://.*", v) is not None,
-          "Optuna's storage; 'auto': optuna.db beside the SQLite tracking store (one machine only)"),
+    Param("storage", str, "auto", "'auto', 'server:<lstm-server folder>' or an SQLAlchemy database URL without a "
+          "password (sqlite:///..., postgresql+psycopg://user@host:port/db, the password in PGPASSFILE)",
+          lambda v: v == "auto" or (v.startswith("server:") and len(v) > len("server:"))
+          or (re.fullmatch(r"(sqlite|postgresql|mysql)[a-z0-9+]*://.*", v) is not None and not _has_password(v)),
+          "Optuna's storage; 'auto': optuna.db beside the SQLite tracking store (one machine only); "
+          "'server:DIR': the study database of the lstm-server in DIR", shown=lambda raw: repr(hide_password(str(raw)))),
     Param("sampler", str, "tpe", "'tpe' or 'random'", lambda v: v in ("tpe", "random"),
           "how trials are drawn: Optuna's TPE, or uniformly at random"),
     Param("pruner", str, "median", "'median', 'none' or 'threshold:<val_loss>'",

@@ -113,6 +113,50 @@ def end_entry_run(run_id, message, status):
         client.set_terminated(run_id, status)
 
 
+def explain_store_error(error):
+    """A one-line error for a tracking store that refused or could not answer a
+    request (a sign-in it asks for, a server or database that is down), or None
+    for any other error."""
+    from pipeline.errors import TrackingUnavailable
+
+    uri = mlflow.get_tracking_uri()
+    text = str(error)
+    if "401" in text or "Unauthorized" in text or "UNAUTHENTICATED" in text:
+        return ParamError(
+            f"The tracking server {uri} asks for a sign-in (HTTP 401): export MLFLOW_TRACKING_USERNAME and "
+            "MLFLOW_TRACKING_PASSWORD, an account on that server."
+        )
+    if "403" in text or "PERMISSION_DENIED" in text:
+        return ParamError(
+            f"The tracking server {uri} refused this user (HTTP 403): ask its admin for a permission on the "
+            "experiment or model."
+        )
+    if any(sign in text for sign in ("500", "502", "503", "504", "Max retries", "Connection refused",
+                                     "INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE")):
+        first = text.strip().splitlines()[0][:160] if text.strip() else type(error).__name__
+        return TrackingUnavailable(
+            f"The tracking server {uri} cannot answer ({first}): is it running, and its database? "
+            "`lstm-server status` says, for a server it started."
+        )
+    return None
+
+
+def store_errors_in_one_line(run_function):
+    """`run_function`, with a store that refused or could not answer said in one line
+    (`explain_store_error`) instead of MLflow's trace."""
+    @functools.wraps(run_function)
+    def run_once(*args, **values):
+        try:
+            return run_function(*args, **values)
+        except mlflow.exceptions.MlflowException as error:
+            explained = explain_store_error(error)
+            if explained is None:
+                raise
+            raise explained from None
+
+    return run_once
+
+
 def log_params(values):
     """Logs each value in its canonical form, unless the run already has it.
 

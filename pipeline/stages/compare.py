@@ -9,11 +9,13 @@ champion. `--table wide` prints every run in one table with every headline
 metric, as a sweep's `results.csv` holds them.
 """
 
+import os
+
 import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from pipeline import metrics, params, registry, tables, workarounds
+from pipeline import metrics, params, registry, tables, tracking, workarounds
 from pipeline.errors import ParamError
 from pipeline.stages import command_line
 
@@ -135,7 +137,10 @@ def run(experiment, parent_run_id, table="by_series"):
 
 def main(argv=None):
     """The `lstm-compare` console script."""
-    command_line("compare", run, argv, prog="lstm-compare")
+    # One try, a short wait: an interactive command says at once that the server cannot answer.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    command_line("compare", tracking.store_errors_in_one_line(run), argv, prog="lstm-compare")
 
 
 if __name__ == "__main__":

@@ -141,6 +141,11 @@ def run(model_uri, input, column, fill_missing, time_format, separator, decimal,
     try:
         model = mlflow.pyfunc.load_model(model_uri)
     except Exception as error:  # MLflow raises several types for a bad URI
+        from pipeline import tracking
+
+        explained = tracking.explain_store_error(error)
+        if explained is not None:
+            raise explained from None
         raise ParamError(
             f"Received an invalid value for parameter `model_uri`, expected an MLflow model URI "
             f"(models:/<id>, runs:/<train run id>/model), got {model_uri!r} ({type(error).__name__})."
@@ -177,7 +182,9 @@ def run(model_uri, input, column, fill_missing, time_format, separator, decimal,
 
 def main(argv=None):
     """The `lstm-predict` console script."""
-    command_line("predict", run, argv, parse=parse, prog="lstm-predict")
+    from pipeline import tracking
+
+    command_line("predict", tracking.store_errors_in_one_line(run), argv, parse=parse, prog="lstm-predict")
 
 
 if __name__ == "__main__":

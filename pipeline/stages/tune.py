@@ -71,6 +71,31 @@ class Pruned(Exception):
         self.pruned_at_epoch = epoch
 
 
+# `server:DIR` names the study database of the lstm-server in DIR (deploy/server.py writes
+# both files): the URL, without a password, and libpq's password file that holds it.
+SERVER_STORAGE_URL = "secrets/optuna_storage_url"
+SERVER_PGPASS = "secrets/pgpass"
+
+
+def resolve_storage(storage):
+    """The storage's URL: `auto` → default_storage(); `server:DIR` → the server's study
+    database, with PGPASSFILE set in this process so that libpq finds its password."""
+    if storage == "auto":
+        return default_storage()
+    if not storage.startswith("server:"):
+        return storage
+    folder = Path(storage[len("server:"):]).expanduser()
+    url_file, pgpass = folder / SERVER_STORAGE_URL, folder / SERVER_PGPASS
+    if not (os.access(url_file, os.R_OK) and os.access(pgpass, os.R_OK)):
+        raise ParamError(
+            f"Received an invalid value for parameter `storage`: {storage} holds no lstm-server that this user can "
+            f"read ({SERVER_STORAGE_URL} and {SERVER_PGPASS} are readable by the server's user only): run the worker "
+            "as that user, or copy both files into the same places under a folder of your own and name that one."
+        )
+    os.environ["PGPASSFILE"] = str(pgpass.resolve())
+    return url_file.read_text().strip()
+
+
 def default_storage():
     """optuna.db beside a SQLite tracking store (mlflow.db), else in the working directory."""
     uri = mlflow.get_tracking_uri()
@@ -343,7 +368,7 @@ def run(n_trials, study, storage, sampler, pruner, tune_seed, threads, registere
 
     _limit_threads(threads)
     generate_data.prepare_each(_corners(space))
-    storage_url = default_storage() if storage == "auto" else storage
+    storage_url = resolve_storage(storage)
     rdb = _storage(storage_url)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # Under `mlflow run`: this worker's own run. Popped, so that the first
@@ -361,17 +386,62 @@ def run(n_trials, study, storage, sampler, pruner, tune_seed, threads, registere
     run_trial = objective(space, sampler, tune_seed, n_trials, parent_run_id, study)
     while len(_real_trials(found)) < n_trials:
         found.optimize(run_trial, n_trials=1, catch=(Exception,), gc_after_trial=False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(found)
-    state = report(found)
+    state = _wait_for_the_last_trials(found, parent_run_id)
     unfinished = state["running"] + state["waiting"]
     if unfinished:
-        print(f"{unfinished} trial(s) still running on other workers: the last to finish ends the study.")
+        print(f"{unfinished} trial(s) still running on other workers, whose heartbeats are fresh: the last to "
+              "finish ends the study.")
     elif MlflowClient().get_run(parent_run_id).info.status == "RUNNING":  # no other worker ended it yet
         finish(found, parent_run_id, registered_model_name)
     print(describe(found, state))
     return state
+
+
+def _fail_stale(study, parent_run_id):
+    """Fails the trials whose worker stopped beating (Optuna's heartbeat), and ends their
+    MLflow runs, left RUNNING by the worker that died, as FAILED."""
+    import optuna
+    from optuna.trial import TrialState
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    client = MlflowClient()
+    failed = [t.number for t in _real_trials(study, states=(TrialState.FAIL,))]
+    if not failed:
+        return
+    experiment = client.get_run(parent_run_id).info.experiment_id
+    for number in failed:
+        for run in client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent_run_id}' and "
+                                                    f"tags.optuna_trial = '{number}' and attributes.status = 'RUNNING'"):
+            stranded = [run] + client.search_runs(
+                [experiment], f"tags.mlflow.parentRunId = '{run.info.run_id}' and attributes.status = 'RUNNING'")
+            for each in stranded:
+                client.set_tag(each.info.run_id, "error", f"Trial {number}'s worker died: Optuna failed the trial "
+                                                          f"when its heartbeat was {GRACE_PERIOD_S} s old.")
+                client.set_terminated(each.info.run_id, "FAILED")
+
+
+def _wait_for_the_last_trials(study, parent_run_id):
+    """With no trial left to start: while trials still RUNNING may belong to a worker
+    that died, waits out Optuna's grace period (saying so) and fails them, so that
+    the study can end. Returns the report once nothing is left to wait for: no trial
+    running, the study ended by another worker, or the trials running still beat."""
+    deadline = time.monotonic() + GRACE_PERIOD_S + 2 * HEARTBEAT_INTERVAL_S
+    said = False
+    while True:
+        _fail_stale(study, parent_run_id)
+        state = report(study)
+        running = state["running"] + state["waiting"]
+        if not running or time.monotonic() > deadline or \
+                MlflowClient().get_run(parent_run_id).info.status != "RUNNING":
+            return state
+        if not said:
+            print(f"{running} trial(s) still RUNNING: waiting up to {deadline - time.monotonic():.0f} s, as a trial "
+                  f"whose worker died is failed once its heartbeat is {GRACE_PERIOD_S} s old (a live worker's "
+                  "trial ends the study itself).", flush=True)
+            said = True
+        time.sleep(HEARTBEAT_INTERVAL_S / 2)
 
 
 def _limit_threads(threads):
@@ -503,7 +573,7 @@ def report_command(argv):
     args = parser.parse_args(argv)
     import optuna
 
-    storage = default_storage() if args.storage == "auto" else args.storage
+    storage = resolve_storage(params.PARAMS["storage"].parse(args.storage))
     rdb = _storage(storage)
     try:
         study = optuna.load_study(study_name=args.study, storage=rdb)

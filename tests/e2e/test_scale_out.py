@@ -45,6 +45,11 @@ TUNE = ["--study", "shared", "--n_trials", "6", *SMALL, "--batch_size", "8", "--
 PASSWORD = "a-long-test-password"
 
 
+def app_password(layout):
+    """`lstm_app`'s password, from the server's password file (read as the server's user)."""
+    return layout.pgpass.read_text().splitlines()[0].split(":", 4)[-1]
+
+
 def lstm_server(*args, env=None, check=True):
     result = subprocess.run([sys.executable, "-m", "deploy.server", *args], capture_output=True, text=True,
                             cwd=REPO, env=env or os.environ, timeout=300)
@@ -78,7 +83,7 @@ def shared_server():
     layout = server.Layout(folder / "server")
     try:
         yield {"uri": uri, "data": data, "ports": ports, "layout": layout, "printed": started.stdout,
-               "storage": server.storage_url(layout, layout.read_state())}
+               "storage": f"server:{folder / 'server'}"}
     finally:
         lstm_server("stop", *data, check=False)
         shutil.rmtree(folder, ignore_errors=True)
@@ -87,7 +92,9 @@ def shared_server():
 def test_start_prints_what_a_client_exports(shared_server):
     printed = shared_server["printed"]
     assert f"export MLFLOW_TRACKING_URI={shared_server['uri']}" in printed
-    assert "postgresql+psycopg://lstm:" in printed and "/optuna" in printed
+    assert f"--storage {shared_server['storage']}" in printed
+    assert "postgresql+psycopg://lstm_app@127.0.0.1:" in printed and "/optuna" in printed
+    assert app_password(shared_server["layout"]) not in printed
     status = lstm_server("status", *shared_server["data"])
     assert status.stdout.startswith("Running.")
 
@@ -115,8 +122,9 @@ def test_a_pipeline_run_lands_in_postgresql_with_its_artifacts_proxied(shared_se
     # And the runs are in PostgreSQL: the server's own database, read directly.
     import psycopg
 
-    url = server.storage_url(shared_server["layout"], shared_server["layout"].read_state(), "mlflow")
-    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as connection:
+    url = server.storage_url(shared_server["layout"].read_state(), "mlflow")
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"),
+                         password=app_password(shared_server["layout"])) as connection:
         (status,) = connection.execute("SELECT status FROM runs WHERE run_uuid = %s",
                                        (pipeline_run.info.run_id,)).fetchone()
     assert status == "FINISHED"
@@ -241,7 +249,7 @@ def test_stop_then_start_finds_every_run_and_model(study, shared_server):
     client = MlflowClient(shared_server["uri"])
     before = sorted(run.info.run_id for run in client.search_runs(["0"], max_results=1000))
     versions = [v.version for v in client.search_model_versions("name = 'lstm-sine'")]
-    assert "Stopped the server" in lstm_server("stop", *shared_server["data"]).stdout
+    assert "Stopped MLflow and PostgreSQL in" in lstm_server("stop", *shared_server["data"]).stdout
     stopped = lstm_server("status", *shared_server["data"], check=False)
     assert stopped.returncode == 3 and stopped.stdout.startswith("Stopped")
     with pytest.raises(OSError):
@@ -274,11 +282,11 @@ def signed_in_server():
     folder = server_folder()
     data = ["--data", str(folder / "server")]
     env = {**os.environ, "MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": PASSWORD}
-    started = lstm_server("start", *data, "--port", str(free_port()), "--db-port", str(free_port()), "--auth",
-                          "--workers", "1", env=env)
+    ports = ["--port", str(free_port()), "--db-port", str(free_port())]
+    started = lstm_server("start", *data, *ports, "--auth", "--workers", "1", env=env)
     uri = next(line.split("=", 1)[1] for line in started.stdout.splitlines() if "MLFLOW_TRACKING_URI=" in line)
     try:
-        yield uri
+        yield {"uri": uri, "data": data, "ports": ports}
     finally:
         lstm_server("stop", *data, check=False)
         shutil.rmtree(folder, ignore_errors=True)
@@ -295,15 +303,19 @@ def _search_experiments(uri, credentials=None):
             return response.status
     except urllib.error.HTTPError as error:
         return error.code
+    except urllib.error.URLError:
+        return None  # nothing listens
 
 
 def test_without_credentials_the_server_answers_401(signed_in_server):
+    signed_in_server = signed_in_server["uri"]
     assert _search_experiments(signed_in_server) == 401
     assert _search_experiments(signed_in_server, "admin:wrong-password-here") == 401
     assert _search_experiments(signed_in_server, f"admin:{PASSWORD}") == 200
 
 
 def test_with_credentials_a_run_lands(signed_in_server):
+    signed_in_server = signed_in_server["uri"]
     env = client_env(signed_in_server, MLFLOW_TRACKING_USERNAME="admin", MLFLOW_TRACKING_PASSWORD=PASSWORD)
     result = subprocess.run([sys.executable, "-m", "pipeline.stages.generate_data", "--n_samples", "100"],
                             cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
@@ -339,37 +351,184 @@ def test_a_server_without_a_real_password_is_refused_before_it_starts(tmp_path, 
 
 def test_a_storage_that_cannot_be_opened_is_refused_in_one_line(tmp_path):
     result = subprocess.run([sys.executable, "-m", "pipeline.stages.tune", "--n_trials", "1", "--storage",
-                             "postgresql+psycopg://lstm:secret@127.0.0.1:1/optuna"],
+                             "postgresql+psycopg://lstm_app@127.0.0.1:1/optuna"],
                             cwd=tmp_path, env=client_env(f"sqlite:///{tmp_path / 'mlflow.db'}"),
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     line = result.stderr.strip().splitlines()[-1]
     assert line.startswith("error: Received an invalid value for parameter `storage`: cannot open "
-                           "'postgresql+psycopg://lstm:***@127.0.0.1:1/optuna' (OperationalError")
-    assert "secret" not in result.stderr
+                           "'postgresql+psycopg://lstm_app@127.0.0.1:1/optuna' (OperationalError")
     assert not (tmp_path / "mlflow.db").exists(), "refused before anything is recorded"
 
 
-def test_postgresql_runs_without_roots_supplementary_groups(shared_server):
+def test_a_storage_url_with_a_password_is_refused_without_showing_it(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "pipeline.stages.tune", "--n_trials", "1", "--storage",
+                             "postgresql+psycopg://lstm:s3cret-value@127.0.0.1:1/optuna"],
+                            cwd=tmp_path, env=client_env(f"sqlite:///{tmp_path / 'mlflow.db'}"),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "s3cret-value" not in result.stdout + result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: Received an invalid value for parameter `storage`, expected 'auto', 'server:<lstm-server folder>' "
+        "or an SQLAlchemy database URL without a password (sqlite:///..., postgresql+psycopg://user@host:port/db, "
+        "the password in PGPASSFILE), got 'postgresql+psycopg://lstm:***@127.0.0.1:1/optuna'.")
+
+
+# Security and faults -------------------------------------------------------------------------------------------
+
+NOBODY = "nobody"
+
+
+def as_nobody(command):
+    """A shell command run by a local user who is not the server's: what they can see."""
     if os.geteuid() != 0:
-        pytest.skip("only root drops privileges to run PostgreSQL")
-    pid = int((shared_server["layout"].postgres / "postmaster.pid").read_text().split()[0])
-    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
-    postgres = server.pwd.getpwnam("postgres")
-    assert status["Uid"].split()[0] == str(postgres.pw_uid) and status["Gid"].split()[0] == str(postgres.pw_gid)
-    assert status["Groups"].split() == []
+        pytest.skip("needs root, to run a command as another local user")
+    return subprocess.run(["sh", "-c", command], user=NOBODY, group="nogroup", extra_groups=[],
+                          capture_output=True, text=True, timeout=120, cwd="/")
 
 
-def test_stop_leaves_alone_a_process_that_took_the_servers_recorded_pid(tmp_path):
-    """A pid read from server.json may belong to another process by now: stop must not kill it."""
-    layout = server.Layout(tmp_path)
-    stranger = subprocess.Popen(["sleep", "60"], start_new_session=True)
+def test_a_local_user_finds_no_secret_in_ps_proc_the_folder_or_mlflow(shared_server, study):
+    layout = shared_server["layout"]
+    secrets = [app_password(layout), layout.admin_password.read_text().strip()]
+    seen = as_nobody("ps auxww; for f in /proc/[0-9]*/cmdline /proc/[0-9]*/environ; do "
+                     "tr '\\0' ' ' < $f 2>/dev/null; echo; done")
+    assert "lstm_app@127.0.0.1" in seen.stdout, "ps shows the server's command line, without a password"
+    assert not [secret for secret in secrets if secret in seen.stdout]
+    listed = as_nobody(f"ls {layout.root}; cat {layout.pgpass}; cat {layout.root}/artifacts/*/*/*/* ")
+    assert listed.stdout == "" and "Permission denied" in listed.stderr
+    # Nor in anything MLflow recorded: every run's parameters and tags, the study's included.
+    client = MlflowClient(shared_server["uri"])
+    for run in client.search_runs(["0"], max_results=1000):
+        recorded = json.dumps({**run.data.params, **run.data.tags})
+        assert not [secret for secret in secrets if secret in recorded], run.info.run_id
+    storage = [run.data.params["storage"] for run in study["entry_runs"]]
+    assert storage == [shared_server["storage"]]
+
+
+def test_the_app_role_owns_its_databases_and_has_no_superuser_right(shared_server):
+    import psycopg
+
+    layout = shared_server["layout"]
+    url = server.storage_url(layout.read_state(), "optuna").replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url, password=app_password(layout), autocommit=True) as connection:
+        rights = connection.execute("SELECT rolsuper, rolcreaterole, rolcreatedb FROM pg_roles "
+                                    "WHERE rolname = current_user").fetchone()
+        assert rights == (False, False, False)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            connection.execute("COPY (SELECT 1) TO PROGRAM 'id'")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            connection.execute("SELECT * FROM pg_authid")
+        owners = dict(connection.execute("SELECT d.datname, r.rolname FROM pg_database d JOIN pg_roles r "
+                                         "ON r.oid = d.datdba WHERE d.datname IN ('mlflow', 'optuna')").fetchall())
+        assert owners == {"mlflow": "lstm_app", "optuna": "lstm_app"}
+
+
+def test_postgresql_listens_on_loopback_only(shared_server):
+    settings = (shared_server["layout"].postgres / "postmaster.pid").read_text().splitlines()
+    assert settings[5] == "127.0.0.1"  # postmaster.pid's listen address line
+    hba = (shared_server["layout"].postgres / "pg_hba.conf").read_text()
+    assert "0.0.0.0/0" not in hba and "::/0" not in hba
+
+
+def test_a_bad_data_folder_is_one_line_and_leaves_nothing(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for data, message in ((afile, "that is a file, not a folder"), (afile / "sub" / "server", "cannot make that folder")):
+        result = lstm_server("start", "--data", str(data), "--port", str(free_port()), "--db-port", str(free_port()),
+                             check=False)
+        assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert message in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+    refused = lstm_server("start", "--data", str(tmp_path / "new"), "--auth", check=False,
+                          env={**os.environ, "MLFLOW_TRACKING_PASSWORD": ""})
+    assert refused.returncode == 2 and not (tmp_path / "new").exists()
+
+
+def test_two_starts_at_once_on_a_fresh_folder_one_starts_one_says_so():
+    folder = server_folder()
+    data = ["--data", str(folder / "server")]
+    command = [sys.executable, "-m", "deploy.server", "start", *data, "--port", str(free_port()),
+               "--db-port", str(free_port())]
+    starts = [subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+              for _ in range(2)]
     try:
-        layout.state.write_text(json.dumps({"host": "127.0.0.1", "port": 5999, "db_port": 5998, "auth": False,
-                                            "mlflow_pid": stranger.pid}))
-        assert server.status(tmp_path)["mlflow_up"] is False
-        lstm_server("stop", "--data", str(tmp_path))
-        assert stranger.poll() is None, "stop killed a process that is not the server"
+        results = sorted((process.wait(timeout=300), *process.communicate()) for process in starts)
+        (ok, ok_out, _), (refused, _, refused_err) = results
+        assert ok == 0 and "MLFLOW_TRACKING_URI=" in ok_out
+        assert refused == 2 and refused_err.strip().splitlines() == [
+            f"error: Received --data {folder / 'server'}: another `lstm-server start` is starting the server in that "
+            "folder now; wait for it, then `lstm-server status`."]
+        assert lstm_server("status", *data).stdout.startswith("Running.")
     finally:
-        stranger.kill()
-        stranger.wait()
+        lstm_server("stop", *data, check=False)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_stopped_database_is_said_at_once_and_start_repairs_it(shared_server, study):
+    layout = shared_server["layout"]
+    stop_db = [server.postgres_binary("pg_ctl"), "-D", str(layout.postgres), "-m", "fast", "-w", "stop"]
+    subprocess.run(stop_db, check=True, capture_output=True, **server._as_postgres_user())
+    status = lstm_server("status", *shared_server["data"], check=False)
+    assert status.returncode == 3 and status.stdout.startswith("Stopped (PostgreSQL down; MLflow up)")
+    started = time.monotonic()
+    compared = subprocess.run([sys.executable, "-m", "pipeline.stages.compare"], cwd=REPO,
+                              env=client_env(shared_server["uri"]), capture_output=True, text=True, timeout=120)
+    assert time.monotonic() - started < 30
+    assert compared.returncode == 1 and len(compared.stderr.strip().splitlines()) == 1, compared.stderr
+    assert compared.stderr.startswith(f"error: The tracking server {shared_server['uri']} cannot answer (")
+    lstm_server("start", *shared_server["data"], *shared_server["ports"], "--workers", "2")
+    assert lstm_server("status", *shared_server["data"]).stdout.startswith("Running.")
+    assert MlflowClient(shared_server["uri"]).search_runs(["0"], max_results=5)
+
+
+def _admin_request(uri, path, body=None, credentials=f"admin:{PASSWORD}"):
+    import base64
+
+    request = urllib.request.Request(f"{uri}{path}", data=json.dumps(body).encode() if body else None,
+                                     headers={"Content-Type": "application/json"}, method="POST" if body else "GET")
+    request.add_header("Authorization", "Basic " + base64.b64encode(credentials.encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_a_second_user_is_refused_the_admins_experiment_by_default(signed_in_server):
+    signed_in_server = signed_in_server["uri"]
+    assert _admin_request(signed_in_server, "/api/2.0/mlflow/users/create",
+                          {"username": "reader", "password": "a-readers-long-password"}) == 200
+    reader = "reader:a-readers-long-password"
+    assert _admin_request(signed_in_server, "/api/2.0/mlflow/experiments/get?experiment_id=0", credentials=reader) == 403
+    # Granted READ on it, the same user reads it.
+    assert _admin_request(signed_in_server, "/api/3.0/mlflow/users/permissions/grant",
+                          {"username": "reader", "resource_type": "experiment", "resource_id": "0",
+                           "permission": "READ"}) == 200
+    assert _admin_request(signed_in_server, "/api/2.0/mlflow/experiments/get?experiment_id=0", credentials=reader) == 200
+
+
+def test_lstm_predict_without_credentials_says_401_and_what_to_set(signed_in_server):
+    signed_in_server = signed_in_server["uri"]
+    env = client_env(signed_in_server)
+    env.pop("MLFLOW_TRACKING_USERNAME", None)
+    env.pop("MLFLOW_TRACKING_PASSWORD", None)
+    result = subprocess.run([sys.executable, "-m", "pipeline.stages.predict", "--model_uri", "models:/lstm-sine/1",
+                             "--input", "[[1, 2, 3]]"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: The tracking server {signed_in_server} asks for a sign-in (HTTP 401): export "
+        "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, an account on that server.")
+
+
+def test_a_restart_with_another_admin_password_is_refused(signed_in_server):
+    data, ports = signed_in_server["data"], signed_in_server["ports"]
+    lstm_server("stop", *data)
+    wrong = {**os.environ, "MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": "another-long-password"}
+    refused = lstm_server("start", *data, *ports, "--auth", env=wrong, check=False)
+    assert refused.returncode == 2 and refused.stderr.strip().splitlines() == [
+        "error: Received MLFLOW_TRACKING_PASSWORD that is not the password of the admin 'admin' on this server (its "
+        "admin was made on an earlier start, with another): export the one in use; to change it, see `lstm-server` "
+        "in docs/scale-out.md. The server is stopped."]
+    assert _search_experiments(signed_in_server["uri"], "admin:another-long-password") is None
+    right = {**os.environ, "MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": PASSWORD}
+    lstm_server("start", *data, *ports, "--auth", "--workers", "1", env=right)
+    assert _search_experiments(signed_in_server["uri"], f"admin:{PASSWORD}") == 200
