@@ -20,20 +20,27 @@ def naive_scale(x_train, y_train):
     return float(np.mean(np.abs(np.diff(windows, axis=1))))
 
 
+def smape_terms(y_true, y_pred):
+    """Each point's sMAPE in %, 200·|y − ŷ|/(|y| + |ŷ|), 0 to 200: the published M3
+    tables average these over every series and horizon step (N-BEATS, appendix C).
+    0/0 (both zero) is a perfect forecast: 0, not NaN."""
+    y_true = np.asarray(y_true, dtype=np.float64).ravel()
+    y_pred = np.asarray(y_pred, dtype=np.float64).ravel()
+    denominator = np.abs(y_true) + np.abs(y_pred)
+    return np.divide(200 * np.abs(y_pred - y_true), denominator, out=np.zeros_like(y_true), where=denominator > 0)
+
+
 def errors(y_true, y_pred, scale):
     """MSE, RMSE, MAE, sMAPE (in %, 0 to 200) and MASE (MAE / `scale`)."""
     y_true = np.asarray(y_true, dtype=np.float64)
     residuals = np.asarray(y_pred, dtype=np.float64) - y_true
     mse = float(np.mean(residuals**2))
     mae = float(np.mean(np.abs(residuals)))
-    denominator = np.abs(y_true) + np.abs(np.asarray(y_pred, dtype=np.float64))
-    # 0/0 (both zero) is a perfect forecast: 0, not NaN.
-    ratios = np.divide(2 * np.abs(residuals), denominator, out=np.zeros_like(residuals), where=denominator > 0)
     return {
         "mse": mse,
         "rmse": float(np.sqrt(mse)),
         "mae": mae,
-        "smape": float(100 * np.mean(ratios)),
+        "smape": float(np.mean(smape_terms(y_true, y_pred))),
         "mase": mae / scale if scale > 0 else float("nan"),
     }
 

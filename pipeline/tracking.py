@@ -3,6 +3,7 @@
 import contextlib
 import functools
 import hashlib
+import re
 import tempfile
 import time
 import warnings
@@ -121,18 +122,22 @@ def explain_store_error(error):
 
     uri = mlflow.get_tracking_uri()
     text = str(error)
-    if "401" in text or "Unauthorized" in text or "UNAUTHENTICATED" in text:
+
+    def status(*codes):  # an HTTP status in the message, not digits of a port or an id
+        return any(re.search(rf"(?<![\d.:]){code}(?!\d)", text) for code in codes)
+
+    if status("401") or "Unauthorized" in text or "UNAUTHENTICATED" in text:
         return ParamError(
             f"The tracking server {uri} asks for a sign-in (HTTP 401): export MLFLOW_TRACKING_USERNAME and "
             "MLFLOW_TRACKING_PASSWORD, an account on that server."
         )
-    if "403" in text or "PERMISSION_DENIED" in text:
+    if status("403") or "PERMISSION_DENIED" in text:
         return ParamError(
             f"The tracking server {uri} refused this user (HTTP 403): ask its admin for a permission on the "
             "experiment or model."
         )
-    if any(sign in text for sign in ("500", "502", "503", "504", "Max retries", "Connection refused",
-                                     "INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE")):
+    if status("500", "502", "503", "504") or any(sign in text for sign in (
+            "Max retries", "Connection refused", "INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE")):
         first = text.strip().splitlines()[0][:160] if text.strip() else type(error).__name__
         return TrackingUnavailable(
             f"The tracking server {uri} cannot answer ({first}): is it running, and its database? "

@@ -141,3 +141,13 @@ def test_a_results_csv_quotes_a_cell_with_a_comma_and_reads_back_whole():
     text = tables.to_csv(header, rows)
     assert list(csv.reader(io.StringIO(text))) == [header, ["main", "data/sales, 2024.csv", "0.30000000000000004"],
                                                    ["main", 'say "hi"', "1.5"]]
+
+
+def test_smape_is_the_published_m3_formula_point_by_point():
+    from pipeline import metrics
+
+    # 200·|y − ŷ|/(|y| + |ŷ|): 200·10/210, 0, 200·5/15, and both zero is 0.
+    terms = metrics.smape_terms([100.0, 50.0, 5.0, 0.0], [110.0, 50.0, 10.0, 0.0])
+    np.testing.assert_allclose(terms, [2000 / 210, 0.0, 1000 / 15, 0.0])
+    assert metrics.errors([100.0, 50.0, 5.0, 0.0], [110.0, 50.0, 10.0, 0.0], 1.0)["smape"] == \
+        np.mean([2000 / 210, 0.0, 1000 / 15, 0.0])

@@ -6,6 +6,8 @@ import time
 
 import mlflow
 import pytest
+
+from pipeline import tracking
 from mlflow.tracking import MlflowClient
 
 
@@ -25,3 +27,17 @@ def test_a_write_waits_out_another_connections_lock_past_mlflows_own_20_s(tracki
         blocker.close()
     assert time.monotonic() - started > 24, "the lock did not hold the write back"
     assert [(m.value, m.step) for m in client.get_metric_history(run.info.run_id, "val_loss")] == [(0.25, 1)]
+
+
+def test_a_store_error_is_explained_by_its_status_not_by_digits_of_a_port(tracking_store):
+    from mlflow.exceptions import MlflowException
+
+    from pipeline import errors
+
+    down = tracking.explain_store_error(MlflowException(
+        "API request to http://127.0.0.1:43403/api/2.0/mlflow/runs/search failed with exception "
+        "HTTPConnectionPool(host='127.0.0.1', port=43403): Max retries exceeded (too many 500 error responses)"))
+    assert isinstance(down, errors.TrackingUnavailable) and "cannot answer" in str(down)
+    refused = tracking.explain_store_error(MlflowException("API request to http://127.0.0.1:5401/x failed: 401 Unauthorized"))
+    assert "asks for a sign-in (HTTP 401)" in str(refused)
+    assert tracking.explain_store_error(MlflowException("RESOURCE_DOES_NOT_EXIST: run 40340 not found")) is None

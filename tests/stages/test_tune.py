@@ -119,7 +119,8 @@ def test_a_search_space_takes_values_choices_and_ranges():
                                     "or low:high:log, got '16:64:lin'."),
     ({"pruner": "hyperband"}, "parameter `pruner`, expected 'median', 'none' or 'threshold:<val_loss>', got "
                               "'hyperband'."),
-    ({"storage": "optuna.db"}, "parameter `storage`, expected 'auto' or an SQLAlchemy database URL"),
+    ({"storage": "optuna.db"}, "parameter `storage`, expected 'auto', 'server:<lstm-server folder>' or an SQLAlchemy database URL without a "
+                                "password"),
     ({"study": "my study"}, "parameter `study`, expected a study name of letters, digits"),
     ({"time_steps": "10:60", "horizon": "20"}, "time_steps"),
     ({"n_trials": "0"}, "parameter `n_trials`, expected a positive integer, got '0'."),

