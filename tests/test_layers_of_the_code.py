@@ -2,7 +2,7 @@
 
 from tests.test_imports import import_graph
 
-CORE = ["pipeline.data", "pipeline.params", "pipeline.model", "pipeline.metrics", "pipeline.plots",
+CORE = ["pipeline.csv_input", "pipeline.data", "pipeline.params", "pipeline.model", "pipeline.metrics", "pipeline.plots",
         "pipeline.tables", "pipeline.progress", "pipeline.errors"]
 
 

@@ -292,11 +292,14 @@ def signed_in_server():
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _search_experiments(uri, credentials=None):
-    request = urllib.request.Request(f"{uri}/api/2.0/mlflow/experiments/search?max_results=1")
-    if credentials:
-        import base64
+def _request(uri, path, body=None, credentials=None):
+    """The HTTP status of a request to the server (a POST of `body` as JSON, else a GET), signed in
+    with `credentials` ("user:password"); None when nothing listens."""
+    import base64
 
+    request = urllib.request.Request(f"{uri}{path}", data=json.dumps(body).encode() if body else None,
+                                     headers={"Content-Type": "application/json"}, method="POST" if body else "GET")
+    if credentials:
         request.add_header("Authorization", "Basic " + base64.b64encode(credentials.encode()).decode())
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
@@ -305,6 +308,10 @@ def _search_experiments(uri, credentials=None):
         return error.code
     except urllib.error.URLError:
         return None  # nothing listens
+
+
+def _search_experiments(uri, credentials=None):
+    return _request(uri, "/api/2.0/mlflow/experiments/search?max_results=1", credentials=credentials)
 
 
 def test_without_credentials_the_server_answers_401(signed_in_server):
@@ -481,16 +488,7 @@ def test_a_stopped_database_is_said_at_once_and_start_repairs_it(shared_server, 
 
 
 def _admin_request(uri, path, body=None, credentials=f"admin:{PASSWORD}"):
-    import base64
-
-    request = urllib.request.Request(f"{uri}{path}", data=json.dumps(body).encode() if body else None,
-                                     headers={"Content-Type": "application/json"}, method="POST" if body else "GET")
-    request.add_header("Authorization", "Basic " + base64.b64encode(credentials.encode()).decode())
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
+    return _request(uri, path, body, credentials)
 
 
 def test_a_second_user_is_refused_the_admins_experiment_by_default(signed_in_server):
