@@ -34,7 +34,6 @@ from pipeline.errors import ParamError
 SNIFFED_SEPARATORS = ",;\t|"
 DECIMALS = (".", ",")
 THOUSANDS = {"none": None, ",": ",", ".": ".", "'": "'", "space": " "}
-TIME_FORMATS = ("auto", "iso", "dayfirst", "monthfirst")
 # A date whose first three fields are numbers: 01.02.2024, 1/2/24, 01-02-2024 13:00.
 _NUMERIC_DATE = re.compile(r"^\s*(\d{1,4})[./-](\d{1,2})[./-](\d{1,4})")
 
@@ -117,8 +116,6 @@ def read_times(raw, path, time_column, time_format):
     """The time column as float64 numbers or datetime64[ns]; (times, note or None)."""
     import pandas as pd
 
-    if pd.api.types.is_numeric_dtype(raw) and time_format == "auto":
-        return raw.to_numpy(dtype=np.float64), None
     text = raw.astype("string").str.strip()
     note = None
     if time_format in ("auto", "iso"):

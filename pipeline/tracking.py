@@ -95,10 +95,9 @@ def error_message(error):
 
 def end_entry_run(run_id, message, status):
     """Marks the run `mlflow run` created for the entry point (MLFLOW_RUN_ID)
-    `status` (FAILED, KILLED; None: leave it running, for `mlflow run` to end)
-    with the tag `error`, unless it has ended already (a stage's run ends
-    itself). This is how an error found before the stage opened that run
-    reaches the UI."""
+    `status` (FAILED, KILLED) with the tag `error`, unless it has ended already
+    (a stage's run ends itself). This is how an error found after the stage began,
+    before it opened that run, reaches the UI."""
     if run_id is None:
         return
     client = MlflowClient()
@@ -110,8 +109,7 @@ def end_entry_run(run_id, message, status):
         return
     if "error" not in run.data.tags:
         client.set_tag(run_id, "error", message[:5000])
-    if status is not None:
-        client.set_terminated(run_id, status)
+    client.set_terminated(run_id, status)
 
 
 def explain_store_error(error):

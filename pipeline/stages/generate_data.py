@@ -5,6 +5,7 @@ CSV file. Every problem with the file is reported before the run opens.
 """
 
 import hashlib
+import itertools
 from pathlib import Path
 
 import mlflow
@@ -58,28 +59,16 @@ def explain_what_fits(path, n_points, horizon, season, val_fraction, test_fracti
     problems = _fits(n_points, horizon, season, val_fraction, test_fraction, input_width, level)
     if not problems:
         return
-    suggestion = None
-    for level_try in ([level] if level is not None else [None]) + ([0.8, 0.5] if level and level > 0.5 else []):
-        for season_try in sorted({season, *(s for s in (12, 7, 4, 0) if s < season)}, reverse=True):
-            for horizon_try in range(horizon, 0, -1):
-                for val_try in sorted({val_fraction, 0.2, 0.3, 0.4}):
-                    if val_try < val_fraction or val_try + test_fraction >= 1:
-                        continue
-                    for width in range(input_width, 0, -1):
-                        if season_try and width < season_try and width < 2:
-                            break
-                        if not _fits(n_points, horizon_try, season_try, val_try, test_fraction, width, level_try):
-                            suggestion = {"time_steps": width + horizon_try, "val_fraction": val_try,
-                                          "horizon": horizon_try, "season": season_try, "interval_level": level_try}
-                            break
-                    if suggestion:
-                        break
-                if suggestion:
-                    break
-            if suggestion:
-                break
-        if suggestion:
-            break
+    levels = [level] + ([0.8, 0.5] if level and level > 0.5 else [])
+    seasons = sorted({season, *(s for s in (12, 7, 4, 0) if s < season)}, reverse=True)
+    vals = [v for v in sorted({val_fraction, 0.2, 0.3, 0.4}) if v >= val_fraction and v + test_fraction < 1]
+    # In this order of preference: the level asked, the season asked, the horizon asked, as little more
+    # validation as needed, the longest window (a one-value window only without a season).
+    tries = itertools.product(levels, seasons, range(horizon, 0, -1), vals, range(input_width, 0, -1))
+    suggestion = next(({"time_steps": width + h, "val_fraction": v, "horizon": h, "season": s, "interval_level": lv}
+                       for lv, s, h, v, width in tries
+                       if not (width == 1 and s >= 2) and not _fits(n_points, h, s, v, test_fraction, width, lv)),
+                      None)
     current = {"time_steps": "auto", "val_fraction": val_fraction, "horizon": horizon, "season": season,
                "interval_level": level}
     if suggestion:
