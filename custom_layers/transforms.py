@@ -90,23 +90,27 @@ class ToSeriesUnits(keras.layers.Layer):
             return forecast + x[:, -1, :]
         horizon = output.shape[-1]
         input_width = ops.shape(x)[1]
-        self._check_window(input_width)
-        positions = input_width + ops.convert_to_tensor(seasonal_offsets(horizon, self.season), "int32")
+        positions = self._checked(input_width) + ops.convert_to_tensor(seasonal_offsets(horizon, self.season), "int32")
         return forecast + ops.take(x[:, :, 0], positions, axis=1)
 
     def min_window(self):
         """The shortest window this layer can forecast from: a whole season for `seasonal`."""
         return self.season if self.target == "seasonal" else 1
 
-    def _check_window(self, input_width):
+    def _checked(self, input_width):
         # A shorter window would read before its start (a negative index, which
         # Keras' take wraps around to the window's end): refuse, saying the minimum.
+        # The width is returned through the assertion so that, in a graph, the
+        # gather that uses it cannot run before the check (nothing else orders them).
         import tensorflow as tf
 
-        tf.debugging.assert_greater_equal(
-            tf.cast(input_width, "int32"), self.season,
+        input_width = tf.cast(input_width, "int32")
+        check = tf.debugging.assert_greater_equal(
+            input_width, self.season,
             message=f"Window too short: the seasonal target with season {self.season} reads the value one season "
                     f"before each target, so a window needs at least {self.season} values")
+        with tf.control_dependencies([check] if check is not None else []):
+            return tf.identity(input_width)
 
     def get_config(self):
         return {**super().get_config(), "target": self.target, "season": self.season}

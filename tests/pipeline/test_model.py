@@ -264,6 +264,30 @@ def test_the_seasonal_target_looks_back_where_the_seasonal_baseline_does():
                                       data.seasonal_positions(input_width, horizon, season))
 
 
+def test_in_a_graph_the_seasonal_look_back_waits_for_the_window_length_check():
+    """In a graph nothing orders two ops but their inputs: the gather that reads
+    one season back must depend on the check, or a short window can reach it
+    first and fail with an index error instead of the message (seen in CI)."""
+    from custom_layers.transforms import ToSeriesUnits
+
+    layer = ToSeriesUnits(target="seasonal", season=24)
+    forecast = tf.function(layer.call).get_concrete_function(
+        tf.TensorSpec((None, 2)), tf.TensorSpec((None, None, 1)), tf.TensorSpec((None, 1)), tf.TensorSpec((None, 1)))
+    gathers = [op for op in forecast.graph.get_operations() if op.type == "GatherV2"]
+    assert gathers
+
+    def reaches_an_assert(op, seen):
+        if op.type == "Assert":
+            return True
+        seen.add(op.name)
+        upstream = [t.op for t in op.inputs] + list(op.control_inputs)
+        return any(reaches_an_assert(u, seen) for u in upstream if u.name not in seen)
+
+    assert all(reaches_an_assert(op, set()) for op in gathers)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Window too short: the seasonal target with season 24"):
+        forecast(tf.zeros((1, 2)), tf.zeros((1, 5, 1)), tf.zeros((1, 1)), tf.ones((1, 1)))
+
+
 def test_a_keras_model_that_is_not_a_forecasting_model_is_refused_with_one_line(tmp_path):
     from pipeline.errors import ParamError
 
