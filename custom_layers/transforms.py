@@ -132,28 +132,45 @@ class ConformalInterval(keras.layers.Layer):
     """forecast (batch, horizon) → (lower, upper) = forecast ∓ q, one half-width
     q_k per horizon step, set after training by `calibrate` (0 until then)."""
 
-    def __init__(self, level=0.9, **kwargs):
+    def __init__(self, level=0.9, relative=False, **kwargs):
         super().__init__(**kwargs)
-        self.level = float(level)
+        self.level, self.relative = float(level), bool(relative)
 
-    def build(self, input_shape):
-        self.half_width = self.add_weight(name="half_width", shape=(input_shape[-1],), initializer="zeros",
+    def build(self, forecast_shape, spread_shape=None):
+        self.half_width = self.add_weight(name="half_width", shape=(forecast_shape[-1],), initializer="zeros",
                                           trainable=False)
 
-    def call(self, forecast):
-        return forecast - self.half_width, forecast + self.half_width
+    def call(self, forecast, spread=None):
+        """With `relative`, q is in units of each window's `spread` (batch, 1)
+        (`WindowSpread`): one calibration serves series of any scale."""
+        half_width = self.half_width * spread if self.relative else self.half_width
+        return forecast - half_width, forecast + half_width
 
-    def calibrate(self, residuals):
-        """Sets q from the absolute validation residuals (n, horizon): per step,
-        the ⌈(n + 1)·level⌉-th smallest, which covers a new residual from the
-        same distribution with probability at least `level` (split conformal
+    def calibrate(self, residuals, spread=None):
+        """Sets q from the absolute validation residuals (n, horizon), divided by
+        each window's `spread` (n, 1) when relative: per step, the
+        ⌈(n + 1)·level⌉-th smallest, which covers a new residual from the same
+        distribution with probability at least `level` (split conformal
         prediction, Lei et al., JASA 2018)."""
+        residuals = np.asarray(residuals, np.float64)
+        if self.relative:
+            residuals = residuals / np.asarray(spread, np.float64).reshape(-1, 1)
         q = conformal_half_width(residuals, self.level)
         self.half_width.assign(q.astype("float32"))
         return q
 
     def get_config(self):
-        return {**super().get_config(), "level": self.level}
+        return {**super().get_config(), "level": self.level, "relative": self.relative}
+
+
+@keras.saving.register_keras_serializable(package="lstm_forecaster")
+class WindowSpread(keras.layers.Layer):
+    """x (batch, timesteps, 1) → s (batch, 1) = mean |x| + std x (+ 1e-8): the
+    scale in which a global model's errors and intervals are measured, so that
+    series of any size weigh alike. It is 0 only for a window of zeros."""
+
+    def call(self, x):
+        return (ops.mean(ops.abs(x), axis=(1, 2)) + ops.std(x, axis=(1, 2)))[:, None] + 1e-8
 
 
 def conformal_half_width(residuals, level):

@@ -195,3 +195,29 @@ def comparison_table(metrics, names):
         for label, prefix in names
     ]
 
+
+
+def per_series_scores(y_true, forecast, lower, upper, scale):
+    """For a collection's one window per series, (n, horizon) arrays: each series'
+    sMAPE (M3's, in %), MAPE (in %, NaN where a target is 0), MASE (MAE / its
+    `scale`, the in-sample seasonal naive MAE), interval coverage (in %) and mean
+    interval width; {name: (n,) array}."""
+    y_true, forecast = np.asarray(y_true, np.float64), np.asarray(forecast, np.float64)
+    absolute = np.abs(forecast - y_true)
+    smape = smape_terms(y_true, forecast).reshape(y_true.shape).mean(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mape = np.where((y_true == 0).any(axis=1), np.nan, 100 * np.mean(absolute / np.abs(y_true), axis=1))
+        mase = np.where(np.asarray(scale) > 0, absolute.mean(axis=1) / np.asarray(scale), np.nan)
+    inside = (np.asarray(lower) <= y_true) & (y_true <= np.asarray(upper))
+    return {"smape": smape, "mape": mape, "mase": mase, "coverage": 100 * inside.mean(axis=1),
+            "interval_width": np.mean(np.asarray(upper) - np.asarray(lower), axis=1)}
+
+
+def seasonal_naive_scale(series, season):
+    """The in-sample MAE of the seasonal naive forecast (lag `season`, 1 for none)
+    over a series' points: MASE's denominator (Hyndman & Koehler 2006; M4)."""
+    values = np.asarray(series, np.float64)
+    lag = max(int(season), 1)
+    if len(values) <= lag:
+        lag = 1
+    return float(np.mean(np.abs(values[lag:] - values[:-lag]))) if len(values) > lag else float("nan")

@@ -241,6 +241,18 @@ _PARAMS = [
           lambda v: v == "none" or _run_id(v),
           "continue an interrupted train (or main) run from its last checkpoint, with the same "
           "parameters, to the same number of epochs"),
+    # main, for a collection (a CSV with id_column; pipeline/stages/many.py)
+    Param("id_column", str, "unique_id", "a column name", bool,
+          "a CSV with this column is a collection in long format (id, time_column, column; default "
+          "unique_id, ds, y): one global model over all its series"),
+    Param("windows_per_series", int, "auto", "'auto' or an integer of at least 0", lambda v: v >= 0,
+          "collection: training windows drawn from each series per epoch (0: every window, so long series "
+          "weigh more); 'auto': 0", auto=True, label="wps"),
+    Param("min_length", int, 0, "an integer of at least 0", lambda v: v >= 0,
+          "collection: skip series shorter than this (and than the holdout needs), saying how many; "
+          "0: refuse a series too short, naming it"),
+    Param("auto_arima", str, "false", "'true' or 'false'", lambda v: v in ("true", "false"),
+          "collection: add statsforecast's AutoARIMA to the baselines (slow on long series)"),
     # main
     Param("reuse_data", str, "true", "'true' or 'false'", lambda v: v in ("true", "false"),
           "reuse a finished generate_data run with the same parameters and code"),
@@ -257,9 +269,10 @@ CSV_READING_PARAMS = ["time_column", "fill_missing", "time_format", "separator",
 TRAIN_PARAMS = ["hidden_units", "learning_rate", "epochs", "batch_size", "scaling", "patience", "target",
                 "season", "ensemble_size", "interval_level", "seed"]
 EVALUATE_PARAMS = ["season", "free_run_steps"]
+COLLECTION_PARAMS = ["id_column", "windows_per_series", "min_length", "auto_arima"]
 # main's own: data, then training and evaluation not already named, then these two.
 MAIN_PARAMS = (DATA_PARAMS + [name for name in TRAIN_PARAMS + EVALUATE_PARAMS if name not in DATA_PARAMS]
-               + ["reuse_data", "resume_from"])
+               + COLLECTION_PARAMS + ["reuse_data", "resume_from"])
 # A sweep or a study takes every parameter of main but resume_from, each as a grid or a search space.
 SEARCHED_PARAMS = [name for name in MAIN_PARAMS if name != "resume_from"]
 

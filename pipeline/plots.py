@@ -8,13 +8,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def loss_curve(train_loss, val_loss, best_epoch):
+def loss_curve(train_loss, val_loss, best_epoch, ylabel="MSE"):
     fig, ax = plt.subplots(figsize=(7, 4))
     epochs = np.arange(1, len(train_loss) + 1)
     ax.plot(epochs, train_loss, label="train")
     ax.plot(epochs, val_loss, label="validation")
     ax.axvline(best_epoch, color="grey", linestyle=":", label=f"best epoch ({best_epoch})")
-    ax.set(yscale="log", xlabel="epoch", ylabel="MSE", title="Loss per epoch")
+    ax.set(yscale="log", xlabel="epoch", ylabel=ylabel, title="Loss per epoch")
     ax.legend()
     fig.tight_layout()
     return fig
@@ -147,5 +147,51 @@ def loss_curves(curves):
         ax.plot(epochs, losses, label=name)
     ax.set(xlabel="epoch", ylabel="validation MSE", yscale="log", title="Validation loss of every trial")
     ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def series_grid(collection, forecasts, per_series, horizon, reference="auto_theta", context=3):
+    """Six series of a collection: the two where the LSTM's sMAPE is lowest
+    relative to `reference`'s, two at the median, two at the highest; each with
+    its last points, the test targets, the LSTM's forecast and interval and the
+    reference's forecast."""
+    lstm = per_series[per_series.forecaster == "lstm"]["smape"].to_numpy()
+    other = per_series[per_series.forecaster == reference]["smape"].to_numpy()
+    ratio = (lstm + 1e-9) / (other + 1e-9)
+    order = np.argsort(ratio, kind="stable")
+    picks = np.unique(np.r_[order[:2], order[len(order) // 2 - 1:len(order) // 2 + 1], order[-2:]])
+    labels = {i: ("best", "median", "worst")[min(2, 3 * list(order).index(i) // len(order))] for i in picks}
+    fig, axes = plt.subplots(2, 3, figsize=(13, 6.5), squeeze=False)
+    for ax, i in zip(axes.ravel(), picks):
+        series = collection.series(i)
+        shown = series[-(context * horizon + horizon):]
+        t = np.arange(len(series))[-len(shown):]
+        future = t[-horizon:]
+        ax.plot(t, shown, color="black", linewidth=1, label="series")
+        ax.fill_between(future, forecasts["lstm"]["lower"][i], forecasts["lstm"]["upper"][i], color="tab:orange",
+                        alpha=0.25, linewidth=0, label="LSTM interval")
+        ax.plot(future, forecasts["lstm"]["forecast"][i], color="tab:orange", linestyle="--", label="LSTM")
+        if reference in forecasts:
+            ax.plot(future, forecasts[reference]["forecast"][i], color="tab:blue", linestyle=":", label=reference)
+        ax.set_title(f"{collection.ids[i]} ({labels[i]}): sMAPE {lstm[i]:.1f} vs {other[i]:.1f}", fontsize=9)
+    for ax in axes.ravel()[len(picks):]:
+        ax.axis("off")
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle(f"Test forecasts: best, median and worst sMAPE of the LSTM relative to {reference}")
+    fig.tight_layout()
+    return fig
+
+
+def smape_distribution(per_series):
+    """Each forecaster's per-series sMAPE, as box plots side by side."""
+    names = list(dict.fromkeys(per_series.forecaster))
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.boxplot([per_series[per_series.forecaster == name]["smape"].to_numpy() for name in names], showfliers=False)
+    ax.set_xticks(np.arange(1, len(names) + 1), names)
+    means = [per_series[per_series.forecaster == name]["smape"].mean() for name in names]
+    ax.plot(np.arange(1, len(names) + 1), means, "o", color="tab:red", label="mean")
+    ax.set(ylabel="sMAPE per series (%)", title="Per-series sMAPE on the test targets")
+    ax.legend()
     fig.tight_layout()
     return fig

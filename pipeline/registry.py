@@ -36,14 +36,16 @@ def update_champion(name, best):
 
     client = MlflowClient()
     name = registered_model_name(name, best.data.params["data_source"])
-    val_loss, rmse = best.data.metrics["best_val_loss"], best.data.metrics["test_rmse"]
+    # Reported beside the validation loss, never compared: a series' RMSE, a collection's mean sMAPE.
+    reported = "test_rmse" if "test_rmse" in best.data.metrics else "test_smape"
+    val_loss, test_score = best.data.metrics["best_val_loss"], best.data.metrics[reported]
     data_sha256 = best.data.tags.get("data_sha256", "")
     version = mlflow.register_model(
         best.data.tags["model_uri"], name,
-        tags={"val_loss": repr(val_loss), "test_rmse": repr(rmse), "data_sha256": data_sha256,
+        tags={"val_loss": repr(val_loss), reported: repr(test_score), "data_sha256": data_sha256,
               "run_id": best.info.run_id},
     )
-    scores = f"val_loss {val_loss:.4g}, test_rmse {rmse:.4g}"
+    scores = f"val_loss {val_loss:.4g}, {reported} {test_score:.4g}"
     try:
         champion = client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
@@ -54,8 +56,8 @@ def update_champion(name, best):
     # A champion registered before validation losses were recorded has none: the new model replaces it.
     if champion is not None and "val_loss" in champion.tags and float(champion.tags["val_loss"]) <= val_loss:
         return (f"Registered {name} version {version.version} ({scores}); the champion, version "
-                f"{champion.version} (val_loss {float(champion.tags['val_loss']):.4g}, test_rmse "
-                f"{float(champion.tags['test_rmse']):.4g}), stays.")
+                f"{champion.version} (val_loss {float(champion.tags['val_loss']):.4g}, {reported} "
+                f"{float(champion.tags.get(reported, 'nan')):.4g}), stays.")
     client.set_registered_model_alias(name, CHAMPION, version.version)
     return (f"{name}@{CHAMPION} is now version {version.version} ({scores}): "
             f"mlflow models serve -m models:/{name}@{CHAMPION} --env-manager local --port 5001")

@@ -1,0 +1,302 @@
+"""Many series in one long table: reading it, the competition's holdout split,
+and the windows a global model learns from, drawn lazily.
+
+A collection CSV has one row per (series id, time, value): the long format of
+statsforecast and neuralforecast (`unique_id`, `ds`, `y` by default). Ids may be
+any text; series may have different lengths and start dates, but one time step
+(one month, one day, 1 for numbered steps) that every series follows.
+
+In memory a collection is one float32 matrix, one row per series, each series
+right-aligned (its last value in the last column) and padded on the left with
+its first value, plus each series' length. Every series then ends at the same
+column, which is where the holdout protocol cuts:
+
+    ... train ... | validation: `horizon` points | test: `horizon` points
+
+The test targets are each series' last `horizon` points, forecast from one
+origin at the end of the rest; the `horizon` points before them are the
+validation targets that choose the epoch and calibrate the intervals; training
+windows see only what precedes (the M3/M4 protocol of N-BEATS).
+
+A window is (series, end): the `input_width` values before column `end` and
+the `horizon` values from it. Windows are indices; `gather` builds a batch of
+them from the matrix, so a collection of 100 000 series of 300 points is the
+120 MB matrix, not a tensor of every window. A window that reaches back before
+its series' first value reads the left padding: a short series is forecast
+from what it has (the fused LSTM kernel takes no mask; the padding is its
+first value repeated, which per-window scaling treats as a flat start).
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import csv_input
+from pipeline.errors import ParamError
+
+ID, TIME, VALUE = "unique_id", "ds", "y"
+
+
+@dataclass
+class Collection:
+    """Series right-aligned in `values` (n_series, width), with their `lengths`,
+    `ids` (text), `last_times` (each series' last time) and the common `step`."""
+
+    ids: list
+    values: np.ndarray
+    lengths: np.ndarray
+    last_times: np.ndarray
+    step: object = 1.0
+    notes: list = field(default_factory=list)
+
+    def __len__(self):
+        return len(self.ids)
+
+    @property
+    def width(self):
+        return self.values.shape[1]
+
+    def series(self, i):
+        """The values of series i, without its padding."""
+        return self.values[i, self.width - self.lengths[i]:]
+
+    def future_times(self, horizon):
+        """(n_series, horizon): the times of each series' next `horizon` steps."""
+        if self.last_times.dtype.kind == "M":
+            import pandas as pd
+
+            return np.stack([pd.date_range(t, periods=horizon + 1, freq=self.step)[1:].to_numpy(dtype="datetime64[ns]")
+                             for t in self.last_times])
+        return self.last_times[:, None] + self.step * np.arange(1, horizon + 1)
+
+
+def from_arrays(ids, arrays, last_times=None, step=1.0, notes=()):
+    """A Collection from one 1-d array per series (times: numbered steps ending at
+    `last_times`, by default each series' length − 1)."""
+    lengths = np.array([len(a) for a in arrays], dtype=np.int64)
+    if not len(lengths):
+        raise ParamError("The collection has no series.")
+    values = np.empty((len(arrays), int(lengths.max())), dtype=np.float32)
+    for row, series in enumerate(arrays):
+        series = np.asarray(series, dtype=np.float32)
+        values[row, values.shape[1] - len(series):] = series
+        values[row, :values.shape[1] - len(series)] = series[0] if len(series) else np.nan
+    if last_times is None:
+        last_times = (lengths - 1).astype(np.float64)
+    return Collection([str(i) for i in ids], values, lengths, np.asarray(last_times), step, list(notes))
+
+
+def is_collection(path, id_column=ID, separator="auto"):
+    """Whether the CSV at `path` has the column `id_column` in its header."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    separator = csv_input.sniff_separator(path) if separator == "auto" else ("\t" if separator == "tab" else separator)
+    header = csv_input._lines(path, 1)
+    return bool(header) and id_column in [name.strip().strip('"') for name in header[0].rstrip("\r\n").split(separator)]
+
+
+def read_collection(path, id_column=ID, time_column=TIME, column=VALUE, fill_missing="error", time_format="auto",
+                    separator="auto", decimal=".", thousands="none"):
+    """Reads a long-format CSV into a Collection; every problem is one ParamError
+    naming the file, the column and the first offending row."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise ParamError(f"Received an invalid value for parameter `data_source`, expected 'sine' or the path of a "
+                         f"CSV file, got {str(path)!r}: no such file.")
+    notes = []
+    separator = "\t" if separator == "tab" else separator
+    if separator == "auto":
+        separator = csv_input.sniff_separator(path)
+    try:
+        frame = pd.read_csv(path, sep=separator, dtype=str, keep_default_na=False, na_values=[""],
+                            skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise ParamError(f"CSV file {path} is empty: expected a header row and one row per (series, time).") from None
+    frame.columns = [str(name).strip() for name in frame.columns]
+    names = ", ".join(frame.columns)
+    for parameter, name in (("id_column", id_column), ("time_column", time_column), ("column", column)):
+        if name not in frame.columns:
+            raise ParamError(f"Received an invalid value for parameter `{parameter}`, expected one of the columns of "
+                             f"{path} ({names}), got {name!r}.")
+    if frame.empty:
+        raise ParamError(f"CSV file {path} has a header but no rows: expected one row per (series, time).")
+    if frame[id_column].isna().any():
+        line = int(np.flatnonzero(frame[id_column].isna().to_numpy())[0]) + 2
+        raise ParamError(f"Column {id_column!r} of {path} is empty at line {line}: every row needs its series id.")
+
+    values = csv_input._parse_numbers(frame[column], decimal, csv_input.THOUSANDS[thousands])
+    unread = ~np.isfinite(values) & frame[column].notna().to_numpy()
+    if unread.any():
+        line = int(np.flatnonzero(unread)[0])
+        raise ParamError(f"Column {column!r} of {path} has {int(unread.sum())} values that are not numbers with decimal "
+                         f"{decimal!r} and thousands separator {thousands!r}, first at line {line + 2} "
+                         f"({frame[column].iloc[line]!r}).")
+    raw_times = frame[time_column]
+    if raw_times.isna().any():
+        line = int(np.flatnonzero(raw_times.isna().to_numpy())[0]) + 2
+        raise ParamError(f"Column {time_column!r} of {path} is empty at line {line}: every row needs its time.")
+    times = csv_input._parse_numbers(raw_times, ".", None)
+    if not (time_format == "auto" and np.isfinite(times).all()):
+        times, note = csv_input.read_times(raw_times, path, time_column, time_format)
+        if note:
+            notes.append(note)
+    numbers = csv_input.as_numbers(times)
+
+    ids = frame[id_column].astype(str).str.strip().to_numpy()
+    codes, unique_ids = pd.factorize(ids, sort=False)
+    order = np.lexsort((numbers, codes))
+    codes, numbers, times, values = codes[order], numbers[order], times[order], values[order]
+    lines = order + 2
+    same_series = codes[1:] == codes[:-1]
+    repeated = np.flatnonzero(same_series & (numbers[1:] == numbers[:-1]))
+    if len(repeated):
+        at = repeated[0]
+        raise ParamError(f"{path}: series {unique_ids[codes[at]]!r} has the time {csv_input._format_time(times[at])} "
+                         f"twice (lines {min(lines[at], lines[at + 1])} and {max(lines[at], lines[at + 1])}); each "
+                         "(series, time) pair must appear once.")
+
+    step, positions = _grid_positions(times, numbers, codes, same_series, path, time_column)
+    starts = np.flatnonzero(np.r_[True, ~same_series])
+    ends = np.r_[starts[1:], len(codes)]
+    arrays, last_times, filled = [], [], 0
+    for start, end in zip(starts, ends):
+        span = positions[start:end] - positions[start]
+        series = np.full(int(span[-1]) + 1, np.nan)
+        series[span] = values[start:end]
+        missing = np.isnan(series)
+        if missing.any():
+            name = unique_ids[codes[start]]
+            if fill_missing == "error":
+                absent = int(missing.sum() - np.isnan(values[start:end]).sum())
+                raise ParamError(
+                    f"{path}: series {name!r} has {int(missing.sum())} missing values ({absent} absent time steps, "
+                    f"the rest empty cells of {column!r}): add them, or pass -P fill_missing=interpolate to fill "
+                    "them linearly in time.")
+            known = ~missing
+            if not known.any():
+                raise ParamError(f"{path}: series {name!r} has no numeric values in {column!r}.")
+            series[missing] = np.interp(np.flatnonzero(missing), np.flatnonzero(known), series[known])
+            filled += int(missing.sum())
+        arrays.append(series)
+        last_times.append(times[end - 1])
+    if filled:
+        notes.append(f"{filled} missing values filled by linear interpolation")
+    collection = from_arrays(unique_ids, arrays, np.asarray(last_times), step, notes)
+    return collection
+
+
+def _grid_positions(times, numbers, codes, same_series, path, time_column):
+    """(step, each row's position on the collection's common time grid)."""
+    import pandas as pd
+
+    if times.dtype.kind == "M":
+        longest = np.argmax(np.bincount(codes))
+        mine = codes == longest
+        step, _, _ = csv_input.regular_steps(times[mine])
+        if step is None:
+            raise ParamError(f"Column {time_column!r} of {path}: the times of the longest series follow no regular "
+                             "step (daily, monthly, ...): a collection needs one step that every series follows.")
+        grid = pd.date_range(times.min(), times.max(), freq=step)
+        positions = grid.get_indexer(pd.DatetimeIndex(times))
+        off = np.flatnonzero(positions < 0)
+        if len(off):
+            raise ParamError(f"Column {time_column!r} of {path}: {csv_input._format_time(times[off[0]])} is not on the "
+                             f"collection's step ({csv_input._step_name(step)}, inferred from the longest series).")
+        return step, positions.astype(np.int64)
+    steps = np.diff(numbers)[same_series]
+    step = float(np.min(steps)) if len(steps) else 1.0
+    positions = (numbers - numbers.min()) / step
+    if not np.allclose(positions, np.round(positions), atol=1e-6):
+        bad = int(np.flatnonzero(~np.isclose(positions, np.round(positions), atol=1e-6))[0])
+        raise ParamError(f"Column {time_column!r} of {path}: {numbers[bad]:g} is not a whole number of steps "
+                         f"({step:g}, the smallest step within a series) from the first time.")
+    return step, np.round(positions).astype(np.int64)
+
+
+# The holdout protocol --------------------------------------------------------
+
+def check_lengths(collection, horizon, min_train=1, min_length=0):
+    """The series too short for the holdout split: each needs `horizon` test
+    points, `horizon` validation points and at least `min_train` + 1 points
+    before them (one training target, one input). Refuses naming the first, or
+    with `min_length` > 0 drops those shorter than it and says how many.
+    Returns (collection, note or None)."""
+    needed = 2 * horizon + min_train + 1
+    if min_length:
+        keep = collection.lengths >= max(min_length, needed)
+        if not keep.all():
+            dropped = int((~keep).sum())
+            kept = subset(collection, np.flatnonzero(keep))
+            if not len(kept):
+                raise ParamError(f"Every series is shorter than {max(min_length, needed)} points: none is left.")
+            return kept, f"{dropped} series shorter than {max(min_length, needed)} points skipped (min_length)"
+        return collection, None
+    short = np.flatnonzero(collection.lengths < needed)
+    if len(short):
+        first = short[0]
+        raise ParamError(
+            f"Series {collection.ids[first]!r} has {collection.lengths[first]} points; with horizon {horizon} the "
+            f"holdout split needs at least {needed} ({horizon} test, {horizon} validation, {min_train + 1} to train "
+            f"on). {len(short)} series are that short: pass -P min_length={needed} to skip them, or a shorter horizon.")
+    return collection, None
+
+
+def subset(collection, rows):
+    rows = np.asarray(rows)
+    return Collection([collection.ids[i] for i in rows], collection.values[rows], collection.lengths[rows],
+                      collection.last_times[rows], collection.step, list(collection.notes))
+
+
+def training_windows(collection, input_width, horizon, holdout=2, min_inputs=1):
+    """Every training window as (series row, end column): its targets
+    [end, end + horizon) lie before the `holdout` · horizon held-out points, its
+    inputs [end − input_width, end) hold at least `min_inputs` real values."""
+    width = collection.width
+    last_end = width - holdout * horizon - horizon  # the last end whose targets precede the holdout
+    first_end = width - collection.lengths + min_inputs  # per series
+    counts = np.maximum(last_end - np.maximum(first_end, input_width) + 1, 0)
+    rows = np.repeat(np.arange(len(collection)), counts)
+    offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    ends = np.repeat(np.maximum(first_end, input_width), counts) + offsets
+    return rows.astype(np.int32), ends.astype(np.int32)
+
+
+def sample_windows(rows, ends, per_series, seed, epoch):
+    """The windows of one epoch, in the order it visits them: all of them
+    (`per_series` 0), or `per_series` drawn with replacement from each series'
+    windows, so every series weighs the same whatever its length."""
+    rng = np.random.default_rng([seed, epoch])
+    if per_series:
+        series, first, counts = np.unique(rows, return_index=True, return_counts=True)
+        picks = first[:, None] + (rng.random((len(series), per_series)) * counts[:, None]).astype(np.int64)
+        index = picks.ravel()
+    else:
+        index = np.arange(len(rows))
+    index = index[rng.permutation(len(index))]
+    return rows[index], ends[index]
+
+
+def origin(collection, horizon, split):
+    """The end column (first target) of each series' one window for `split`:
+    `val` the validation targets, `test` the test targets, `future` past the end."""
+    shift = {"val": 2 * horizon, "test": horizon, "future": 0}[split]
+    return collection.width - shift
+
+
+def gather(values, rows, ends, input_width, horizon):
+    """Windows (n, input_width, 1) and their targets (n, horizon) from the matrix
+    (numpy); a column before the first reads the first (the padding rule), targets
+    past the last column are NaN."""
+    columns = ends[:, None] + np.arange(-input_width, horizon)
+    taken = values[rows[:, None], np.clip(columns, 0, values.shape[1] - 1)]
+    taken = np.where(columns >= values.shape[1], np.nan, taken)
+    return taken[:, :input_width, None], taken[:, input_width:]
+
+
+def default_input_width(horizon, season):
+    """Inputs of two horizons or two seasons, whichever is longer (N-BEATS' shortest lookbacks are 2h)."""
+    return int(max(2 * horizon, 2 * season, 3))

@@ -1,0 +1,167 @@
+"""One network for a whole collection: trained on windows drawn from every
+series, chosen and calibrated on each series' validation window.
+
+The network is `pipeline.model`'s (per-window scaling, the `level`/`last`/
+`seasonal` targets, the ensemble); what changes is the loss. Series of a
+collection differ in scale by orders of magnitude, so the loss is each
+window's mean absolute error divided by its spread s = mean |x| + std x
+(`transforms.WindowSpread`): scale-free like the sMAPE the competitions score,
+and robust to the odd wild series. The intervals are conformal in the same
+units: forecast ∓ q_k · s.
+"""
+
+import math
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+
+from custom_layers import transforms
+from pipeline import collection as coll
+from pipeline import model as forecaster
+from pipeline.errors import TrainingDiverged
+
+SPREAD_LAYER = "spread"
+
+
+@dataclass
+class GlobalSettings:
+    input_width: int
+    horizon: int
+    hidden_units: int = 50
+    learning_rate: float = 0.001
+    batch_size: int = 256
+    epochs: int = 100
+    patience: int = 10
+    target: str = "level"
+    season: int = 0
+    ensemble_size: int = 1
+    windows_per_series: int = 0  # 0: every window
+    interval_level: float = 0.9
+    seed: int = 42
+
+
+@dataclass
+class History:
+    train_loss: list = field(default_factory=list)
+    val_loss: list = field(default_factory=list)
+    best_epoch: int = 0
+    windows_per_epoch: int = 0
+
+
+def build(settings, typical_std=1.0):
+    """The training model (members stacked) and the forecasting model
+    (forecast, lower, upper) sharing its layers, with relative intervals."""
+    keras.utils.set_random_seed(settings.seed)
+    training = forecaster.build_model(settings.hidden_units, settings.learning_rate, settings.horizon, "window",
+                                      (0.0, typical_std), settings.target, settings.season, settings.ensemble_size)
+    window = training.inputs[0]
+    members = training.get_layer(forecaster.MEMBERS_LAYER).output
+    forecast = transforms.Median(name="median")(members)
+    spread = transforms.WindowSpread(name=SPREAD_LAYER)(window)
+    lower, upper = transforms.ConformalInterval(settings.interval_level, relative=True,
+                                                name=forecaster.INTERVAL_LAYER)(forecast, spread)
+    serving = keras.Model(window, {"forecast": forecast, "lower": lower, "upper": upper}, name="lstm_forecaster")
+    return training, serving
+
+
+class _Epoch:
+    """One epoch in one TensorFlow call: batches gathered from the collection's
+    matrix by (row, end) inside the loop, then the validation windows' loss."""
+
+    def __init__(self, model, values, settings, x_val, y_val):
+        import tensorflow as tf
+
+        self.values = tf.constant(values)
+        self.x_val, self.y_val = tf.constant(x_val), tf.constant(y_val)
+        width, horizon, batch_size = settings.input_width, settings.horizon, settings.batch_size
+        variables, optimizer = model.trainable_variables, model.optimizer
+        if not optimizer.built:
+            optimizer.build(variables)
+        offsets = tf.range(-width, horizon)
+        spread_of = transforms.WindowSpread()
+
+        def loss_of(x, y, training):
+            members = model(x, training=training)  # (batch, n, horizon)
+            errors = tf.abs(members - y[:, None, :]) / spread_of(x)[:, :, None]
+            return tf.reduce_mean(errors, axis=(1, 2))  # per window
+
+        def train(rows, ends, values):
+            n = tf.shape(rows)[0]
+            batches = (n + batch_size - 1) // batch_size
+
+            def body(batch, total, bad):
+                start = batch * batch_size
+                stop = tf.minimum(start + batch_size, n)
+                columns = tf.maximum(ends[start:stop, None] + offsets, 0)
+                taken = tf.gather(values, rows[start:stop])
+                taken = tf.gather(taken, columns, batch_dims=1)
+                x, y = taken[:, :width, None], taken[:, width:]
+                with tf.GradientTape() as tape:
+                    loss = tf.reduce_mean(loss_of(x, y, True))
+                optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+                bad = tf.where(tf.math.is_finite(loss), bad, batch)
+                return batch + 1, total + loss * tf.cast(stop - start, loss.dtype), bad
+
+            _, total, bad = tf.while_loop(lambda batch, total, bad: tf.logical_and(batch < batches, bad < 0), body,
+                                          (tf.constant(0), tf.constant(0.0), tf.constant(-1)), parallel_iterations=1)
+            return total / tf.cast(n, total.dtype), bad
+
+        def epoch(rows, ends, values, x_val, y_val):
+            loss, bad = train(rows, ends, values)
+            val = [loss_of(x_val[i:i + 4096], y_val[i:i + 4096], False) for i in range(0, x_val.shape[0], 4096)]
+            return loss, bad, tf.reduce_mean(tf.concat(val, 0))
+
+        self.epoch = tf.function(epoch, autograph=False)
+
+    def run(self, rows, ends):
+        loss, bad, val_loss = self.epoch(rows, ends, self.values, self.x_val, self.y_val)
+        return float(loss), int(bad), float(val_loss)
+
+
+def fit(training, collection, settings, on_epoch_end=None):
+    """Trains on every series' training windows, keeping the weights of the epoch
+    with the lowest validation loss (one window per series, its validation
+    targets); stops after `patience` epochs without improvement. Returns History."""
+    width, horizon = settings.input_width, settings.horizon
+    rows, ends = coll.training_windows(collection, width, horizon)
+    if not len(rows):
+        raise TrainingDiverged("No series has a training window: every series is shorter than the holdout needs.")
+    val_rows = np.arange(len(collection), dtype=np.int32)
+    x_val, y_val = coll.gather(collection.values, val_rows, np.full(len(collection), coll.origin(
+        collection, horizon, "val"), np.int32), width, horizon)
+    steps = _Epoch(training, collection.values, settings, x_val.astype(np.float32), y_val.astype(np.float32))
+    history, best_weights, best = History(), None, math.inf
+    for epoch in range(1, settings.epochs + 1):
+        epoch_rows, epoch_ends = coll.sample_windows(rows, ends, settings.windows_per_series, settings.seed, epoch - 1)
+        history.windows_per_epoch = len(epoch_rows)
+        loss, bad, val_loss = steps.run(epoch_rows, epoch_ends)
+        if bad >= 0 or not math.isfinite(val_loss):
+            raise TrainingDiverged(f"Training diverged at epoch {epoch} (loss {loss}, validation loss {val_loss}): "
+                                   f"try a lower learning rate (-P learning_rate, now {settings.learning_rate:g}).")
+        history.train_loss.append(loss)
+        history.val_loss.append(val_loss)
+        if val_loss < best:
+            best, history.best_epoch, best_weights = val_loss, epoch, training.get_weights()
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, {"loss": loss, "val_loss": val_loss})
+        if settings.patience and epoch - history.best_epoch >= settings.patience:
+            break
+    training.set_weights(best_weights)
+    return history
+
+
+def forecast_split(serving, collection, settings, split):
+    """{"forecast", "lower", "upper"} (n_series, horizon) from each series' one origin for `split`."""
+    rows = np.arange(len(collection), dtype=np.int32)
+    x, y = coll.gather(collection.values, rows, np.full(len(collection), coll.origin(collection, settings.horizon, split),
+                                                        np.int32), settings.input_width, settings.horizon)
+    out = forecaster.predict(serving, x, batch_size=4096)
+    return {name: np.asarray(value, np.float64) for name, value in out.items()}, x, y
+
+
+def calibrate(serving, collection, settings):
+    """Sets the relative interval half-widths from the validation windows' residuals."""
+    out, x, y = forecast_split(serving, collection, settings, "val")
+    spread = np.asarray(serving.get_layer(SPREAD_LAYER)(x.astype(np.float32)))
+    return serving.get_layer(forecaster.INTERVAL_LAYER).calibrate(y - out["forecast"], spread)
