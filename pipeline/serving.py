@@ -53,21 +53,69 @@ def check_windows(model_input, min_window=1):
     return windows
 
 
-def _min_window(saved_model_path):
-    """The model's `min_window` from its MLmodel metadata (the model folder holds
-    artifacts/saved_model); 1 for a model logged before it was recorded."""
+SERIES_FORMAT = ("a table with the columns unique_id and y (and ds, the time), one row per time step, in time "
+                 "order within each series")
+
+
+def series_windows(frame, input_width):
+    """A long table of series (`SERIES_FORMAT`) → (ids, windows (n, input_width, 1)
+    of each series' last values, each series' last ds or None). A series shorter
+    than the window is padded on the left with its first value, as in training."""
+    import pandas as pd
+
+    missing = [name for name in ("unique_id", "y") if name not in frame.columns]
+    if missing:
+        raise _bad_request(f"no column {missing[0]!r} (columns: {', '.join(map(str, frame.columns))}); expected "
+                           f"{SERIES_FORMAT}")
+    values = pd.to_numeric(frame["y"], errors="coerce").to_numpy(np.float64)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if len(bad):
+        raise _bad_request(f"every y must be a finite number, but row {bad[0]} of series "
+                           f"{frame['unique_id'].iloc[bad[0]]!r} has {frame['y'].iloc[bad[0]]!r}")
+    if len(frame) > MAX_VALUES:
+        raise _bad_request(f"{len(frame)} rows in one request, at most {MAX_VALUES} are allowed")
+    ids, windows, last_times = [], [], []
+    for key, rows in frame.assign(y=values).groupby("unique_id", sort=False):
+        series = rows["y"].to_numpy(np.float32)[-input_width:]
+        windows.append(np.r_[np.full(input_width - len(series), series[0], np.float32), series])
+        ids.append(key)
+        last_times.append(rows["ds"].iloc[-1] if "ds" in frame.columns else None)
+    return ids, np.stack(windows)[..., None], last_times
+
+
+def future_times(last_time, step, horizon):
+    """The `horizon` times after `last_time`, `step` a pandas frequency ('MS') or a number."""
+    import pandas as pd
+
+    try:
+        number = float(step)
+    except (TypeError, ValueError):
+        number = None
+    if number is not None:
+        return [float(last_time) + number * k for k in range(1, horizon + 1)]
+    times = pd.date_range(pd.Timestamp(last_time), periods=horizon + 1, freq=step)[1:]
+    return [text.replace(" 00:00:00", "") for text in times.strftime("%Y-%m-%d %H:%M:%S")]
+
+
+def _metadata(saved_model_path):
+    """The model's MLmodel metadata (the model folder holds artifacts/saved_model);
+    {} for a model logged before any was recorded."""
     from pathlib import Path
 
     from mlflow.models import Model
 
     mlmodel = Path(saved_model_path).parents[1] / "MLmodel"
     if not mlmodel.is_file():
-        return 1
-    return int((Model.load(str(mlmodel)).metadata or {}).get("min_window", 1))
+        return {}
+    return Model.load(str(mlmodel)).metadata or {}
 
 
 class SavedModelForecaster(mlflow.pyfunc.PythonModel):
     """predict(x): x float32 (batch, timesteps, 1) → forecasts (batch, horizon).
+
+    A collection's model also takes a DataFrame of series in long format
+    (`SERIES_FORMAT`; `dataframe_split` in a REST request) and returns the next
+    `horizon` values of each series with the interval, as a long table.
 
     With the parameter `intervals` true (`params={"intervals": True}`, or
     `"params": {"intervals": true}` beside `"inputs"` in a REST request), a dict
@@ -86,14 +134,36 @@ class SavedModelForecaster(mlflow.pyfunc.PythonModel):
         # Hold the loaded object itself: its `serve` function alone does not keep
         # the model's variables alive.
         self._saved_model = tf.saved_model.load(context.artifacts["saved_model"])
-        self._min_window = _min_window(context.artifacts["saved_model"])
+        self._metadata = _metadata(context.artifacts["saved_model"])
+        self._min_window = int(self._metadata.get("min_window", 1))
 
     def predict(self, context, model_input, params=None):
+        import pandas as pd
+
+        if isinstance(model_input, pd.DataFrame) and "time_step" in self._metadata:
+            return self._forecast_series(model_input)
         windows = self._tf.constant(check_windows(model_input, self._min_window))
         outputs = self._saved_model.serve(windows)
         if params and params.get("intervals"):
             return {name: outputs[name].numpy() for name in ("forecast", "lower", "upper")}
         return outputs["forecast"].numpy()
+
+    def _forecast_series(self, frame):
+        """A collection's model, given series in long format: the next `horizon`
+        values of each, with the interval, as a long table (unique_id, ds when
+        the input has it, step, forecast, lower, upper)."""
+        import pandas as pd
+
+        ids, windows, last_times = series_windows(frame, int(self._metadata["input_width"]))
+        outputs = self._saved_model.serve(self._tf.constant(check_windows(windows, self._min_window)))
+        horizon = outputs["forecast"].shape[1]
+        table = {"unique_id": np.repeat(ids, horizon), "step": np.tile(np.arange(1, horizon + 1), len(ids))}
+        if "ds" in frame.columns:
+            table["ds"] = [t for last in last_times for t in future_times(last, self._metadata["time_step"], horizon)]
+        for name in ("forecast", "lower", "upper"):
+            table[name] = outputs[name].numpy().ravel()
+        columns = ["unique_id"] + (["ds"] if "ds" in table else []) + ["step", "forecast", "lower", "upper"]
+        return pd.DataFrame(table)[columns]
 
 
 mlflow.models.set_model(SavedModelForecaster())

@@ -73,8 +73,7 @@ def prepare(values):
     from custom_layers import transforms
 
     reading = {name: values[name] for name in ("fill_missing", "time_format", "separator", "decimal", "thousands")}
-    time_column = coll.TIME if values["time_column"] == "none" else values["time_column"]
-    column = coll.VALUE if values["column"] == "auto" else values["column"]
+    time_column, column = reading_columns(values)
     collection_ = coll.read_collection(values["data_source"], values["id_column"], time_column, column, **reading)
     settings = resolve(values, collection_)
     collection_, note = coll.check_lengths(collection_, values["horizon"], min_length=values["min_length"])
@@ -146,8 +145,8 @@ def run(values, run_name=None, quiet=False, parent_run_id=None, tags=None, epoch
         tracking.log_figure(plots.series_grid(collection_, forecasts, per_series, horizon), "series")
         tracking.log_figure(plots.smape_distribution(per_series), "smape_distribution")
         model_uri = train._log_models(serving, settings.input_width, horizon, settings.interval_level,
-                                      {"data_source": values["data_source"], "id_column": values["id_column"]},
-                                      season if settings.target == "seasonal" else 1)
+                                      trained_on(values, collection_), season if settings.target == "seasonal" else 1,
+                                      series_input=True)
         mlflow.set_tag("model_uri", model_uri)
     registered = None
     if register:
@@ -157,6 +156,21 @@ def run(values, run_name=None, quiet=False, parent_run_id=None, tags=None, epoch
     if not quiet:
         print(summary(active.info.run_id, len(collection_), table, settings, model_uri, registered))
     return {"main": active.info.run_id}, scores
+
+
+def trained_on(values, collection_):
+    """What the model remembers of its collection (the MLflow model's metadata):
+    how to read its file, and the time step, so that it dates its forecasts."""
+    reading = {name: values[name] for name in params.CSV_READING_PARAMS}
+    reading["time_column"] = reading_columns(values)[0]
+    return {"data_source": values["data_source"], "id_column": values["id_column"],
+            "column": reading_columns(values)[1], **reading, "time_step": str(collection_.step)}
+
+
+def reading_columns(values):
+    """(time column, value column) of a collection: the given ones, else ds and y."""
+    return (coll.TIME if values["time_column"] == "none" else values["time_column"],
+            coll.VALUE if values["column"] == "auto" else values["column"])
 
 
 def evaluate(serving, collection_, settings, values):

@@ -155,6 +155,8 @@ def run(model_uri, input, column, fill_missing, time_format, separator, decimal,
     reading = {name: value for name, value in (("fill_missing", fill_missing), ("time_format", time_format),
                                                ("separator", separator), ("decimal", decimal),
                                                ("thousands", thousands)) if name in given}
+    if "time_step" in metadata and input.endswith(".csv"):
+        return _forecast_collection(model, metadata, input, column, reading, output)
     windows, (times, step) = read_windows(input, column, input_width, metadata, reading)
     try:
         outputs = model.predict(windows, params={"intervals": True})
@@ -178,6 +180,39 @@ def run(model_uri, input, column, fill_missing, time_format, separator, decimal,
     else:
         Path(output).write_text(text)
     return forecasts
+
+
+def _forecast_collection(model, trained, source, column, given, output):
+    """A collection's model and a collection CSV (its id, time and value columns
+    named as in training unless `column` is given): the next values of every
+    series, as the MLflow model's long table (unique_id, ds, step, forecast,
+    lower, upper)."""
+    import pandas as pd
+
+    from pipeline import collection as coll
+
+    options = reading_options(source, trained, given)
+    read = coll.read_collection(source, trained["id_column"], trained.get("time_column", coll.TIME),
+                                trained.get("column", coll.VALUE) if column == "auto" else column,
+                                **{name: options[name] for name in params.CSV_READING_PARAMS if name != "time_column"})
+    for note in read.notes:
+        print(f"predict: {note}", file=sys.stderr, flush=True)
+    width = int(trained["input_width"])
+    kept = np.minimum(read.lengths, width)
+    last = [csv_input._format_time(t) for t in read.last_times]
+    # Only the last time of each series is read (to date the forecasts): every row carries it.
+    frame = pd.DataFrame({"unique_id": np.repeat(read.ids, kept), "ds": np.repeat(last, kept),
+                          "y": np.concatenate([read.series(i)[-k:] for i, k in enumerate(kept)])})
+    try:
+        table = model.predict(frame, params={"intervals": True})
+    except mlflow.exceptions.MlflowException as error:
+        raise ParamError(f"Received an invalid value for parameter `input`: {error.message}") from None
+    text = table.to_csv(index=False)
+    if output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(output).write_text(text)
+    return table
 
 
 def main(argv=None):

@@ -219,9 +219,11 @@ def trained_on(manifest):
     return {"data_source": manifest["path"], "column": manifest["column"], **reading}
 
 
-def _log_models(model, input_width, horizon, interval_level, data_source, min_window=1):
+def _log_models(model, input_width, horizon, interval_level, data_source, min_window=1, series_input=False):
     """Logs the .keras file, the SavedModel in TensorFlow Serving's layout
-    (`saved_model/1/`), and the MLflow model `model`; returns its models:/ URI."""
+    (`saved_model/1/`), and the MLflow model `model`; returns its models:/ URI.
+    With `series_input` (a collection's model), the MLflow model takes windows or
+    a DataFrame of series, so its signature declares only the parameter."""
     with tempfile.TemporaryDirectory() as folder:
         keras_path = Path(folder) / "model.keras"
         model.save(keras_path)
@@ -235,7 +237,8 @@ def _log_models(model, input_width, horizon, interval_level, data_source, min_wi
                 name="model",
                 python_model=str(SERVING_CODE),
                 artifacts={"saved_model": str(saved_model)},
-                signature=signature(horizon),
+                signature=ModelSignature(inputs=None, params=signature(horizon).params) if series_input
+                else signature(horizon),
                 metadata={"input_width": input_width, "horizon": horizon, "interval_level": interval_level,
                           "min_window": min_window, **data_source},
                 pip_requirements=[f"{name}=={version(name)}" for name in ("mlflow", "tensorflow", "numpy")],

@@ -247,3 +247,43 @@ def test_predict_command_rejects_bad_input_with_one_line(trained):
         "error: Received an invalid value for parameter `input`: Invalid windows: every value must be finite, "
         "but window 0 has nan at time step 1 (1 such values in all)."
     )
+
+
+def test_a_collection_runs_through_mlflow_run_serve_and_lstm_predict(tmp_path):
+    """The README's many-series path: `mlflow run .` on a long CSV, then every series'
+    next values from `mlflow models serve` (a DataFrame) and from `lstm-predict`."""
+    import pandas as pd
+
+    from tests.e2e.test_mlflow_run import mlflow_run
+    from tests.stages.test_many import collection_csv
+
+    csv = collection_csv(tmp_path / "sales.csv")
+    result = mlflow_run(tmp_path, "-P", f"data_source={csv}", "-P", "id_column=item", "-P", "time_column=quarter",
+                        "-P", "column=sales", "-P", "horizon=4", "-P", "season=4", "-P", "epochs=3")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "one global model over 12 series" in result.stdout and "| auto_ets |" in result.stdout
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    runs = mlflow.MlflowClient(uri).search_runs(["0"])
+    assert len(runs) == 1 and runs[0].data.tags["data"] == "collection"
+    source = pd.read_csv(csv)
+    last = source.groupby("item", sort=False).tail(12)
+    frame = {"columns": ["unique_id", "ds", "y"],
+             "data": [[i, d, v] for i, d, v in zip(last["item"], last["quarter"], last["sales"])]}
+    with models_serve("models:/lstm-sales@champion", uri, tmp_path) as url:
+        status, answer = post(url, {"dataframe_split": frame})
+    assert status == 200, answer
+    served = pd.DataFrame(answer["predictions"])
+    assert list(served.columns) == ["unique_id", "ds", "step", "forecast", "lower", "upper"]
+    assert len(served) == 12 * 4 and (served.lower < served.forecast).all() and (served.forecast < served.upper).all()
+    first = served[served.unique_id == "series 0"]
+    after = pd.Timestamp(source[source["item"] == "series 0"]["quarter"].iloc[-1])
+    assert list(first.ds) == [f"{after + pd.DateOffset(months=3 * k):%Y-%m-%d}" for k in range(1, 5)]
+
+    predicted = subprocess.run(
+        [sys.executable, "-c", "from pipeline.stages.predict import main; main()", "--model_uri",
+         "models:/lstm-sales@champion", "--input", str(csv)],
+        env={**os.environ, "MLFLOW_TRACKING_URI": uri}, capture_output=True, text=True, timeout=300)
+    assert predicted.returncode == 0, predicted.stderr[-2000:]
+    table = pd.read_csv(__import__("io").StringIO(predicted.stdout))
+    # The same series, the same last values: the same forecasts as the server's.
+    np.testing.assert_allclose(table.forecast, served.forecast, rtol=1e-5)
