@@ -115,11 +115,112 @@ def markdown(results):
     return "\n".join(lines) + "\n"
 
 
+def write_group(series, path):
+    """A group as the long CSV a user would give the pipeline: unique_id, ds (the
+    step number), y; each series whole, its test points last."""
+    import pandas as pd
+
+    frame = pd.DataFrame({
+        "unique_id": np.concatenate([[key] * (len(train) + len(test)) for key, train, test in series]),
+        "ds": np.concatenate([np.arange(len(train) + len(test)) for _, train, test in series]),
+        "y": np.concatenate([np.r_[train, test] for _, train, test in series]),
+    })
+    frame.to_csv(path, index=False)
+    return path
+
+
+def run_pipeline(group, series, seed, folder, **overrides):
+    """`main` on the group's long CSV with the defaults (and `overrides`), in a
+    fresh SQLite store under `folder`: the run's metrics."""
+    import contextlib
+    import io
+
+    import pipeline.stages  # noqa: F401  (TensorFlow's start-up lines kept quiet, as a stage does)
+    from pipeline import params, workarounds
+    from pipeline.stages import main as main_stage
+
+    _, horizon, season = GROUPS[group]
+    workarounds.wait_for_sqlite_locks()
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{folder / 'mlflow.db'}"
+    import mlflow
+
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    mlflow.set_experiment(f"m3-{group}")
+    path = write_group(series, folder / f"m3_{group.lower()}.csv")
+    values = {**params.defaults("main"), "data_source": str(path), "horizon": horizon, "season": season,
+              "seed": seed, **overrides}
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        run_ids, scores = main_stage.run(**values, register=False)
+    run = mlflow.get_run(run_ids["main"])
+    return {**run.data.metrics, "tags": {k: v for k, v in run.data.tags.items() if k.startswith("resolved_")}}
+
+
+def pipeline_main(args, chosen, data):
+    """The LSTM with its defaults and statsforecast's baselines, from the same runs, over `args.seeds`."""
+    import statistics
+    import tempfile
+
+    seeds = [int(seed) for seed in args.seeds.split(",")]
+    forecasters = ["lstm", "naive", "seasonal_naive", "auto_ets", "auto_theta"]
+    results = {"command": "python benchmarks/m3.py " + " ".join(args.argv), "machine": machine(), "groups": chosen,
+               "seeds": seeds, "published": PUBLISHED, "runs": {}}
+    watch = Watch()
+    for group in chosen:
+        for seed in seeds:
+            with tempfile.TemporaryDirectory() as folder, watch.measure(f"{group}, seed {seed}"):
+                started = time.perf_counter()
+                scores = run_pipeline(group, data[group], seed, Path(folder))
+                scores["seconds"] = time.perf_counter() - started
+            results["runs"][f"{group}/{seed}"] = scores
+            print(f"{group} seed {seed}: " + ", ".join(
+                f"{name} {scores[('' if name == 'lstm' else name + '_') + 'test_smape']:.2f}" for name in forecasters)
+                + f", LSTM coverage {scores['test_coverage']:.1f} %, {scores['seconds']:.0f} s", flush=True)
+    n = {group: len(data[group]) * GROUPS[group][1] for group in chosen}  # points, for the average
+    table = {}
+    for name in forecasters:
+        key = ("" if name == "lstm" else name + "_") + "test_smape"
+        per_seed = {seed: {group: results["runs"][f"{group}/{seed}"][key] for group in chosen} for seed in seeds}
+        for seed, values in per_seed.items():
+            values["Average"] = sum(values[g] * n[g] for g in chosen) / sum(n.values())
+        table[name] = {g: (statistics.mean(v[g] for v in per_seed.values()),
+                           statistics.stdev(v[g] for v in per_seed.values()) if len(seeds) > 1 else 0.0)
+                       for g in chosen + ["Average"]}
+    results["smape"] = table
+    results["coverage"] = {g: statistics.mean(results["runs"][f"{g}/{s}"]["test_coverage"] for s in seeds)
+                           for g in chosen}
+    results["quiet"] = watch.summary()
+    text = pipeline_markdown(results, chosen)
+    print("\n" + text)
+    (RESULTS / "m3.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    (RESULTS / "m3.md").write_text(text)
+    print(f"written: {RESULTS / 'm3.json'}")
+
+
+def pipeline_markdown(results, chosen):
+    columns = chosen + ["Average"]
+    lines = ["| forecaster | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
+    for name, values in results["smape"].items():
+        cells = [f"{values[g][0]:.2f} ± {values[g][1]:.2f}" if values[g][1] else f"{values[g][0]:.2f}" for g in columns]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for method in ("Naive2", "Theta"):
+        lines.append(f"| {method} (published) | " + " | ".join(f"{PUBLISHED[method][g]:.2f}" for g in columns) + " |")
+    lines.append("| LSTM 90 % interval coverage | " + " | ".join(
+        f"{results['coverage'][g]:.1f} %" for g in chosen) + " | |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--groups", default=",".join(GROUPS))
+    parser.add_argument("--pipeline", action="store_true",
+                        help="run the pipeline (the LSTM with its defaults, statsforecast's baselines): m3.{json,md}")
+    parser.add_argument("--seeds", default="0,1,2", help="with --pipeline: the seeds, comma-separated")
     args = parser.parse_args(argv)
+    args.argv = argv if argv is not None else sys.argv[1:]
     chosen = [name.strip() for name in args.groups.split(",")]
+    if args.pipeline:
+        return pipeline_main(args, chosen, load_m3())
     data = load_m3()
     watch = Watch()
     smape = {"Naive2": {}, "Theta": {}}

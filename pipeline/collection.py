@@ -271,8 +271,11 @@ def sample_windows(rows, ends, per_series, seed, epoch):
     windows, so every series weighs the same whatever its length."""
     rng = np.random.default_rng([seed, epoch])
     if per_series:
-        series, first, counts = np.unique(rows, return_index=True, return_counts=True)
-        picks = first[:, None] + (rng.random((len(series), per_series)) * counts[:, None]).astype(np.int64)
+        # `training_windows` lists each series' windows together, in order of rows.
+        counts = np.bincount(rows)
+        first = (np.cumsum(counts) - counts)[counts > 0]
+        counts = counts[counts > 0]
+        picks = first[:, None] + (rng.random((len(counts), per_series)) * counts[:, None]).astype(np.int64)
         index = picks.ravel()
     else:
         index = np.arange(len(rows))

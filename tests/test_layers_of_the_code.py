@@ -3,7 +3,8 @@
 from tests.test_imports import import_graph
 
 CORE = ["pipeline.csv_input", "pipeline.data", "pipeline.params", "pipeline.model", "pipeline.metrics", "pipeline.plots",
-        "pipeline.tables", "pipeline.progress", "pipeline.errors"]
+        "pipeline.tables", "pipeline.progress", "pipeline.errors", "pipeline.collection", "pipeline.global_model",
+        "pipeline.baselines"]
 
 
 def reachable(graph, start):

@@ -89,6 +89,15 @@ def prepare_each(combinations):
     """Reads and windows every distinct CSV series among `combinations` (dicts of
     at least the data parameters), so that a series too short for one trial's
     windows stops a sweep or a study before its first trial."""
+    from pipeline import collection
+
+    for c in combinations:
+        if c["data_source"] != "sine" and collection.is_collection(c["data_source"], c.get("id_column", collection.ID),
+                                                                   c["separator"]):
+            raise ParamError(
+                f"Received `data_source`={c['data_source']!r}, a collection (it has the column "
+                f"{c.get('id_column', collection.ID)!r}): sweeps and studies of a collection are not supported yet; "
+                "run main once per setting, or pass -P id_column=<a column it lacks> to treat it as one series.")
     for values in dict.fromkeys(tuple(c[name] for name in params.DATA_PARAMS) for c in combinations):
         if values[0] != "sine":
             prepare(**dict(zip(params.DATA_PARAMS, values)))

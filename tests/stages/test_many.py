@@ -113,3 +113,12 @@ def test_a_collection_refused_before_any_run_opens(tmp_path):
         assert mlflow.search_runs(output_format="list") == []
         _, scores, printed = run_collection(path, horizon=6, time_steps=18, min_length=14, epochs=1)
         assert "1 series shorter than 14 points skipped (min_length)" in printed
+
+
+def test_a_sweep_of_a_collection_is_refused_in_one_line(tmp_path):
+    from pipeline.stages import generate_data
+
+    path = collection_csv(tmp_path / "sales.csv")
+    with pytest.raises(ParamError, match=r"^Received `data_source`='.*sales.csv', a collection \(it has the column "
+                                         r"'item'\): sweeps and studies of a collection are not supported yet"):
+        generate_data.prepare_each([{**params.defaults("main"), "data_source": str(path), "id_column": "item"}])
