@@ -162,7 +162,7 @@ def pipeline_main(args, chosen, data):
     import tempfile
 
     seeds = [int(seed) for seed in args.seeds.split(",")]
-    forecasters = ["lstm", "naive", "seasonal_naive", "auto_ets", "auto_theta"]
+    forecasters = ["lstm", "naive", "seasonal_naive", "auto_ets", "auto_theta"] + (list(PEERS) if args.peers else [])
     results = {"command": "python benchmarks/m3.py " + " ".join(args.argv), "machine": machine(), "groups": chosen,
                "seeds": seeds, "published": PUBLISHED, "runs": {}}
     watch = Watch()
@@ -172,29 +172,81 @@ def pipeline_main(args, chosen, data):
                 started = time.perf_counter()
                 scores = run_pipeline(group, data[group], seed, Path(folder))
                 scores["seconds"] = time.perf_counter() - started
+            if args.peers and seed == seeds[0]:  # one seed: each peer takes minutes per group
+                for name in PEERS:
+                    with watch.measure(f"{group}, seed {seed}, {name}"):
+                        forecast, seconds = peer_forecasts(name, data[group], GROUPS[group][1], GROUPS[group][2], seed)
+                    scores[f"{name}_test_smape"] = score([test for _, _, test in data[group]], forecast)[0]
+                    scores[f"{name}_seconds"] = seconds
             results["runs"][f"{group}/{seed}"] = scores
             print(f"{group} seed {seed}: " + ", ".join(
-                f"{name} {scores[('' if name == 'lstm' else name + '_') + 'test_smape']:.2f}" for name in forecasters)
+                f"{name} {scores[key]:.2f}" for name in forecasters
+                if (key := ('' if name == 'lstm' else name + '_') + 'test_smape') in scores)
                 + f", LSTM coverage {scores['test_coverage']:.1f} %, {scores['seconds']:.0f} s", flush=True)
     n = {group: len(data[group]) * GROUPS[group][1] for group in chosen}  # points, for the average
     table = {}
     for name in forecasters:
         key = ("" if name == "lstm" else name + "_") + "test_smape"
-        per_seed = {seed: {group: results["runs"][f"{group}/{seed}"][key] for group in chosen} for seed in seeds}
+        ran = seeds[:1] if name in PEERS else seeds
+        per_seed = {seed: {group: results["runs"][f"{group}/{seed}"][key] for group in chosen} for seed in ran}
         for seed, values in per_seed.items():
             values["Average"] = sum(values[g] * n[g] for g in chosen) / sum(n.values())
         table[name] = {g: (statistics.mean(v[g] for v in per_seed.values()),
-                           statistics.stdev(v[g] for v in per_seed.values()) if len(seeds) > 1 else 0.0)
+                           statistics.stdev(v[g] for v in per_seed.values()) if len(per_seed) > 1 else 0.0)
                        for g in chosen + ["Average"]}
     results["smape"] = table
     results["coverage"] = {g: statistics.mean(results["runs"][f"{g}/{s}"]["test_coverage"] for s in seeds)
                            for g in chosen}
+    results["seconds"] = {name: {g: statistics.mean(results["runs"][f"{g}/{s}"][key] for s in ran) for g in chosen}
+                          for name, key, ran in [("lstm", "seconds", seeds)]
+                          + [(p, f"{p}_seconds", seeds[:1]) for p in PEERS if args.peers]}
     results["quiet"] = watch.summary()
     text = pipeline_markdown(results, chosen)
     print("\n" + text)
     (RESULTS / "m3.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     (RESULTS / "m3.md").write_text(text)
     print(f"written: {RESULTS / 'm3.json'}")
+
+
+PEERS = ("nf_lstm", "nf_nhits")
+
+
+def peer_forecasts(name, series, horizon, season, seed):
+    """neuralforecast's LSTM or NHITS (a benchmark contender only: it brings PyTorch),
+    its defaults but the horizon, an input of our default width, and padding for
+    short series; trained on the points before each test origin with the last
+    `horizon` of them held out for validation, as our protocol does. Returns
+    (test forecasts (n, horizon), seconds)."""
+    import logging
+
+    import pandas as pd
+    from neuralforecast import NeuralForecast
+    from neuralforecast.models import LSTM, NHITS
+
+    from pipeline.collection import default_input_width
+
+    import torch
+
+    torch.set_num_threads(os.cpu_count())  # every core, as TensorFlow has (OMP_NUM_THREADS=1 is for the baselines)
+    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    width = default_input_width(horizon, season)
+    common = dict(h=horizon, input_size=width, start_padding_enabled=True, random_seed=seed + 1,
+                  enable_progress_bar=False, enable_model_summary=False, logger=False)
+    model = LSTM(**common) if name == "nf_lstm" else NHITS(**common)
+    frame = pd.DataFrame({
+        "unique_id": np.concatenate([[key] * len(train) for key, train, _ in series]),
+        "ds": np.concatenate([np.arange(len(train)) for _, train, _ in series]),
+        "y": np.concatenate([train for _, train, _ in series]),
+    })
+    started = time.perf_counter()
+    forecaster = NeuralForecast(models=[model], freq=1)
+    forecaster.fit(df=frame, val_size=horizon)
+    predicted = forecaster.predict()
+    seconds = time.perf_counter() - started
+    column = [c for c in predicted.columns if c not in ("unique_id", "ds")][0]
+    by_id = {key: rows[column].to_numpy() for key, rows in predicted.groupby("unique_id", sort=False)}
+    return np.stack([by_id[key] for key, _, _ in series]), seconds
 
 
 def pipeline_markdown(results, chosen):
@@ -207,6 +259,9 @@ def pipeline_markdown(results, chosen):
         lines.append(f"| {method} (published) | " + " | ".join(f"{PUBLISHED[method][g]:.2f}" for g in columns) + " |")
     lines.append("| LSTM 90 % interval coverage | " + " | ".join(
         f"{results['coverage'][g]:.1f} %" for g in chosen) + " | |")
+    for name, seconds in results["seconds"].items():
+        what = "the whole run (training, baselines, logging)" if name == "lstm" else "fit and predict"
+        lines.append(f"| {name} seconds, {what} | " + " | ".join(f"{seconds[g]:.0f}" for g in chosen) + " | |")
     return "\n".join(lines) + "\n"
 
 
@@ -216,6 +271,8 @@ def main(argv=None):
     parser.add_argument("--pipeline", action="store_true",
                         help="run the pipeline (the LSTM with its defaults, statsforecast's baselines): m3.{json,md}")
     parser.add_argument("--seeds", default="0,1,2", help="with --pipeline: the seeds, comma-separated")
+    parser.add_argument("--peers", action="store_true",
+                        help="with --pipeline: neuralforecast's LSTM and NHITS too (pip install neuralforecast)")
     args = parser.parse_args(argv)
     args.argv = argv if argv is not None else sys.argv[1:]
     chosen = [name.strip() for name in args.groups.split(",")]
