@@ -255,14 +255,23 @@ def training_windows(collection, input_width, horizon, holdout=2, min_inputs=1):
     """Every training window as (series row, end column): its targets
     [end, end + horizon) lie before the `holdout` · horizon held-out points, its
     inputs [end − input_width, end) hold at least `min_inputs` real values."""
-    width = collection.width
-    last_end = width - holdout * horizon - horizon  # the last end whose targets precede the holdout
-    first_end = width - collection.lengths + min_inputs  # per series
-    counts = np.maximum(last_end - np.maximum(first_end, input_width) + 1, 0)
+    first_end, counts = _window_range(collection, input_width, horizon, holdout, min_inputs)
     rows = np.repeat(np.arange(len(collection)), counts)
     offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-    ends = np.repeat(np.maximum(first_end, input_width), counts) + offsets
+    ends = np.repeat(first_end, counts) + offsets
     return rows.astype(np.int32), ends.astype(np.int32)
+
+
+def count_training_windows(collection, input_width, horizon, holdout=2, min_inputs=1):
+    """How many windows `training_windows` gives, without listing them."""
+    return int(_window_range(collection, input_width, horizon, holdout, min_inputs)[1].sum())
+
+
+def _window_range(collection, input_width, horizon, holdout, min_inputs):
+    """Per series: the first window's end, and how many windows there are."""
+    last_end = collection.width - holdout * horizon - horizon  # the last end whose targets precede the holdout
+    first_end = np.maximum(collection.width - collection.lengths + min_inputs, input_width)
+    return first_end, np.maximum(last_end - first_end + 1, 0)
 
 
 def sample_windows(rows, ends, per_series, seed, epoch):

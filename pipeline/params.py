@@ -247,7 +247,8 @@ _PARAMS = [
           "unique_id, ds, y): one global model over all its series"),
     Param("windows_per_series", int, "auto", "'auto' or an integer of at least 0", lambda v: v >= 0,
           "collection: training windows drawn from each series per epoch (0: every window, so long series "
-          "weigh more); 'auto': 0", auto=True, label="wps"),
+          "weigh more); 'auto': every window, or when that exceeds 1 000 000 per epoch, as many per series as "
+          "make about 1 000 000", auto=True, label="wps"),
     Param("min_length", int, 0, "an integer of at least 0", lambda v: v >= 0,
           "collection: skip series shorter than this (and than the holdout needs), saying how many; "
           "0: refuse a series too short, naming it"),

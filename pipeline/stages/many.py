@@ -34,7 +34,9 @@ EPOCHS = 100
 PATIENCE = 10
 TARGET = "last"
 ENSEMBLE = 1
-WINDOWS_PER_SERIES = 0  # every window
+# 'auto' draws every window, unless an epoch would then exceed this many: then as many per series
+# as make about this many (at least 1), so that a large collection validates, and can stop, within minutes.
+MAX_WINDOWS_PER_EPOCH = 1_000_000
 BATCH_SIZE = 32
 FORECASTERS = ("lstm",)
 TABLE_METRICS = ("smape", "mape", "mase", "coverage", "interval_width")
@@ -57,8 +59,9 @@ def resolve(values, collection_):
     if target == "seasonal" and season > input_width:
         raise ParamError(f"Received `target`='seasonal' with `season`={season} longer than the input window "
                          f"({input_width} values): pass a longer -P time_steps or another target.")
+    every = coll.count_training_windows(collection_, input_width, horizon) <= MAX_WINDOWS_PER_EPOCH
     auto = {"epochs": EPOCHS, "patience": PATIENCE, "ensemble_size": ENSEMBLE,
-            "windows_per_series": WINDOWS_PER_SERIES}
+            "windows_per_series": 0 if every else max(1, MAX_WINDOWS_PER_EPOCH // len(collection_))}
     chosen = {name: auto[name] if values[name] == "auto" else values[name] for name in auto}
     settings = GlobalSettings(
         input_width=input_width, horizon=horizon, hidden_units=values["hidden_units"],

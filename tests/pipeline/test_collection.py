@@ -131,3 +131,18 @@ def test_the_baselines_are_statsforecasts_own_forecasts_on_the_same_points():
     direct = StatsForecast(models=[AutoETS(season_length=4)], freq=1).forecast(df=frame, h=4, level=[90])
     np.testing.assert_allclose(ours["auto_ets"]["forecast"].ravel(), direct["AutoETS"].to_numpy())
     np.testing.assert_allclose(ours["auto_ets"]["upper"].ravel(), direct["AutoETS-hi-90"].to_numpy())
+
+
+def test_auto_draws_every_window_unless_an_epoch_would_exceed_a_million():
+    from pipeline import params
+    from pipeline.stages import many
+
+    values = {**params.defaults("main"), "horizon": 2, "season": 0}
+    small = coll.from_arrays(["a", "b"], [np.arange(30.0), np.arange(12.0)])
+    assert coll.count_training_windows(small, 4, 2) == len(coll.training_windows(small, 4, 2)[0]) == 27
+    assert many.resolve(values, small).windows_per_series == 0
+    # 20 000 series of 60 points: 20 000 × 51 windows of 4 inputs; 50 per series make a million.
+    large = coll.Collection([str(i) for i in range(20_000)], np.zeros((20_000, 60), np.float32),
+                            np.full(20_000, 60), np.zeros(20_000))
+    assert coll.count_training_windows(large, 4, 2) == 20_000 * 51
+    assert many.resolve(values, large).windows_per_series == 50
