@@ -23,7 +23,10 @@ pytestmark = pytest.mark.e2e
 
 def mlflow_run(store, *args):
     """Runs `mlflow run <repo> --env-manager local ...` from inside `store`."""
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{store / 'mlflow.db'}"}
+    # A module's temporary store may have set an experiment of its own: not this store's.
+    env = {name: value for name, value in os.environ.items()
+           if name not in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")}
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{store / 'mlflow.db'}"
     return subprocess.run(
         [sys.executable, "-m", "mlflow", "run", str(REPO), "--env-manager", "local", *args],
         cwd=store, env=env, capture_output=True, text=True, timeout=900,
