@@ -61,14 +61,14 @@ class Collection:
         """The values of series i, without its padding."""
         return self.values[i, self.width - self.lengths[i]:]
 
-    def future_times(self, horizon):
-        """(n_series, horizon): the times of each series' next `horizon` steps."""
+    def tail_times(self, k):
+        """(n_series, k): the times of each series' last k points."""
         if self.last_times.dtype.kind == "M":
             import pandas as pd
 
-            return np.stack([pd.date_range(t, periods=horizon + 1, freq=self.step)[1:].to_numpy(dtype="datetime64[ns]")
+            return np.stack([pd.date_range(end=t, periods=k, freq=self.step).to_numpy(dtype="datetime64[ns]")
                              for t in self.last_times])
-        return self.last_times[:, None] + self.step * np.arange(1, horizon + 1)
+        return self.last_times[:, None] - self.step * np.arange(k - 1, -1, -1)
 
 
 def from_arrays(ids, arrays, last_times=None, step=1.0, notes=()):

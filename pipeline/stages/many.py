@@ -38,7 +38,6 @@ ENSEMBLE = 1
 # as make about this many (at least 1), so that a large collection validates, and can stop, within minutes.
 MAX_WINDOWS_PER_EPOCH = 1_000_000
 BATCH_SIZE = 32
-FORECASTERS = ("lstm",)
 TABLE_METRICS = ("smape", "mape", "mase", "coverage", "interval_width")
 
 
@@ -142,9 +141,9 @@ def run(values, run_name=None, quiet=False, parent_run_id=None, tags=None, epoch
 
         forecasts, scores, table = evaluate(serving, collection_, settings, values)
         mlflow.log_metrics(scores)
-        _log_tables(forecasts, collection_, settings)
+        per_series = _per_series(forecasts, collection_)
+        _log_tables(forecasts, per_series, collection_, settings)
         mlflow.log_text(tables.to_markdown(("forecaster",) + TABLE_METRICS, table), "comparison.md")
-        per_series = _per_series(forecasts, collection_, settings)
         tracking.log_figure(plots.series_grid(collection_, forecasts, per_series, horizon), "series")
         tracking.log_figure(plots.smape_distribution(per_series), "smape_distribution")
         model_uri = train._log_models(serving, settings.input_width, horizon, settings.interval_level,
@@ -202,7 +201,7 @@ def evaluate(serving, collection_, settings, values):
     return forecasts, scores, table
 
 
-def _per_series(forecasts, collection_, settings):
+def _per_series(forecasts, collection_):
     import pandas as pd
 
     frames = []
@@ -214,12 +213,12 @@ def _per_series(forecasts, collection_, settings):
     return pd.concat(frames, ignore_index=True)
 
 
-def _log_tables(forecasts, collection_, settings):
+def _log_tables(forecasts, per_series, collection_, settings):
     import mlflow
     import pandas as pd
 
     horizon, n = settings.horizon, len(collection_)
-    ends = _test_times(collection_, horizon)
+    ends = collection_.tail_times(horizon)
     frames = []
     for name, forecast in forecasts.items():
         if name == "actual":
@@ -230,17 +229,7 @@ def _log_tables(forecasts, collection_, settings):
             "forecast": forecast["forecast"].ravel(), "lower": forecast["lower"].ravel(),
             "upper": forecast["upper"].ravel()}))
     mlflow.log_text(pd.concat(frames, ignore_index=True).to_csv(index=False), "forecasts.csv")
-    mlflow.log_text(_per_series(forecasts, collection_, settings).to_csv(index=False), "per_series_metrics.csv")
-
-
-def _test_times(collection_, horizon):
-    """(n, horizon): the times of each series' last `horizon` points."""
-    if collection_.last_times.dtype.kind == "M":
-        import pandas as pd
-
-        return np.stack([pd.date_range(end=t, periods=horizon, freq=collection_.step).to_numpy(dtype="datetime64[ns]")
-                         for t in collection_.last_times])
-    return collection_.last_times[:, None] - collection_.step * np.arange(horizon - 1, -1, -1)
+    mlflow.log_text(per_series.to_csv(index=False), "per_series_metrics.csv")
 
 
 def _sha256(collection_):

@@ -29,7 +29,7 @@ def test_series_of_different_lengths_are_right_aligned_and_padded_with_their_fir
     np.testing.assert_array_equal(read.values, [[7, 7, 7, 8, 8, 9], [10, 10, 10, 20, 30, 40], [1, 2, 3, 4, 5, 6]])
     np.testing.assert_array_equal(read.series(1), [10, 20, 30, 40])
     assert read.step == "MS" and str(read.last_times[0])[:10] == "2020-06-01"
-    assert str(read.future_times(2)[1][1])[:10] == "2020-08-01"
+    assert [str(t)[:10] for t in read.tail_times(2)[1]] == ["2020-05-01", "2020-06-01"]
 
 
 def test_the_holdout_split_tests_the_last_horizon_validates_the_one_before_and_trains_on_the_rest():
