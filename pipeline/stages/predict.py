@@ -18,18 +18,21 @@ from pipeline.stages import command_line
 
 
 def newest_model_uri():
-    """The models:/ URI of the newest finished train run, in any experiment."""
-    runs = mlflow.search_runs(
-        search_all_experiments=True,
-        filter_string="tags.stage = 'train' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-        output_format="list",
-    )
+    """The models:/ URI of the newest finished train run, or run over a collection
+    (which trains in its main run), in any experiment."""
+    runs = [run for kind in ("tags.stage = 'train'", "tags.data = 'collection'")
+            for run in mlflow.search_runs(
+                search_all_experiments=True,
+                filter_string=f"{kind} and attributes.status = 'FINISHED'",
+                order_by=["attributes.start_time DESC"],
+                max_results=1,
+                output_format="list",
+            )]
+    runs.sort(key=lambda run: run.info.start_time, reverse=True)
     if not runs or "model_uri" not in runs[0].data.tags:
         raise ParamError(
             f"Received `model_uri`='auto', but the store {mlflow.get_tracking_uri()} has no finished "
-            "train run with a model: train one first or pass -P model_uri=<URI>."
+            "train run (or collection run) with a model: train one first or pass -P model_uri=<URI>."
         )
     return runs[0].data.tags["model_uri"]
 

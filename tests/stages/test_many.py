@@ -122,3 +122,21 @@ def test_a_sweep_of_a_collection_is_refused_in_one_line(tmp_path):
     with pytest.raises(ParamError, match=r"^Received `data_source`='.*sales.csv', a collection \(it has the column "
                                          r"'item'\): sweeps and studies of a collection are not supported yet"):
         generate_data.prepare_each([{**params.defaults("main"), "data_source": str(path), "id_column": "item"}])
+
+
+@pytest.mark.slow
+def test_lstm_predict_forecasts_every_series_of_a_collection_with_the_newest_model(tmp_path):
+    from pipeline.stages import predict
+
+    path = collection_csv(tmp_path / "sales.csv")
+    with temporary_store(tmp_path):
+        run_collection(path, epochs=1)
+        table = predict.run("auto", str(path), "auto", "error", "auto", "auto", ".", "none",
+                            str(tmp_path / "next.csv"))
+    written = pd.read_csv(tmp_path / "next.csv")
+    assert len(written) == len(table) == 12 * HORIZON
+    assert list(written.columns) == ["unique_id", "ds", "step", "forecast", "lower", "upper"]
+    source = pd.read_csv(path)
+    last = pd.Timestamp(source[source["item"] == "series 3"]["quarter"].iloc[-1])
+    assert list(written[written.unique_id == "series 3"].ds) == [
+        f"{last + pd.DateOffset(months=3 * k):%Y-%m-%d}" for k in range(1, HORIZON + 1)]
