@@ -82,7 +82,7 @@ def seasonal_naive_wins(x_train, y_train, season):
     return bool(seasonal < np.mean(np.abs(persistence_forecast(x_train, horizon) - y_train)))
 
 
-ETS_SPEC = "additive errors, additive damped trend, additive season when season > 0"
+ETS_SPEC = "additive errors, additive damped trend, additive season when season > 0"  # the sine's, per window
 
 
 def _ets_model(values, season):
@@ -93,28 +93,17 @@ def _ets_model(values, season):
 
 
 def ets_forecast(series, fit_end, origins, horizon, season):
-    """Exponential smoothing (statsmodels' ETSModel: ETS_SPEC) fitted by maximum
-    likelihood on series[:fit_end], then run with those parameters over the
-    whole series; each window is forecast from the states at its origin − 1
-    (the last value it sees), as the other baselines are:
+    """statsforecast's AutoETS (the ETS model with the lowest AICc, with the
+    season when there is one), chosen and fitted on
+    series[:fit_end], then run with those parameters up to each window's origin
+    (`forward`: the states filtered over series[:origin], the model fixed), so
+    that every window is forecast from the last value it sees, as the other
+    baselines are. Returns (n, horizon)."""
+    from statsforecast.models import AutoETS
 
-        ŷ_{t+h} = l_t + (φ + φ² + … + φ^h)·b_t + s_{t+h−m·⌈h/m⌉}
-
-    with l, b, s the level, trend and season states and m = season.
-    Returns (n, horizon).
-    """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # statsmodels' convergence chatter
-        fitted = _ets_model(series[:fit_end], season).fit(disp=False)
-        states = _ets_model(series, season).smooth(fitted.params)
-    phi = fitted.params[list(fitted.param_names).index("damping_trend")]
-    last_seen = np.asarray(origins)[:, np.newaxis] - 1
-    steps = np.arange(1, horizon + 1)
-    damped = np.cumsum(phi ** steps)
-    forecast = np.asarray(states.level)[last_seen] + damped * np.asarray(states.slope)[last_seen]
-    if season:
-        forecast += np.asarray(states.season)[last_seen + steps - season * np.ceil(steps / season).astype(int)]
-    return forecast
+    series = np.asarray(series, np.float64)
+    fitted = AutoETS(season_length=max(int(season), 1)).fit(series[:fit_end])
+    return np.stack([fitted.forward(y=series[:origin], h=horizon)["mean"] for origin in np.asarray(origins)])
 
 
 def ets_forecast_windows(x, horizon):

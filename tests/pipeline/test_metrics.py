@@ -79,35 +79,21 @@ def test_comparison_table_in_csv_and_markdown():
     ]
 
 
-def _ets_by_hand(y, params, season, origin, horizon):
-    """ETS(A, Ad, A) run by hand through y[:origin], then forecast `horizon` steps:
-    e = y − (l + φb + s[t−m]);  l ← l + φb + αe;  b ← φb + βe;  s[t] = s[t−m] + γe."""
-    alpha, beta, gamma, phi = (params[k] for k in ("smoothing_level", "smoothing_trend", "smoothing_seasonal",
-                                                   "damping_trend"))
-    level, trend = params["initial_level"], params["initial_trend"]
-    # statsmodels lists the initial seasonal states newest first: initial_seasonal.k is s[−1−k].
-    seasonal = [params[f"initial_seasonal.{k}"] for k in reversed(range(season))]
-    for value in y[:origin]:
-        error = value - (level + phi * trend + seasonal[-season])
-        level, trend = level + phi * trend + alpha * error, phi * trend + beta * error
-        seasonal.append(seasonal[-season] + gamma * error)
-    return [level + sum(phi ** j for j in range(1, h + 1)) * trend + seasonal[len(seasonal) - season + (h - 1) % season]
-            for h in range(1, horizon + 1)]
+def test_ets_baseline_is_statsforecasts_autoets_fitted_once_and_run_to_each_windows_origin():
+    from statsforecast.models import AutoETS
 
-
-def test_ets_baseline_forecasts_every_window_from_its_own_origin_as_computed_by_hand():
     rng = np.random.default_rng(0)
     t = np.arange(80.0)
     y = 10 + 0.3 * t + 3 * np.sin(2 * np.pi * t / 4) + rng.normal(0, 0.5, 80)
     origins = np.array([60, 61, 70, 77])
     forecast = metrics.ets_forecast(y, 60, origins, horizon=3, season=4)
-    # The parameters are statsmodels' maximum-likelihood fit on y[:60], the part before the test period.
-    fitted = metrics._ets_model(y[:60], 4).fit(disp=False)
-    params = dict(zip(fitted.param_names, fitted.params))
-    for row, origin in zip(forecast, origins):
-        np.testing.assert_allclose(row, _ets_by_hand(y, params, 4, origin, 3), rtol=1e-9)
-    # From the end of the fitted part, it is statsmodels' own forecast.
-    np.testing.assert_allclose(forecast[0], fitted.forecast(3), rtol=1e-9)
+    # Chosen and fitted on y[:60], the part before the test period; from its end, statsforecast's own forecast.
+    np.testing.assert_allclose(forecast[0], AutoETS(season_length=4).forecast(y[:60], 3)["mean"], rtol=1e-9)
+    # Later origins: the same model, its states run over what the window has seen (not refitted).
+    fitted = AutoETS(season_length=4).fit(y[:60])
+    np.testing.assert_allclose(forecast[3], fitted.forward(y=y[:77], h=3)["mean"], rtol=1e-9)
+    refitted = AutoETS(season_length=4).forecast(y[:77], 3)["mean"]
+    assert not np.allclose(forecast[3], refitted)
     # It sees the trend and the season: far better than persistence here.
     y_test = np.stack([y[o:o + 3] for o in origins])
     assert np.abs(forecast - y_test).mean() < np.abs(y[origins - 1, None] - y_test).mean() / 2
