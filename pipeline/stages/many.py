@@ -37,12 +37,11 @@ ENSEMBLE = 1
 # 'auto' draws every window, unless an epoch would then exceed this many: then as many per series
 # as make about this many (at least 1), so that a large collection validates, and can stop, within minutes.
 MAX_WINDOWS_PER_EPOCH = 1_000_000
-BATCH_SIZE = 32
 TABLE_METRICS = ("smape", "mape", "mase", "coverage", "interval_width")
 
 
 def resolve(values, collection_):
-    """The settings with every 'auto' made a value, and the input width."""
+    """The GlobalSettings, every 'auto' made a value for this collection."""
     from pipeline.global_model import GlobalSettings
 
     horizon, season = values["horizon"], values["season"]
@@ -77,8 +76,8 @@ def prepare(values):
     reading = {name: values[name] for name in ("fill_missing", "time_format", "separator", "decimal", "thousands")}
     time_column, column = reading_columns(values)
     collection_ = coll.read_collection(values["data_source"], values["id_column"], time_column, column, **reading)
-    settings = resolve(values, collection_)
     collection_, note = coll.check_lengths(collection_, values["horizon"], min_length=values["min_length"])
+    settings = resolve(values, collection_)
     notes = list(collection_.notes) + ([note] if note else [])
     needed = transforms.min_windows_for(values["interval_level"])
     if len(collection_) < needed:
