@@ -13,7 +13,7 @@ BASELINES = ("naive", "seasonal_naive", "auto_ets", "auto_theta", "auto_arima")
 DEFAULT_BASELINES = ("naive", "seasonal_naive", "auto_ets", "auto_theta")  # AutoARIMA is slow: ask for it
 
 
-def _models(names, season, level):
+def _models(names, season):
     from statsforecast.models import AutoARIMA, AutoETS, AutoTheta, Naive, SeasonalNaive
 
     m = max(int(season), 1)
@@ -39,7 +39,7 @@ def forecast(series, horizon, season, names=DEFAULT_BASELINES, level=0.9, n_jobs
         "y": np.concatenate(series).astype(np.float64),
     })
     percent = int(round(level * 100))
-    result = StatsForecast(models=_models(names, season, level), freq=1, n_jobs=n_jobs).forecast(
+    result = StatsForecast(models=_models(names, season), freq=1, n_jobs=n_jobs).forecast(
         df=frame, h=horizon, level=[percent])
     result = result.sort_values(["unique_id", "ds"])
     out = {}

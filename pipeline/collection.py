@@ -103,27 +103,12 @@ def read_collection(path, id_column=ID, time_column=TIME, column=VALUE, fill_mis
     naming the file, the column and the first offending row."""
     import pandas as pd
 
-    path = Path(path)
-    if not path.is_file():
-        raise ParamError(f"Received an invalid value for parameter `data_source`, expected 'sine' or the path of a "
-                         f"CSV file, got {str(path)!r}: no such file.")
-    notes = []
-    separator = "\t" if separator == "tab" else separator
-    if separator == "auto":
-        separator = csv_input.sniff_separator(path)
-    try:
-        frame = pd.read_csv(path, sep=separator, dtype=str, keep_default_na=False, na_values=[""],
-                            skipinitialspace=True)
-    except pd.errors.EmptyDataError:
-        raise ParamError(f"CSV file {path} is empty: expected a header row and one row per (series, time).") from None
-    frame.columns = [str(name).strip() for name in frame.columns]
+    frame, _, notes = csv_input.read_frame(path, separator, "one row per (series, time)")
     names = ", ".join(frame.columns)
     for parameter, name in (("id_column", id_column), ("time_column", time_column), ("column", column)):
         if name not in frame.columns:
             raise ParamError(f"Received an invalid value for parameter `{parameter}`, expected one of the columns of "
                              f"{path} ({names}), got {name!r}.")
-    if frame.empty:
-        raise ParamError(f"CSV file {path} has a header but no rows: expected one row per (series, time).")
     if frame[id_column].isna().any():
         line = int(np.flatnonzero(frame[id_column].isna().to_numpy())[0]) + 2
         raise ParamError(f"Column {id_column!r} of {path} is empty at line {line}: every row needs its series id.")
@@ -185,8 +170,7 @@ def read_collection(path, id_column=ID, time_column=TIME, column=VALUE, fill_mis
         last_times.append(times[end - 1])
     if filled:
         notes.append(f"{filled} missing values filled by linear interpolation")
-    collection = from_arrays(unique_ids, arrays, np.asarray(last_times), step, notes)
-    return collection
+    return from_arrays(unique_ids, arrays, np.asarray(last_times), step, notes)
 
 
 def _grid_positions(times, numbers, codes, same_series, path, time_column):

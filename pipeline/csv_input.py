@@ -246,17 +246,11 @@ def regular_steps(times):
     return f"{step:g}", full, full[~present]
 
 
-def read_csv_series(path, column="auto", time_column="none", fill_missing="error", time_format="auto",
-                    separator="auto", decimal=".", thousands="none"):
-    """Reads one univariate series from a CSV file with a header row (see the module's doc).
-
-    `column`: the values' column, or "auto" for the only numeric one but the time column.
-    `time_column`: a column of dates or numbers in increasing order, or "none"
-    (then the time is the row number, from 0). `fill_missing`: "error" refuses
-    missing, non-numeric or absent values, "interpolate" fills them linearly in time.
-
-    Returns a CsvSeries. Every problem is a ParamError naming the file and what to change.
-    """
+def read_frame(path, separator="auto", rows="one row per time step"):
+    """The CSV at `path` as a DataFrame of text cells with stripped column names,
+    the separator used, and a note when it was sniffed and is not a comma.
+    A missing, empty, header-only or unreadable file is a one-line ParamError;
+    `rows` says in it what each row should be."""
     import pandas as pd
 
     path = Path(path)
@@ -275,15 +269,31 @@ def read_csv_series(path, column="auto", time_column="none", fill_missing="error
         frame = pd.read_csv(path, sep=separator, dtype=str, keep_default_na=False, na_values=[""],
                             skipinitialspace=True)
     except pd.errors.EmptyDataError:
-        raise ParamError(f"CSV file {path} is empty: expected a header row and one row per time step.") from None
+        raise ParamError(f"CSV file {path} is empty: expected a header row and {rows}.") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
         raise ParamError(
             f"File {path} is not a readable CSV file ({type(error).__name__}): expected text with a header row "
             f"and columns separated by {_separator_name(separator)} (-P separator=<character> names another)."
         ) from None
     if frame.empty:
-        raise ParamError(f"CSV file {path} has a header but no rows: expected one row per time step.")
+        raise ParamError(f"CSV file {path} has a header but no rows: expected {rows}.")
     frame.columns = [str(name).strip() for name in frame.columns]
+    return frame, separator, notes
+
+
+def read_csv_series(path, column="auto", time_column="none", fill_missing="error", time_format="auto",
+                    separator="auto", decimal=".", thousands="none"):
+    """Reads one univariate series from a CSV file with a header row (see the module's doc).
+
+    `column`: the values' column, or "auto" for the only numeric one but the time column.
+    `time_column`: a column of dates or numbers in increasing order, or "none"
+    (then the time is the row number, from 0). `fill_missing`: "error" refuses
+    missing, non-numeric or absent values, "interpolate" fills them linearly in time.
+
+    Returns a CsvSeries. Every problem is a ParamError naming the file and what to change.
+    """
+    frame, separator, notes = read_frame(path, separator, "one row per time step")
+    path = Path(path)
     thousands_character = THOUSANDS[thousands]
 
     if column == "auto":

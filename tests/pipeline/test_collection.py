@@ -146,3 +146,10 @@ def test_auto_draws_every_window_unless_an_epoch_would_exceed_a_million():
                             np.full(20_000, 60), np.zeros(20_000))
     assert coll.count_training_windows(large, 4, 2) == 20_000 * 51
     assert many.resolve(values, large).windows_per_series == 50
+
+
+def test_a_file_that_is_not_text_is_refused_as_a_single_series_file_is(tmp_path):
+    path = tmp_path / "binary.csv"
+    path.write_bytes(b"unique_id,ds,y\n\xff\xfe,1,2\n")
+    with pytest.raises(ParamError, match=r"^File .*binary.csv is not a readable CSV file \(UnicodeDecodeError\)"):
+        coll.read_collection(path)
