@@ -173,6 +173,47 @@ class WindowSpread(keras.layers.Layer):
         return (ops.mean(ops.abs(x), axis=(1, 2)) + ops.std(x, axis=(1, 2)))[:, None] + 1e-8
 
 
+@keras.saving.register_keras_serializable(package="lstm_forecaster")
+class FitWindow(keras.layers.Layer):
+    """x (batch, timesteps, 1) → (batch, width, 1): the last `width` values, or
+    when the window is shorter, the window padded on the left with its first
+    value, as a collection pads its shorter series (pipeline.collection). A
+    pretrained model reads windows of any length through it."""
+
+    def __init__(self, width, **kwargs):
+        super().__init__(**kwargs)
+        self.width = int(width)
+
+    def call(self, x):
+        length = ops.shape(x)[1]
+        positions = ops.maximum(ops.arange(self.width) + length - self.width, 0)
+        return ops.take(x, positions, axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.width, input_shape[2])
+
+    def get_config(self):
+        return {**super().get_config(), "width": self.width}
+
+
+@keras.saving.register_keras_serializable(package="lstm_forecaster")
+class FirstSteps(keras.layers.Layer):
+    """forecasts (..., horizon) → (..., steps): a long-horizon model serving a shorter horizon."""
+
+    def __init__(self, steps, **kwargs):
+        super().__init__(**kwargs)
+        self.steps = int(steps)
+
+    def call(self, forecasts):
+        return forecasts[..., :self.steps]
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.steps)
+
+    def get_config(self):
+        return {**super().get_config(), "steps": self.steps}
+
+
 def conformal_half_width(residuals, level):
     """Per column of `residuals` (n, horizon): the ⌈(n + 1)·level⌉-th smallest
     absolute value. Needs n ≥ level / (1 − level) (9 windows for 90 %)."""

@@ -37,6 +37,9 @@ class GlobalSettings:
     season: int = 0
     ensemble_size: int = 1
     windows_per_series: int = 0  # 0: every window
+    # > 0: each training window shows only its last v values, v drawn from [min_visible, input_width], the rest
+    # padded with the first of them (as a short series is): the model learns to forecast from short histories.
+    min_visible: int = 0
     interval_level: float = 0.9
     seed: int = 42
 
@@ -54,14 +57,16 @@ def build(settings, typical_std=1.0):
     (forecast, lower, upper) sharing its layers, with relative intervals."""
     keras.utils.set_random_seed(settings.seed)
     training = forecaster.build_model(settings.hidden_units, settings.learning_rate, settings.horizon, "window",
-                                      (0.0, typical_std), settings.target, settings.season, settings.ensemble_size)
-    window = training.inputs[0]
+                                      (0.0, typical_std), settings.target, settings.season, settings.ensemble_size,
+                                      fit_window=settings.input_width)
+    # Any window serves: cut or padded to the input width trained on (so the model can be a pretrained init).
+    window = training.get_layer(forecaster.FIT_WINDOW_LAYER).output
     members = training.get_layer(forecaster.MEMBERS_LAYER).output
     forecast = transforms.Median(name="median")(members)
     spread = transforms.WindowSpread(name=SPREAD_LAYER)(window)
     lower, upper = transforms.ConformalInterval(settings.interval_level, relative=True,
                                                 name=forecaster.INTERVAL_LAYER)(forecast, spread)
-    serving = keras.Model(window, {"forecast": forecast, "lower": lower, "upper": upper}, name="lstm_forecaster")
+    serving = keras.Model(training.inputs, {"forecast": forecast, "lower": lower, "upper": upper}, name="lstm_forecaster")
     return training, serving
 
 
@@ -79,6 +84,7 @@ class _Epoch:
         if not optimizer.built:
             optimizer.build(variables)
         offsets = tf.range(-width, horizon)
+        min_visible = settings.min_visible
         spread_of = transforms.WindowSpread()
 
         def loss_of(x, y, training):
@@ -86,7 +92,12 @@ class _Epoch:
             errors = tf.abs(members - y[:, None, :]) / spread_of(x)[:, :, None]
             return tf.reduce_mean(errors, axis=(1, 2))  # per window
 
-        def train(rows, ends, values):
+        def hide_early_values(x, seed):
+            visible = tf.random.stateless_uniform(tf.shape(x)[:1], seed, min_visible, width + 1, tf.int32)
+            positions = tf.maximum(tf.range(width)[None, :], (width - visible)[:, None])
+            return tf.gather(x, positions, batch_dims=1)
+
+        def train(rows, ends, values, seed):
             n = tf.shape(rows)[0]
             batches = (n + batch_size - 1) // batch_size
 
@@ -96,7 +107,10 @@ class _Epoch:
                 columns = tf.maximum(ends[start:stop, None] + offsets, 0)
                 taken = tf.gather(values, rows[start:stop])
                 taken = tf.gather(taken, columns, batch_dims=1)
-                x, y = taken[:, :width, None], taken[:, width:]
+                x, y = taken[:, :width], taken[:, width:]
+                if min_visible:
+                    x = hide_early_values(x, tf.stack([seed, tf.cast(batch, tf.int64)]))
+                x = x[:, :, None]
                 with tf.GradientTape() as tape:
                     loss = tf.reduce_mean(loss_of(x, y, True))
                 optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
@@ -107,15 +121,17 @@ class _Epoch:
                                           (tf.constant(0), tf.constant(0.0), tf.constant(-1)), parallel_iterations=1)
             return total / tf.cast(n, total.dtype), bad
 
-        def epoch(rows, ends, values, x_val, y_val):
-            loss, bad = train(rows, ends, values)
+        def epoch(rows, ends, values, x_val, y_val, seed):
+            loss, bad = train(rows, ends, values, seed)
             val = [loss_of(x_val[i:i + 4096], y_val[i:i + 4096], False) for i in range(0, x_val.shape[0], 4096)]
             return loss, bad, tf.reduce_mean(tf.concat(val, 0))
 
         self.epoch = tf.function(epoch, autograph=False)
 
-    def run(self, rows, ends):
-        loss, bad, val_loss = self.epoch(rows, ends, self.values, self.x_val, self.y_val)
+    def run(self, rows, ends, seed=0):
+        import tensorflow as tf
+
+        loss, bad, val_loss = self.epoch(rows, ends, self.values, self.x_val, self.y_val, tf.constant(seed, tf.int64))
         return float(loss), int(bad), float(val_loss)
 
 
@@ -135,7 +151,7 @@ def fit(training, collection, settings, on_epoch_end=None):
     for epoch in range(1, settings.epochs + 1):
         epoch_rows, epoch_ends = coll.sample_windows(rows, ends, settings.windows_per_series, settings.seed, epoch - 1)
         history.windows_per_epoch = len(epoch_rows)
-        loss, bad, val_loss = steps.run(epoch_rows, epoch_ends)
+        loss, bad, val_loss = steps.run(epoch_rows, epoch_ends, settings.seed * 100_003 + epoch)
         if bad >= 0 or not math.isfinite(val_loss):
             raise TrainingDiverged(f"Training diverged at epoch {epoch} (loss {loss}, validation loss {val_loss}): "
                                    f"try a lower learning rate (-P learning_rate, now {settings.learning_rate:g}).")

@@ -99,10 +99,15 @@ def ets_forecast(series, fit_end, origins, horizon, season):
     (`forward`: the states filtered over series[:origin], the model fixed), so
     that every window is forecast from the last value it sees, as the other
     baselines are. Returns (n, horizon)."""
-    from statsforecast.models import AutoETS
+    return classical_forecast("AutoETS", series, fit_end, origins, horizon, season)
+
+
+def classical_forecast(model, series, fit_end, origins, horizon, season):
+    """`ets_forecast` for any of statsforecast's AutoETS, AutoARIMA and AutoTheta (named so)."""
+    import statsforecast.models
 
     series = np.asarray(series, np.float64)
-    fitted = AutoETS(season_length=max(int(season), 1)).fit(series[:fit_end])
+    fitted = getattr(statsforecast.models, model)(season_length=max(int(season), 1)).fit(series[:fit_end])
     return np.stack([fitted.forward(y=series[:origin], h=horizon)["mean"] for origin in np.asarray(origins)])
 
 

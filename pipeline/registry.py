@@ -35,7 +35,7 @@ def update_champion(name, best):
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient()
-    name = registered_model_name(name, best.data.params["data_source"])
+    name = registered_model_name(name, best.data.params.get("data_source", ""))
     # Reported beside the validation loss, never compared: a series' RMSE, a collection's mean sMAPE.
     reported = "test_rmse" if "test_rmse" in best.data.metrics else "test_smape"
     val_loss, test_score = best.data.metrics["best_val_loss"], best.data.metrics[reported]

@@ -33,21 +33,53 @@ def _fits(n_points, horizon, season, val_fraction, test_fraction, input_width, l
     val_start, test_start = data.series_split_points(n_points, val_fraction, test_fraction)
     n_val, n_test = test_start - val_start, n_points - test_start
     problems = []
-    if level is not None:
-        from custom_layers.transforms import min_windows_for  # Keras: only where a run will train
     if val_start - horizon - input_width + 1 < 1:
         problems.append(f"a training window needs {input_width} input values and {horizon} target"
                         f"{'s' if horizon > 1 else ''} before the validation period, which starts at point {val_start + 1}")
     if n_val - horizon + 1 < 1 or n_test - horizon + 1 < 1:
         problems.append(f"horizon {horizon} needs {horizon} points in the validation period ({n_val}) and in the "
                         f"test period ({n_test})")
-    elif level is not None and n_val - horizon + 1 < min_windows_for(level):
-        problems.append(f"interval_level {level} needs {min_windows_for(level)} validation windows, and "
-                        f"the {n_val} validation points give {n_val - horizon + 1}")
     if season and test_start < 2 * season:
         problems.append(f"season {season} needs two seasons ({2 * season} points) before the test period, which "
                         f"starts at point {test_start + 1}")
     return problems
+
+
+MIN_TRAIN_WINDOWS = 16
+
+
+def fit_defaults(path, n_points, horizon, season, val_fraction, test_fraction):
+    """With time_steps='auto', what makes a short series run rather than be refused:
+    (time_steps, val_fraction, test_fraction, notes). The horizon and season asked
+    are kept; the validation and test periods grow to hold at least one
+    horizon each (validation, if the series allows, enough windows for a 90 %
+    interval), then the input window shrinks until a training window fits. Each
+    change is a note. Raises explain_what_fits' ParamError when nothing fits."""
+    width = params.resolve_time_steps("auto", horizon, season, False) - horizon
+    if not _fits(n_points, horizon, season, val_fraction, test_fraction, width, None):
+        return width + horizon, val_fraction, test_fraction, []
+    n_val, n_test = int(round(n_points * val_fraction)), int(round(n_points * test_fraction))
+    for val_points in dict.fromkeys(max(n_val, wanted) for wanted in (horizon + 8, horizon)):
+        test_points = max(n_test, horizon)
+        v, t = val_points / n_points, test_points / n_points
+        val_start = n_points - test_points - val_points
+        widths = [w for w in range(width, 0, -1) if not (w == 1 and season >= 2)
+                  and not _fits(n_points, horizon, season, v, t, w, None)]
+        # The longest window that leaves MIN_TRAIN_WINDOWS training windows, else the longest that fits.
+        widths = [w for w in widths if val_start - horizon - w + 1 >= MIN_TRAIN_WINDOWS] or widths
+        for w in widths[:1]:
+            notes = []
+            if test_points != n_test:
+                notes.append(f"the test period was {n_test} points, fewer than horizon {horizon}: it is the last "
+                             f"{test_points} (test_fraction {t:.3g})")
+            if val_points != n_val:
+                notes.append(f"the validation period was {n_val} points: it is the {val_points} before the test "
+                             f"period (val_fraction {v:.3g}), {val_points - horizon + 1} validation windows")
+            if w != width:
+                notes.append(f"{path} has {n_points} points, too few for {width} input values: windows read {w} "
+                             f"(time_steps {w + horizon})")
+            return w + horizon, v, t, notes
+    explain_what_fits(path, n_points, horizon, season, val_fraction, test_fraction, None)
 
 
 def explain_what_fits(path, n_points, horizon, season, val_fraction, test_fraction, level):
@@ -127,8 +159,11 @@ def prepare(data_source, column, time_column, fill_missing, time_format, separat
         read = csv_input.read_csv_series(data_source, column, time_column, fill_missing, time_format, separator,
                                          decimal, thousands)
         times, series, column_name, n_filled = read
+        fitted = []
         if values["time_steps"] == "auto":
-            explain_what_fits(data_source, len(series), horizon, season, val_fraction, test_fraction, interval_level)
+            time_steps, val_fraction, test_fraction, fitted = fit_defaults(
+                data_source, len(series), horizon, season, val_fraction, test_fraction)
+            manifest.update(time_steps=time_steps, windowing=repr(data.Windowing(time_steps, horizon)))
         dataset = data.make_series_dataset(times, series, time_steps, horizon, val_fraction, test_fraction)
         fit_points = int(dataset["origin_test"][0])
         if season and fit_points < 2 * season:
@@ -139,7 +174,7 @@ def prepare(data_source, column, time_column, fill_missing, time_format, separat
             )
         manifest.update(source="csv", path=str(Path(data_source).resolve()), column=column_name,
                         n_points=len(series), n_filled=n_filled, source_sha256=tags["source_sha256"],
-                        time_step=read.step, notes=read.notes)
+                        time_step=read.step, notes=list(read.notes) + fitted)
     return dataset, manifest, tags
 
 

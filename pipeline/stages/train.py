@@ -13,6 +13,7 @@ the `.keras` model under `keras_model/`, the TensorFlow SavedModel under
 import json
 import tempfile
 import time
+from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 
@@ -23,12 +24,12 @@ from mlflow.models import ModelSignature
 from mlflow.types import ParamSchema, ParamSpec, Schema, TensorSpec
 
 from custom_layers import transforms
-from pipeline import metrics, params, plots, tracking, workarounds
+from pipeline import metrics, params, plots, pretrained, tracking, workarounds
 from pipeline import model as forecaster
 from pipeline.progress import EpochProgress
 from pipeline.stages import program
 
-KERAS_MODEL = "keras_model/model.keras"
+KERAS_MODEL = forecaster.KERAS_MODEL
 # TensorFlow Serving's layout: a model base path holding numbered versions.
 SAVED_MODEL = "saved_model"
 SAVED_MODEL_VERSION = "1"
@@ -51,7 +52,8 @@ def signature(horizon):
 
 
 def run(data_uri, hidden_units, learning_rate, epochs, batch_size, scaling, patience, target="auto", season=0,
-        ensemble_size="auto", interval_level=0.9, seed=42, resume_from="none", epoch_hook=None):
+        ensemble_size="auto", interval_level=0.9, seed=42, init="auto", fine_tune_epochs="auto", resume_from="none",
+        epoch_hook=None):
     """Trains and logs the model; returns the run id.
 
     `epoch_hook(epoch, logs)`, if given, is called after every epoch has been
@@ -80,67 +82,168 @@ def run(data_uri, hidden_units, learning_rate, epochs, batch_size, scaling, pati
         horizon = dataset["y_train"].shape[1]
         input_width = dataset["x_train"].shape[1]
         chosen = check_data(values, dataset, manifest)
-        epochs, patience, scaling, target, ensemble_size = (
-            chosen[name] for name in ("epochs", "patience", "scaling", "target", "ensemble_size"))
-        # What 'auto' became: tags, since a parameter is logged once, as given.
+        plan = chosen["init_plan"]
+        for note in plan.notes:
+            print(f"train: {note}", flush=True)
+        scaling, target, ensemble_size = chosen["scaling"], chosen["target"], chosen["ensemble_size"]
+        # What 'auto' became: tags, since a parameter is logged once, as given (set again below if a
+        # pretrained candidate wins).
         mlflow.set_tags({f"resolved_{name}": params.PARAMS[name].format(chosen[name])
                          for name in AUTO_TRAIN_PARAMS})
         scale = forecaster.standard_scale(dataset)
-        if scaling == "standard":
-            mlflow.log_metrics({"scaling_mean": scale[0], "scaling_std": scale[1]})
-
-        keras.utils.set_random_seed(seed)
-        model = forecaster.build_model(hidden_units, learning_rate, horizon, scaling, scale, target, season,
-                                       ensemble_size)
-        if resume is not None:
-            _log_inherited_history(resume)
-        started = time.perf_counter()
-        progress = EpochProgress(epochs)
-
-        metrics_logged = [0]  # the last epoch whose losses were logged
-
-        def on_epoch_end(epoch, logs):
-            _log_epoch(epoch, logs, checkpoint_dir, epoch_hook, metrics_logged)
-            progress(epoch, logs)
-
-        with tempfile.TemporaryDirectory() as checkpoint_dir:
-            try:
-                state = forecaster.fit(model, dataset, epochs, batch_size, patience, seed, checkpoint_dir,
-                                       on_epoch_end=on_epoch_end, resume=resume)
-            except BaseException as error:
-                progress.close()
-                if getattr(error, "pruned_at_epoch", None) is None:  # a pruned trial is not resumed
-                    _log_last_checkpoint(checkpoint_dir, metrics_logged[0])
-                    _log_best_checkpoint(model, checkpoint_dir)
-                raise
-        progress.close()
-        if state.epochs_done < epochs:
-            progress.stopped_early(state.epochs_done, patience, state.best_epoch, state.best_val_loss)
-        mlflow.log_metrics({
-            "train_seconds": time.perf_counter() - started,
-            "epochs_trained": state.epochs_done,
-            "best_epoch": state.best_epoch,
-            "best_val_loss": state.best_val_loss,
-        })
-        tracking.log_figure(plots.loss_curve(state.train_loss, state.val_loss, state.best_epoch), "loss_curve")
-        served = forecaster.forecasting_model(model, interval_level)
-        half_widths = forecaster.calibrate(served, dataset["x_val"], dataset["y_val"])
+        candidates, served_of = {}, {}
+        if "local" in plan.candidates:
+            if scaling == "standard":
+                mlflow.log_metrics({"scaling_mean": scale[0], "scaling_std": scale[1]})
+            model = _train_local(dataset, values, chosen, scale, resume, epoch_hook)
+            candidates["local"] = model
+            served_of["local"] = forecaster.forecasting_model(model, interval_level)
+        if plan.pretrained is not None:
+            candidates.update(_from_pretrained(plan, dataset, values))
+            for name in ("zero_shot", "fine_tuned"):
+                if name in candidates:
+                    served_of[name] = pretrained.forecasting_model(candidates[name], interval_level)
+        val_mse = {name: float(np.mean((forecaster.predict(served, dataset["x_val"])["forecast"]
+                                        - dataset["y_val"]) ** 2)) for name, served in served_of.items()}
+        chosen_init = min(val_mse, key=val_mse.get)
+        reason = choice_reason(val_mse, chosen_init)
+        print(f"train: {reason}", flush=True)
+        mlflow.log_metrics({f"val_mse_{name}": value for name, value in val_mse.items()})
+        if chosen_init != "local":
+            target, scaling, ensemble_size = plan.pretrained.target, "window", 1
+            mlflow.log_metric("best_val_loss", val_mse[chosen_init])
+        chosen.update(target=target, scaling=scaling, ensemble_size=ensemble_size)
+        mlflow.set_tags({f"resolved_{name}": params.PARAMS[name].format(chosen[name])
+                         for name in AUTO_TRAIN_PARAMS})
+        mlflow.set_tags({"resolved_init": chosen_init, "init_choice": reason,
+                         **({"init_uri": plan.pretrained.uri} if plan.pretrained is not None else {})})
+        served = served_of[chosen_init]
+        if chosen_init == "local":
+            half_widths, calibration = calibrate_local(served, dataset["x_val"], dataset["y_val"])
+            min_window = season if target == "seasonal" else 1  # a seasonal target reads a whole season back
+        else:
+            half_widths, calibration = pretrained.calibrate(served, dataset["x_val"], dataset["y_val"], plan.pretrained)
+            min_window = 1  # shorter windows are padded
+        print(f"train: intervals {calibration}", flush=True)
+        mlflow.set_tag("interval_calibration", calibration)
         mlflow.log_metrics({f"interval_half_width_step{step}": float(q) for step, q in enumerate(half_widths, 1)})
-        min_window = season if target == "seasonal" else 1  # a seasonal target reads a whole season back
         model_uri = _log_models(served, input_width, horizon, interval_level, trained_on(manifest), min_window)
         # Last: a run without this tag has no finished model, whatever its artifacts.
         mlflow.set_tag("model_uri", model_uri)
         return active.info.run_id
 
 
+def _train_local(dataset, values, chosen, scale, resume, epoch_hook):
+    """A new network trained on the series (the seed's way): checkpointed every epoch, its loss curve logged."""
+    horizon = dataset["y_train"].shape[1]
+    epochs, patience, scaling, target, ensemble_size = (
+        chosen[name] for name in ("epochs", "patience", "scaling", "target", "ensemble_size"))
+    keras.utils.set_random_seed(values["seed"])
+    model = forecaster.build_model(values["hidden_units"], values["learning_rate"], horizon, scaling, scale, target,
+                                   values["season"], ensemble_size)
+    if resume is not None:
+        _log_inherited_history(resume)
+    started = time.perf_counter()
+    progress = EpochProgress(epochs)
+    metrics_logged = [0]  # the last epoch whose losses were logged
+
+    def on_epoch_end(epoch, logs):
+        _log_epoch(epoch, logs, checkpoint_dir, epoch_hook, metrics_logged)
+        progress(epoch, logs)
+
+    with tempfile.TemporaryDirectory() as checkpoint_dir:
+        try:
+            state = forecaster.fit(model, dataset, epochs, values["batch_size"], patience, values["seed"],
+                                   checkpoint_dir, on_epoch_end=on_epoch_end, resume=resume)
+        except BaseException as error:
+            progress.close()
+            if getattr(error, "pruned_at_epoch", None) is None:  # a pruned trial is not resumed
+                _log_last_checkpoint(checkpoint_dir, metrics_logged[0])
+                _log_best_checkpoint(model, checkpoint_dir)
+            raise
+    progress.close()
+    if state.epochs_done < epochs:
+        progress.stopped_early(state.epochs_done, patience, state.best_epoch, state.best_val_loss)
+    mlflow.log_metrics({
+        "train_seconds": time.perf_counter() - started,
+        "epochs_trained": state.epochs_done,
+        "best_epoch": state.best_epoch,
+        "best_val_loss": state.best_val_loss,
+    })
+    tracking.log_figure(plots.loss_curve(state.train_loss, state.val_loss, state.best_epoch), "loss_curve")
+    return model
+
+
+def _from_pretrained(plan, dataset, values):
+    """{"zero_shot": model, "fine_tuned": model}, those the plan asks for, from its pretrained model.
+    Fine-tuning starts from the pretrained weights at the learning rate; its losses are logged
+    as fine_tune_train_loss and fine_tune_val_loss."""
+    horizon = dataset["y_train"].shape[1]
+    std = forecaster.standard_scale(dataset)[1]
+    out = {}
+    if "zero_shot" in plan.candidates:
+        out["zero_shot"] = pretrained.adapt(plan.pretrained, horizon, values["learning_rate"], std)
+    if "fine_tuned" in plan.candidates:
+        keras.utils.set_random_seed(values["seed"])
+        model = pretrained.adapt(plan.pretrained, horizon, values["learning_rate"], std)
+        started = time.perf_counter()
+
+        def on_epoch_end(epoch, logs):
+            mlflow.log_metrics({"fine_tune_train_loss": logs["loss"], "fine_tune_val_loss": logs["val_loss"]},
+                               step=epoch, synchronous=False)
+
+        state = forecaster.fit(model, dataset, plan.fine_tune_epochs, values["batch_size"],
+                               params.FINE_TUNE_PATIENCE, values["seed"], on_epoch_end=on_epoch_end)
+        mlflow.log_metrics({"fine_tune_seconds": time.perf_counter() - started,
+                            "fine_tune_epochs_trained": state.epochs_done, "fine_tune_best_epoch": state.best_epoch})
+        out["fine_tuned"] = model
+    return out
+
+
+def choice_reason(val_mse, chosen):
+    """One line: each candidate's validation MSE and the one kept."""
+    labels = {"local": "a new network", "zero_shot": "the pretrained model zero-shot",
+              "fine_tuned": "the pretrained model fine-tuned"}
+    scores = ", ".join(f"{name} {value:.4g}" for name, value in sorted(val_mse.items(), key=lambda item: item[1]))
+    if len(val_mse) == 1:
+        return f"model: {labels[chosen]} (validation MSE {scores})"
+    return f"model: {labels[chosen]}, the lowest validation MSE of {len(val_mse)} candidates ({scores})"
+
+
+def calibrate_local(served, x_val, y_val):
+    """A local model's half-widths from its validation residuals; with fewer windows
+    than the level needs, the largest residual of each step, and a note saying
+    the level that can be claimed: (half-widths, note)."""
+    layer = served.get_layer(forecaster.INTERVAL_LAYER)
+    needed, n = transforms.min_windows_for(layer.level), len(y_val)
+    if n >= needed:
+        return forecaster.calibrate(served, x_val, y_val), f"calibrated on the series' {n} validation windows"
+    residuals = np.abs(np.asarray(y_val) - forecaster.predict(served, x_val)["forecast"])
+    q = residuals.max(axis=0)
+    layer.half_width.assign(q.astype("float32"))
+    return q, (f"the series has {n} validation windows, fewer than the {needed} a {layer.level:g} interval needs: "
+               f"each step's largest validation residual is used, which covers at least {100 * n / (n + 1):.0f} %")
+
+
 AUTO_TRAIN_PARAMS = ("epochs", "patience", "scaling", "target", "ensemble_size")
 
 
+@dataclass
+class InitPlan:
+    """What training starts from: the candidates (`local`, `zero_shot`, `fine_tuned`)
+    validation chooses among, the pretrained model if any, and notes for the user."""
+
+    candidates: tuple
+    pretrained: object = None
+    fine_tune_epochs: int = 0
+    notes: list = field(default_factory=list)
+
+
 def check_data(values, dataset, manifest):
-    """The train values with 'auto' resolved for this data (params.resolve_training),
-    after the checks that need it: a season that fits the window for
-    target='seasonal', enough validation windows for the interval level.
-    Raises a one-line ParamError."""
+    """The train values with 'auto' resolved for this data (params.resolve_training)
+    and `init_plan` (InitPlan), after the checks that need the data: a season that
+    fits the window for target='seasonal', an init model that can serve the
+    horizon, no option the init overrides. Raises a one-line ParamError."""
     is_sine = manifest["source"] == "sine"
     input_width, horizon = dataset["x_train"].shape[1], dataset["y_train"].shape[1]
     chosen = params.resolve_training(
@@ -148,14 +251,50 @@ def check_data(values, dataset, manifest):
         metrics.seasonal_naive_wins(dataset["x_train"], dataset["y_train"], values.get("season", 0)))
     params.check_combination({"data_source": "sine" if is_sine else "csv", "target": chosen["target"],
                               "season": chosen["season"], "time_steps": input_width + horizon, "horizon": horizon})
-    n_val, level = len(dataset["y_val"]), chosen["interval_level"]
-    if n_val < transforms.min_windows_for(level):
-        raise params.ParamError(
-            f"Received an invalid value for parameter `interval_level`: {level} needs at least "
-            f"{transforms.min_windows_for(level)} validation windows to calibrate, the data has {n_val}; "
-            "lower it, or give validation more of the series (-P val_fraction)."
-        )
+    chosen["init_plan"] = plan_init(values, horizon, is_sine)
     return chosen
+
+
+def plan_init(values, horizon, is_sine):
+    """The InitPlan for `init` and `fine_tune_epochs` (see their help in pipeline.params)."""
+    init, fine_tune = values.get("init", "auto"), values.get("fine_tune_epochs", "auto")
+    if init == "none" or (init == "auto" and is_sine):  # the sine keeps the seed's model
+        if fine_tune != "auto":
+            raise params.ParamError(f"Received `fine_tune_epochs`={fine_tune} with `init`={init!r}: fine-tuning needs "
+                                    "a pretrained init (-P init=pretrained or a model URI).")
+        return InitPlan(("local",))
+    configured = [f"{name}={values[name]}" for name in ("scaling", "target", "ensemble_size", "epochs", "patience")
+                  if values.get(name, "auto") != "auto"]
+    if init == "auto" and configured and fine_tune == "auto":
+        # Options for a new network: the user wants one.
+        return InitPlan(("local",), notes=[f"{', '.join(configured)} given: a new network is trained (init=auto "
+                                           "tries the pretrained model when they are left to auto)"])
+    if init == "auto":
+        try:
+            model = pretrained.load("pretrained")
+        except params.ParamError as error:
+            return InitPlan(("local",), notes=[f"no pretrained model to try ({error}); a new network is trained"])
+        if horizon > model.horizon:
+            return InitPlan(("local",), notes=[f"the pretrained model forecasts at most {model.horizon} steps, "
+                                               f"fewer than horizon {horizon}: a new network is trained"])
+    else:
+        model = pretrained.load(init)
+        if horizon > model.horizon:
+            raise params.ParamError(
+                f"Received `init`={init!r} with `horizon`={horizon}: {model.uri} forecasts at most {model.horizon} "
+                f"steps from up to {model.input_width} values (shorter windows padded); pass -P horizon=1..."
+                f"{model.horizon} or -P init=none.")
+        overridden = list(configured)
+        if values.get("hidden_units", model.hidden_units) != model.hidden_units:
+            overridden.append(f"hidden_units={values['hidden_units']} (the model has {model.hidden_units})")
+        if overridden:
+            raise params.ParamError(
+                f"Received `init`={init!r} with {', '.join(overridden)}: the pretrained model fixes its network and "
+                "fine-tuning has its own epochs; drop them, or pass fine_tune_epochs, or -P init=none.")
+    epochs = params.FINE_TUNE_EPOCHS if fine_tune == "auto" else fine_tune
+    candidates = (("local",) if init == "auto" else ()) + (("zero_shot",) if fine_tune in ("auto", 0) else ()) + (
+        ("fine_tuned",) if fine_tune != 0 else ())
+    return InitPlan(candidates, model, epochs)
 
 
 def _log_last_checkpoint(checkpoint_dir, metrics_logged):

@@ -33,7 +33,7 @@ def test_mlproject_entry_point_mirrors_the_parameter_table(stage):
 
 
 def test_mlproject_has_exactly_the_stages_and_predict():
-    assert set(mlproject()["entry_points"]) == set(params.STAGE_PARAMS) == {"main", "generate_data", "train", "evaluate", "predict", "sweep", "compare", "tune"}
+    assert set(mlproject()["entry_points"]) == set(params.STAGE_PARAMS) == {"main", "generate_data", "train", "evaluate", "predict", "sweep", "compare", "tune", "pretrain"}
 
 
 def test_seed_defaults_are_kept():
@@ -52,7 +52,11 @@ def test_auto_for_a_csv_series_follows_the_documented_rule():
     assert params.resolve_time_steps("auto", 48, 336, False) == 48 + 336
     chosen = params.resolve_training(values, is_sine=False, input_width=49, n_train=320,  # 10 batches
                                      seasonal_naive_wins=True)
-    assert chosen["epochs"] == params.CSV_STEPS // 10 and chosen["patience"] == params.CSV_PATIENCE_STEPS // 10
+    assert chosen["epochs"] == min(params.CSV_STEPS // 10, params.CSV_MAX_EPOCHS)
+    assert chosen["patience"] == min(params.CSV_PATIENCE_STEPS // 10, params.CSV_MAX_PATIENCE)
+    # A series of a few dozen windows (one batch) trains at most CSV_MAX_EPOCHS epochs, not 4000.
+    tiny = params.resolve_training(values, is_sine=False, input_width=49, n_train=25)
+    assert (tiny["epochs"], tiny["patience"]) == (params.CSV_MAX_EPOCHS, params.CSV_MAX_PATIENCE)
     assert (chosen["target"], chosen["scaling"], chosen["ensemble_size"]) == (
         "seasonal", params.CSV_SCALING, params.CSV_ENSEMBLE)
     # Persistence the better naive forecast, or a season longer than the input window:

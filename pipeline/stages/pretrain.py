@@ -1,0 +1,139 @@
+"""The pretrain entry point: one global LSTM over a corpus of many series,
+registered as lstm-pretrained, the start of `-P init=pretrained`.
+
+    mlflow run . -e pretrain --env-manager local                 # M1 + M3, about 10 minutes on 2 cores
+    mlflow run . -e pretrain -P corpus=m1,m3,synthetic           # with 2000 random series too
+
+Every series of the corpus holds out its last `max_horizon` points for a test
+(reported, never used) and the `max_horizon` before them for validation (the
+epoch kept, the interval calibrated across series); series too short for that
+are skipped and counted. Training windows show a random number (at least
+`min_visible`) of their last values, the rest padded, so that the model
+forecasts from short histories as well as long ones. Logged as a collection's
+run is (pipeline/stages/many.py): per-epoch losses, the model in every format,
+test sMAPE and MASE beside the naive forecast's, and tags that name the corpus
+(`corpus_series`, `corpus_sha256`, the held-out ids) and the code version.
+"""
+
+import time
+
+import numpy as np
+
+from pipeline import params
+from pipeline.stages import program
+
+EPOCHS = 40
+PATIENCE = 5
+WINDOWS_PER_SERIES = 16
+BATCH_SIZE = 256
+
+
+def prepare(values):
+    """The corpus as a Collection and the GlobalSettings, every check done: (collection, settings, notes)."""
+    from custom_layers import transforms
+    from pipeline import collection as coll
+    from pipeline import pretrained
+    from pipeline.errors import ParamError
+    from pipeline.global_model import GlobalSettings
+
+    names = [part.strip() for part in values["corpus"].split(",")]
+    for name in names:
+        if name not in pretrained.CORPORA and not name.endswith(".csv"):
+            raise ParamError(f"Received `corpus`={values['corpus']!r}: {name!r} is none of {', '.join(pretrained.CORPORA)} "
+                             "and not a .csv collection.")
+        if name.endswith(".csv"):
+            from pathlib import Path
+
+            if not Path(name).is_file():
+                raise ParamError(f"Received `corpus`={values['corpus']!r}: no such file {name!r}.")
+    horizon, width = values["max_horizon"], values["input_width"]
+    if values["min_visible"] > width:
+        raise ParamError(f"Received `min_visible`={values['min_visible']}, more than `input_width`={width}.")
+    series, notes = pretrained.load_corpus(names, values["synthetic_series"], values["seed"])
+    if not series:
+        raise ParamError(f"Received `corpus`={values['corpus']!r}: it has no series.")
+    collection_ = coll.from_arrays(list(series), list(series.values()))
+    collection_, note = coll.check_lengths(collection_, horizon, min_length=2 * horizon + 2)
+    notes += [note] if note else []
+    needed = transforms.min_windows_for(values["interval_level"])
+    if len(collection_) < needed:
+        raise ParamError(f"Received `interval_level`={values['interval_level']}: calibrating it across series needs "
+                         f"{needed} series of at least {2 * horizon + 2} points; the corpus has {len(collection_)}.")
+    chosen = {"epochs": EPOCHS, "patience": PATIENCE, "windows_per_series": WINDOWS_PER_SERIES}
+    chosen = {name: default if values[name] == "auto" else values[name] for name, default in chosen.items()}
+    settings = GlobalSettings(
+        input_width=width, horizon=horizon, hidden_units=values["hidden_units"], learning_rate=values["learning_rate"],
+        batch_size=BATCH_SIZE, epochs=chosen["epochs"], patience=chosen["patience"], target="last", season=0,
+        windows_per_series=chosen["windows_per_series"], interval_level=values["interval_level"], seed=values["seed"],
+        min_visible=values["min_visible"])
+    return collection_, settings, notes
+
+
+def run(**values):
+    """Pretrains, logs and registers; returns the run id."""
+    import mlflow
+
+    from pipeline import global_model, metrics, plots, pretrained, registry, tracking
+    from pipeline.progress import EpochProgress
+    from pipeline.stages import many, train
+
+    collection_, settings, notes = prepare(values)
+    for note in notes:
+        print(f"pretrain: {note}", flush=True)
+    horizon = settings.horizon
+    description = (f"A global LSTM pretrained on {len(collection_)} series ({values['corpus']}): the start of "
+                   f"-P init=pretrained. Reads {settings.input_width} values, forecasts {horizon} steps.")
+    with tracking.stage_run("pretrain", None, description, tags={"data": "corpus"}) as active:
+        tracking.log_params(values)
+        mlflow.set_tags({
+            "resolved_epochs": str(settings.epochs), "resolved_patience": str(settings.patience),
+            "resolved_windows_per_series": str(settings.windows_per_series), "corpus_series": str(len(collection_)),
+            "corpus_sha256": many._sha256(collection_), "data_sha256": many._sha256(collection_),
+            "held_out": " ".join(f"{name}/{key}" for name, keys in pretrained.HELD_OUT.items() for key in keys)})
+        if notes:
+            mlflow.set_tag("notes", "; ".join(notes))
+        training, serving = global_model.build(settings, float(np.median(np.std(collection_.values, axis=1))) or 1.0)
+        progress = EpochProgress(settings.epochs)
+
+        def on_epoch_end(epoch, logs):
+            mlflow.log_metrics({"train_loss": logs["loss"], "val_loss": logs["val_loss"]}, step=epoch,
+                               synchronous=False)
+            progress(epoch, logs)
+
+        started = time.perf_counter()
+        try:
+            history = global_model.fit(training, collection_, settings, on_epoch_end)
+        finally:
+            progress.close()
+        seconds = time.perf_counter() - started
+        half_widths = global_model.calibrate(serving, collection_, settings)
+        out, x, y = global_model.forecast_split(serving, collection_, settings, "test")
+        before = [collection_.series(i)[:-horizon] for i in range(len(collection_))]
+        scale = np.array([metrics.seasonal_naive_scale(s, 0) for s in before])
+        naive = np.repeat(np.asarray(x).reshape(len(x), -1)[:, -1:], horizon, axis=1)
+        lstm = metrics.per_series_scores(y, out["forecast"], out["lower"], out["upper"], scale)
+        persistence = metrics.per_series_scores(y, naive, naive, naive, scale)
+        scores = {"test_smape": float(np.nanmean(lstm["smape"])), "test_mase": float(np.nanmean(lstm["mase"])),
+                  "test_coverage": float(np.nanmean(lstm["coverage"])),
+                  "naive_test_smape": float(np.nanmean(persistence["smape"])),
+                  "naive_test_mase": float(np.nanmean(persistence["mase"])),
+                  "train_seconds": seconds, "epochs_trained": len(history.val_loss), "best_epoch": history.best_epoch,
+                  "best_val_loss": min(history.val_loss), "windows_per_epoch": history.windows_per_epoch}
+        mlflow.log_metrics({**scores, **{f"interval_half_width_step{k}": float(q) for k, q in enumerate(half_widths, 1)}})
+        tracking.log_figure(plots.loss_curve(history.train_loss, history.val_loss, history.best_epoch,
+                                             ylabel="MAE / window spread"), "loss_curve")
+        model_uri = train._log_models(serving, settings.input_width, horizon, settings.interval_level,
+                                      {"data_source": values["corpus"], "time_step": "1"}, series_input=True)
+        mlflow.set_tag("model_uri", model_uri)
+    name = pretrained.NAME if values["registered_model_name"] == "auto" else values["registered_model_name"]
+    registered = registry.update_champion(name, mlflow.get_run(active.info.run_id))
+    print(f"\nPretrained on {len(collection_)} series in {seconds:.0f} s ({len(history.val_loss)} epochs, best "
+          f"{history.best_epoch}): test sMAPE {scores['test_smape']:.2f} % (naive {scores['naive_test_smape']:.2f} %), "
+          f"MASE {scores['test_mase']:.3f} (naive {scores['naive_test_mase']:.3f}), 90 % coverage "
+          f"{scores['test_coverage']:.1f} %.\n{registered}\nUse it: mlflow run . -P data_source=<csv> -P "
+          f"init=models:/{name}@champion\n", flush=True)
+    return active.info.run_id
+
+
+if __name__ == "__main__":
+    program("pretrain", run)
