@@ -224,6 +224,21 @@ def make_series_dataset(times, values, time_steps, horizon, val_fraction, test_f
     return dataset
 
 
+def with_history(dataset, width):
+    """The dataset with every split's inputs cut anew at `width` values before each
+    window's first target, reaching back into the series as far as it goes and
+    padded on the left with its first value beyond (as `transforms.FitWindow`
+    pads): the same targets, the longer history a pretrained model reads."""
+    series = dataset["series"]
+    padded = np.concatenate([np.full(width, series[0], series.dtype), series])
+    out = dict(dataset)
+    for split in ("train", "val", "test"):
+        origins = np.asarray(dataset[f"origin_{split}"])
+        positions = (origins + width)[:, np.newaxis] + np.arange(-width, 0)
+        out[f"x_{split}"] = padded[positions][..., np.newaxis]
+    return out
+
+
 def sha256_of(array):
     """Content hash of an array: dtype, shape and bytes."""
     digest = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())

@@ -38,7 +38,12 @@ def run(model_uri, data_uri, season, free_run_steps):
         params.check_combination({"season": season, "time_steps": input_width + horizon, "horizon": horizon,
                                   "data_source": "sine" if manifest["source"] == "sine" else "csv"})
         model = forecaster.load_model(tracking.download(model_uri, "model_uri"))
-        test_forecast = forecaster.predict(model, dataset["x_test"])
+        model_data = dataset
+        if forecaster.FIT_WINDOW_LAYER in {layer.name for layer in model.layers} and "series" in dataset:
+            # A model from a pretrained one reads as much history as it was pretrained on, as it is served;
+            # the baselines keep the data's windows.
+            model_data = data.with_history(dataset, model.get_layer(forecaster.FIT_WINDOW_LAYER).width)
+        test_forecast = forecaster.predict(model, model_data["x_test"])
         scores, table = score(test_forecast, dataset, season)
         free = free_run(model, dataset, manifest, free_run_steps)
         scores["free_run_rmse"] = float(np.sqrt(np.mean((free["truth"] - free["forecast"]) ** 2)))

@@ -24,7 +24,7 @@ from mlflow.models import ModelSignature
 from mlflow.types import ParamSchema, ParamSpec, Schema, TensorSpec
 
 from custom_layers import transforms
-from pipeline import metrics, params, plots, pretrained, tracking, workarounds
+from pipeline import data, metrics, params, plots, pretrained, tracking, workarounds
 from pipeline import model as forecaster
 from pipeline.progress import EpochProgress
 from pipeline.stages import program
@@ -98,12 +98,17 @@ def run(data_uri, hidden_units, learning_rate, epochs, batch_size, scaling, pati
             model = _train_local(dataset, values, chosen, scale, resume, epoch_hook)
             candidates["local"] = model
             served_of["local"] = forecaster.forecasting_model(model, interval_level)
+        # What each candidate reads: the data's windows for a new network; for a pretrained one, as much of
+        # the series before each target as it reads (the same targets).
+        data_of = {"local": dataset}
         if plan.pretrained is not None:
-            candidates.update(_from_pretrained(plan, dataset, values))
+            longer = data.with_history(dataset, plan.pretrained.input_width) if "series" in dataset else dataset
+            candidates.update(_from_pretrained(plan, longer, values))
             for name in ("zero_shot", "fine_tuned"):
                 if name in candidates:
                     served_of[name] = pretrained.forecasting_model(candidates[name], interval_level)
-        val_mse = {name: float(np.mean((forecaster.predict(served, dataset["x_val"])["forecast"]
+                    data_of[name] = longer
+        val_mse = {name: float(np.mean((forecaster.predict(served, data_of[name]["x_val"])["forecast"]
                                         - dataset["y_val"]) ** 2)) for name, served in served_of.items()}
         chosen_init = min(val_mse, key=val_mse.get)
         reason = choice_reason(val_mse, chosen_init)
@@ -122,8 +127,10 @@ def run(data_uri, hidden_units, learning_rate, epochs, batch_size, scaling, pati
             half_widths, calibration = calibrate_local(served, dataset["x_val"], dataset["y_val"])
             min_window = season if target == "seasonal" else 1  # a seasonal target reads a whole season back
         else:
-            half_widths, calibration = pretrained.calibrate(served, dataset["x_val"], dataset["y_val"], plan.pretrained)
+            half_widths, calibration = pretrained.calibrate(served, data_of[chosen_init]["x_val"], dataset["y_val"],
+                                                            plan.pretrained)
             min_window = 1  # shorter windows are padded
+            input_width = plan.pretrained.input_width  # what predict and the server send it
         print(f"train: intervals {calibration}", flush=True)
         mlflow.set_tag("interval_calibration", calibration)
         mlflow.log_metrics({f"interval_half_width_step{step}": float(q) for step, q in enumerate(half_widths, 1)})

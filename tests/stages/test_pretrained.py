@@ -1,0 +1,132 @@
+"""A pretrained model as the start of a single series' model (issue 24):
+zero-shot on a series it never saw beats a network trained on that short
+series alone; `init=auto` chooses on the validation windows only; a bad
+`init` is refused in one line before any run opens."""
+
+import mlflow
+import numpy as np
+import pytest
+
+from pipeline.stages import command_line, main, pretrain
+from tests.stages.test_failures import all_runs
+
+
+def family(n, length, seed, noise=0.02):
+    """Monthly series of one family: a level, a trend, a season of 12 whose shape varies, noise."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        t = np.arange(length)
+        shape = np.sin(2 * np.pi * t / 12 + rng.uniform(0, 2 * np.pi)) + 0.5 * np.sin(4 * np.pi * t / 12)
+        level = rng.uniform(50, 500)
+        out.append(level * (1 + rng.uniform(-0.003, 0.006) * t + rng.uniform(0.1, 0.3) * shape
+                            + rng.normal(0, noise, length)))
+    return out
+
+
+def write_collection(path, series):
+    rows = ["unique_id,ds,y"] + [f"s{i},{t},{v:.4f}" for i, values in enumerate(series) for t, v in enumerate(values)]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def write_series(path, values):
+    path.write_text("month,y\n" + "".join(f"{2000 + t // 12}-{t % 12 + 1:02d}-01,{v:.4f}\n"
+                                          for t, v in enumerate(values)))
+    return path
+
+
+@pytest.fixture(scope="module")
+def pretrained_store(tmp_path_factory):
+    """A small model pretrained on 300 series of the family, registered as lstm-pretrained@champion."""
+    from tests.conftest import temporary_store
+
+    folder = tmp_path_factory.mktemp("pretrained")
+    corpus = write_collection(folder / "family.csv", family(300, 120, seed=1, noise=0.05))
+    with temporary_store(folder) as uri:
+        run_id = pretrain.run(**{**pretrain.params.defaults("pretrain"), "corpus": str(corpus), "epochs": 15,
+                                 "max_horizon": 12, "input_width": 36})
+        yield {"uri": uri, "run_id": run_id, "folder": folder}
+
+
+def test_pretrain_registers_a_model_that_names_its_corpus(pretrained_store):
+    client = mlflow.MlflowClient()
+    version = client.get_model_version_by_alias("lstm-pretrained", "champion")
+    run = client.get_run(version.run_id)
+    assert run.info.run_id == pretrained_store["run_id"] and run.data.tags["stage"] == "pretrain"
+    assert run.data.tags["corpus_series"] == "300" and len(run.data.tags["corpus_sha256"]) == 64
+    assert "m1/YAD6" in run.data.tags["held_out"]
+    # It learned something: better than the naive forecast on the corpus' held-out last 12 points.
+    assert run.data.metrics["test_mase"] < run.data.metrics["naive_test_mase"]
+
+
+def test_zero_shot_on_a_new_short_series_beats_a_network_trained_on_it_alone(pretrained_store, tmp_path):
+    # 36 points of a series of the family, never seen: 7 test targets, 9 validation windows, 20 points to
+    # train a new network on, which ends up no better than persistence; the pretrained model reads all
+    # the history there is before each target.
+    short = write_series(tmp_path / "short.csv", family(1, 36, seed=99, noise=0.05)[0])
+    common = {"data_source": str(short), "column": "y", "time_column": "month", "season": 12, "horizon": 1}
+    _, zero_shot = main.run(**common, init="pretrained", fine_tune_epochs=0, quiet=True)
+    _, local = main.run(**common, init="none", quiet=True)
+    assert zero_shot["test_rmse"] < 0.75 * local["test_rmse"]
+    assert zero_shot["test_rmse"] < zero_shot["persistence_test_rmse"]
+    runs = mlflow.search_runs(filter_string="tags.stage = 'train'", output_format="list")
+    assert {run.data.tags["resolved_init"] for run in runs} == {"zero_shot", "local"}
+    zero_shot_run = next(run for run in runs if run.data.tags["resolved_init"] == "zero_shot")
+    assert zero_shot_run.data.tags["init_uri"] == "models:/lstm-pretrained@champion"
+    assert "epochs_trained" not in zero_shot_run.data.metrics  # nothing was trained
+
+
+def test_auto_chooses_on_the_validation_windows_only(pretrained_store, tmp_path):
+    values = family(1, 90, seed=5, noise=0.05)[0]
+    wild = values.copy()
+    wild[-18:] *= 3  # the test period (the last 20 %) changed beyond recognition
+    runs = {}
+    for name, series in (("plain", values), ("wild", wild)):
+        csv = write_series(tmp_path / f"{name}.csv", series)
+        run_ids, _ = main.run(data_source=str(csv), column="y", time_column="month", season=12, horizon=1,
+                              quiet=True, register=False)
+        runs[name] = mlflow.get_run(run_ids["train"])
+    plain, wild_run = runs["plain"], runs["wild"]
+    candidates = {name for name in plain.data.metrics if name.startswith("val_mse_")}
+    assert candidates == {"val_mse_local", "val_mse_zero_shot", "val_mse_fine_tuned"}
+    # The same validation windows, the same scores and the same choice, whatever the test targets are.
+    assert {name: wild_run.data.metrics[name] for name in candidates} == pytest.approx(
+        {name: plain.data.metrics[name] for name in candidates}, rel=1e-3)
+    assert wild_run.data.tags["resolved_init"] == plain.data.tags["resolved_init"]
+    # The one kept has the lowest validation MSE, and the run says so.
+    lowest = min(candidates, key=plain.data.metrics.get)[len("val_mse_"):]
+    assert plain.data.tags["resolved_init"] == lowest
+    assert "the lowest validation MSE of 3 candidates" in plain.data.tags["init_choice"]
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--init", "models:/nothing-here@champion"],
+     "error: Received `init`='models:/nothing-here@champion': no such model in this tracking store"),
+    (["--init", "pretrained", "--horizon", "13"],
+     "error: Received `init`='pretrained' with `horizon`=13: models:/lstm-pretrained@champion forecasts at most 12 "
+     "steps from up to 36 values (shorter windows padded); pass -P horizon=1...12 or -P init=none."),
+    (["--init", "pretrained", "--epochs", "5"],
+     "error: Received `init`='pretrained' with epochs=5: the pretrained model fixes its network"),
+    (["--init", "none", "--fine_tune_epochs", "3"],
+     "error: Received `fine_tune_epochs`=3 with `init`='none': fine-tuning needs a pretrained init"),
+])
+def test_a_bad_init_is_refused_in_one_line_before_any_run(pretrained_store, tmp_path, capsys, extra, message):
+    csv = write_series(tmp_path / "series.csv", family(1, 120, seed=3)[0])
+    before = set(all_runs())
+    with pytest.raises(SystemExit) as exit_:
+        command_line("main", main.run, ["--data_source", str(csv), "--time_column", "month", "--season", "12", *extra])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1
+    assert set(all_runs()) == before
+
+
+def test_a_model_of_one_series_is_not_an_init(pretrained_store, tmp_path, capsys):
+    csv = write_series(tmp_path / "series.csv", family(1, 120, seed=4)[0])
+    run_ids, _ = main.run(data_source=str(csv), column="y", time_column="month", season=12, init="none", epochs=2,
+                          ensemble_size=1, quiet=True, register=False)
+    with pytest.raises(SystemExit):
+        command_line("main", main.run, ["--data_source", str(csv), "--time_column", "month", "--init",
+                                        f"runs:/{run_ids['train']}/model"])
+    assert "is a forecasting model of one series; init takes a model trained across series" in capsys.readouterr().err
