@@ -109,6 +109,8 @@ def run(run_name=None, quiet=False, parent_run_id=None, tags=None, epoch_hook=No
                          **{name: value for name, value in trained_tags.items()
                             if name.startswith("resolved_") and name[len("resolved_"):] in params.PARAMS}})
         model_uri = trained_tags["model_uri"]
+        if "init_choice" in trained_tags:
+            mlflow.set_tag("init_choice", trained_tags["init_choice"])
         mlflow.set_tags({
             "data_reused": str(reused is not None).lower(),
             "model_uri": model_uri,
@@ -123,7 +125,8 @@ def run(run_name=None, quiet=False, parent_run_id=None, tags=None, epoch_hook=No
         trained = mlflow.get_run(train_run_id).data.tags
         chosen = {name: trained.get(f"resolved_{name}", "") for name in train.AUTO_TRAIN_PARAMS}
         print(summary(run_ids, reused is not None, table, model_uri, chosen, values["interval_level"], scores,
-                      registered))
+                      registered, trained.get("init_choice") if trained.get("resolved_init", "local") != "local"
+                      or "candidates" in trained.get("init_choice", "") else None))
     return run_ids, scores
 
 
@@ -144,7 +147,7 @@ def _interrupted_train_run(main_run):
     return runs[0]
 
 
-def summary(run_ids, data_reused, table, model_uri, chosen, interval_level, scores, registered=None):
+def summary(run_ids, data_reused, table, model_uri, chosen, interval_level, scores, registered=None, init_choice=None):
     from pipeline import tracking
 
     lines = ["", "Runs:"]
@@ -152,6 +155,8 @@ def summary(run_ids, data_reused, table, model_uri, chosen, interval_level, scor
         note = "  (reused: same parameters and code)" if stage == "generate_data" and data_reused else ""
         lines.append(f"  {stage:<14} {run_id}{note}")
     lines += ["", "Model: " + ", ".join(f"{name}={value}" for name, value in chosen.items())]
+    if init_choice:  # a pretrained start was among the candidates: which model, and why
+        lines.append(init_choice[0].upper() + init_choice[1:])
     lines += ["", "Test metrics (lower is better; smape in %):", "", tables.to_markdown(metrics.COMPARISON_HEADER, table)]
     lines += [
         f"Prediction intervals ({100 * interval_level:g} %): {scores['test_coverage']:.1f} % of the test targets "
