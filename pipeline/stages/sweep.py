@@ -81,7 +81,9 @@ def run(max_trials, sweep_seed, registered_model_name, **grid):
             name = trial_name(trial, swept)
             print(f"trial {number}/{len(chosen)}: {name}", flush=True)
             try:
-                main.run(run_name=name, quiet=True, register=False, resume_from="none", **trial)
+                # A sweep compares new networks: init=auto there trains one, without the pretrained candidates.
+                main.run(run_name=name, quiet=True, register=False, resume_from="none",
+                         **{**trial, "init": "none" if trial.get("init", "auto") == "auto" else trial["init"]})
             except Exception:  # a failed trial is recorded (FAILED, with its error tag); the sweep goes on
                 print(f"trial {name} failed:\n{traceback.format_exc(limit=3)}", flush=True)
 

@@ -329,6 +329,8 @@ def objective(space, sampler, tune_seed, n_trials, parent_run_id, study_name):
         # workers never draw alike, and one worker repeats a study exactly.
         trial.study.sampler = _sampler(sampler, trial_seed(tune_seed, trial.number))
         values = suggest(trial, space)
+        if values.get("init") == "auto":  # a study tunes a new network: no pretrained candidate in its trials
+            values["init"] = "none"
         name = trial_name(trial.number, values, searched)
         print(f"trial {trial.number} ({trial.number + 1}/{n_trials}): {name}", flush=True)
         epochs = []
