@@ -93,7 +93,6 @@ def run(values, run_name=None, quiet=False, parent_run_id=None, tags=None, epoch
     import mlflow
 
     from pipeline import global_model, plots, tracking
-    from pipeline.progress import EpochProgress
     from pipeline.stages import train
 
     collection_, settings, notes = prepare(values)
@@ -114,25 +113,7 @@ def run(values, run_name=None, quiet=False, parent_run_id=None, tags=None, epoch
             mlflow.set_tag("notes", "; ".join(notes))
         typical_std = float(np.median(np.std(collection_.values, axis=1))) or 1.0
         training, serving = global_model.build(settings, typical_std)
-        progress = EpochProgress(settings.epochs)
-
-        def on_epoch_end(epoch, logs):
-            mlflow.log_metrics({"train_loss": logs["loss"], "val_loss": logs["val_loss"]}, step=epoch,
-                               synchronous=False)
-            progress(epoch, logs)
-            if epoch_hook is not None:
-                epoch_hook(epoch, logs)
-
-        started = time.perf_counter()
-        try:
-            history = global_model.fit(training, collection_, settings, on_epoch_end)
-        finally:
-            progress.close()
-        seconds = time.perf_counter() - started
-        mlflow.log_metrics({"train_seconds": seconds, "epochs_trained": len(history.val_loss),
-                            "best_epoch": history.best_epoch, "best_val_loss": min(history.val_loss),
-                            "windows_per_epoch": history.windows_per_epoch,
-                            "windows_per_second": history.windows_per_epoch * len(history.val_loss) / seconds})
+        history, seconds = fit_logged(training, collection_, settings, epoch_hook)
         tracking.log_figure(plots.loss_curve(history.train_loss, history.val_loss, history.best_epoch,
                                              ylabel="MAE / window spread"), "loss_curve")
         half_widths = global_model.calibrate(serving, collection_, settings)
@@ -157,6 +138,36 @@ def run(values, run_name=None, quiet=False, parent_run_id=None, tags=None, epoch
     if not quiet:
         print(summary(active.info.run_id, len(collection_), table, settings, model_uri, registered))
     return {"main": active.info.run_id}, scores
+
+
+def fit_logged(training, collection_, settings, epoch_hook=None):
+    """global_model.fit with each epoch's losses logged and shown, and the run's training
+    metrics (seconds, epochs, best epoch and loss, windows per second) logged after: (history, seconds)."""
+    import mlflow
+
+    from pipeline import global_model
+    from pipeline.progress import EpochProgress
+
+    progress = EpochProgress(settings.epochs)
+
+    def on_epoch_end(epoch, logs):
+        mlflow.log_metrics({"train_loss": logs["loss"], "val_loss": logs["val_loss"]}, step=epoch,
+                           synchronous=False)
+        progress(epoch, logs)
+        if epoch_hook is not None:
+            epoch_hook(epoch, logs)
+
+    started = time.perf_counter()
+    try:
+        history = global_model.fit(training, collection_, settings, on_epoch_end)
+    finally:
+        progress.close()
+    seconds = time.perf_counter() - started
+    mlflow.log_metrics({"train_seconds": seconds, "epochs_trained": len(history.val_loss),
+                        "best_epoch": history.best_epoch, "best_val_loss": min(history.val_loss),
+                        "windows_per_epoch": history.windows_per_epoch,
+                        "windows_per_second": history.windows_per_epoch * len(history.val_loss) / seconds})
+    return history, seconds
 
 
 def trained_on(values, collection_):

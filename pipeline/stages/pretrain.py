@@ -15,11 +15,8 @@ test sMAPE and MASE beside the naive forecast's, and tags that name the corpus
 (`corpus_series`, `corpus_sha256`, the held-out ids) and the code version.
 """
 
-import time
-
 import numpy as np
 
-from pipeline import params
 from pipeline.stages import program
 
 EPOCHS = 100
@@ -74,7 +71,6 @@ def run(**values):
     import mlflow
 
     from pipeline import global_model, metrics, plots, pretrained, registry, tracking
-    from pipeline.progress import EpochProgress
     from pipeline.stages import many, train
 
     collection_, settings, notes = prepare(values)
@@ -93,19 +89,7 @@ def run(**values):
         if notes:
             mlflow.set_tag("notes", "; ".join(notes))
         training, serving = global_model.build(settings, float(np.median(np.std(collection_.values, axis=1))) or 1.0)
-        progress = EpochProgress(settings.epochs)
-
-        def on_epoch_end(epoch, logs):
-            mlflow.log_metrics({"train_loss": logs["loss"], "val_loss": logs["val_loss"]}, step=epoch,
-                               synchronous=False)
-            progress(epoch, logs)
-
-        started = time.perf_counter()
-        try:
-            history = global_model.fit(training, collection_, settings, on_epoch_end)
-        finally:
-            progress.close()
-        seconds = time.perf_counter() - started
+        history, seconds = many.fit_logged(training, collection_, settings)
         half_widths = global_model.calibrate(serving, collection_, settings)
         out, x, y = global_model.forecast_split(serving, collection_, settings, "test")
         before = [collection_.series(i)[:-horizon] for i in range(len(collection_))]
@@ -116,9 +100,7 @@ def run(**values):
         scores = {"test_smape": float(np.nanmean(lstm["smape"])), "test_mase": float(np.nanmean(lstm["mase"])),
                   "test_coverage": float(np.nanmean(lstm["coverage"])),
                   "naive_test_smape": float(np.nanmean(persistence["smape"])),
-                  "naive_test_mase": float(np.nanmean(persistence["mase"])),
-                  "train_seconds": seconds, "epochs_trained": len(history.val_loss), "best_epoch": history.best_epoch,
-                  "best_val_loss": min(history.val_loss), "windows_per_epoch": history.windows_per_epoch}
+                  "naive_test_mase": float(np.nanmean(persistence["mase"]))}
         mlflow.log_metrics({**scores, **{f"interval_half_width_step{k}": float(q) for k, q in enumerate(half_widths, 1)}})
         tracking.log_figure(plots.loss_curve(history.train_loss, history.val_loss, history.best_epoch,
                                              ylabel="MAE / window spread"), "loss_curve")

@@ -7,6 +7,7 @@ import mlflow
 import numpy as np
 import pytest
 
+from pipeline import params
 from pipeline.stages import command_line, main, pretrain
 from tests.stages.test_failures import all_runs
 
@@ -44,7 +45,7 @@ def pretrained_store(tmp_path_factory):
     folder = tmp_path_factory.mktemp("pretrained")
     corpus = write_collection(folder / "family.csv", family(300, 120, seed=1, noise=0.05))
     with temporary_store(folder) as uri:
-        run_id = pretrain.run(**{**pretrain.params.defaults("pretrain"), "corpus": str(corpus), "epochs": 15,
+        run_id = pretrain.run(**{**params.defaults("pretrain"), "corpus": str(corpus), "epochs": 15,
                                  "max_horizon": 12, "input_width": 36})
         yield {"uri": uri, "run_id": run_id, "folder": folder}
 
