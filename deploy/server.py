@@ -1,7 +1,7 @@
 """`lstm-server`: a shared MLflow tracking server on PostgreSQL, for a team.
 
     lstm-server start [--data DIR] [--host 127.0.0.1] [--port 5000] [--db-port 5433] [--auth]
-                      [--default-permission NO_PERMISSIONS] [--db-host ADDRESS]
+                      [--default-permission NO_PERMISSIONS] [--auth-cache-seconds 60] [--db-host ADDRESS]
     lstm-server status [--data DIR]
     lstm-server stop [--data DIR]
 
@@ -31,7 +31,12 @@ What is protected, and how:
   for remote workers: then it takes `lstm_app` there over TLS only
   (scram-sha-256, a self-signed certificate made with openssl).
 - With --auth, new users get `--default-permission` on experiments they did not
-  create: NO_PERMISSIONS unless told otherwise. There is no TLS in front of
+  create: NO_PERMISSIONS unless told otherwise. A password is checked against its
+  hash (deliberately slow) once per `--auth-cache-seconds` (60)
+  per worker, not on every request: MLflow's own `auth_cache_ttl_seconds`, whose
+  cache keys are HMACs under a per-process secret. A password changed or a user
+  deleted through MLflow's API takes effect at once on the worker that handled
+  it, and on the others within that time; 0 checks every request. There is no TLS in front of
   MLflow: put a reverse proxy there.
 """
 
@@ -55,6 +60,7 @@ from pathlib import Path
 from pipeline.errors import ParamError
 
 DEFAULT_DATA = "lstm-server"
+AUTH_CACHE_SECONDS = 60
 ADMIN_ROLE = "lstm"  # initdb's superuser: lstm-server's own
 APP_ROLE = "lstm_app"  # what MLflow and Optuna sign in as
 DATABASES = ("mlflow", "optuna")
@@ -372,7 +378,7 @@ def _environment(values):
                 os.environ[name] = value
 
 
-def _write_auth_config(layout, state, default_permission):
+def _write_auth_config(layout, state, default_permission, auth_cache_seconds):
     """MLflow's auth app's settings, without a secret: the admin's password reaches it
     through the environment, the database's through the password file."""
     _write_private(layout.auth_config, (
@@ -380,6 +386,7 @@ def _write_auth_config(layout, state, default_permission):
         f"default_permission = {default_permission}\n"
         f"database_uri = {storage_url(state, AUTH_DATABASE)}\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        f"auth_cache_ttl_seconds = {auth_cache_seconds}\n"
     ))
 
 
@@ -431,7 +438,7 @@ def _start_lock(layout):
 
 
 def start(data=DEFAULT_DATA, host="127.0.0.1", port=5000, db_port=5433, auth=False, allowed_hosts=None,
-          workers=None, default_permission="NO_PERMISSIONS", db_host=None):
+          workers=None, default_permission="NO_PERMISSIONS", db_host=None, auth_cache_seconds=AUTH_CACHE_SECONDS):
     """Starts PostgreSQL and the MLflow server, or the part of them that is down; returns
     the state (also in DIR/server.json)."""
     _check_data_folder(data)
@@ -444,7 +451,7 @@ def start(data=DEFAULT_DATA, host="127.0.0.1", port=5000, db_port=5433, auth=Fal
         fresh = not (layout.postgres / "PG_VERSION").is_file()
         try:
             return _start_locked(layout, host, port, db_port, auth, allowed_hosts, workers, default_permission,
-                                 db_host, credentials)
+                                 db_host, credentials, auth_cache_seconds)
         except BaseException:
             if fresh:  # a refused or failed first start leaves nothing behind
                 if not existed:
@@ -457,7 +464,7 @@ def start(data=DEFAULT_DATA, host="127.0.0.1", port=5000, db_port=5433, auth=Fal
 
 
 def _start_locked(layout, host, port, db_port, auth, allowed_hosts, workers, default_permission, db_host,
-                  credentials):
+                  credentials, auth_cache_seconds):
     running = status(layout.root)
     if running and running["running"]:
         raise ParamError(f"Received --data {layout.root}: a server already runs from it "
@@ -475,7 +482,8 @@ def _start_locked(layout, host, port, db_port, auth, allowed_hosts, workers, def
     if not (layout.postgres / "PG_VERSION").is_file():
         _init_postgres(layout)
     state = {"host": host, "port": port, "db_port": db_port, "auth": auth, "db_host": db_host,
-             "default_permission": default_permission if auth else None}
+             "default_permission": default_permission if auth else None,
+             "auth_cache_seconds": auth_cache_seconds if auth else None}
     _start_postgres(layout, db_host, db_port)
     try:
         _create_databases(layout, state, auth)
@@ -490,7 +498,7 @@ def _start_locked(layout, host, port, db_port, auth, allowed_hosts, workers, def
         if workers:
             command += ["--workers", str(workers)]
         if auth:
-            _write_auth_config(layout, state, default_permission)
+            _write_auth_config(layout, state, default_permission, auth_cache_seconds)
             command += ["--app-name", "basic-auth"]
             env["MLFLOW_AUTH_CONFIG_PATH"] = str(layout.auth_config)
             env["MLFLOW_AUTH_ADMIN_USERNAME"], env["MLFLOW_AUTH_ADMIN_PASSWORD"] = credentials
@@ -618,6 +626,9 @@ def main(argv=None):
             command.add_argument("--default-permission", default="NO_PERMISSIONS", choices=PERMISSIONS,
                                  help="with --auth: what a user may do on experiments others made, unless granted "
                                       "more (default NO_PERMISSIONS)")
+            command.add_argument("--auth-cache-seconds", type=int, default=AUTH_CACHE_SECONDS,
+                                 help="with --auth: how long a worker trusts a password it checked, instead of "
+                                      f"hashing it on every request (default {AUTH_CACHE_SECONDS}; 0: every request)")
             command.add_argument("--db-host", default=None,
                                  help="an address where PostgreSQL also takes remote tuning workers, over TLS only "
                                       "(default: none, 127.0.0.1 only)")
@@ -632,10 +643,13 @@ def main(argv=None):
             if args.host not in LOOPBACK and not args.auth:
                 raise ParamError(f"Received --host {args.host} without --auth: a server reachable from other "
                                  "machines must ask for a password; add --auth (and --allowed-hosts).")
+            if args.auth_cache_seconds < 0:
+                raise ParamError(f"Received --auth-cache-seconds {args.auth_cache_seconds}: expected 0 (check the "
+                                 "password on every request) or a positive number of seconds.")
             if args.db_host in LOOPBACK:
                 args.db_host = None
             state = start(args.data, args.host, args.port, args.db_port, args.auth, args.allowed_hosts, args.workers,
-                          args.default_permission, args.db_host)
+                          args.default_permission, args.db_host, args.auth_cache_seconds)
             print(_describe(layout, state))
         elif args.command == "stop":
             stopped = stop(args.data) if layout.state.is_file() else []

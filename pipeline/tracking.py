@@ -4,6 +4,7 @@ import contextlib
 import functools
 import hashlib
 import re
+import shutil
 import tempfile
 import time
 import warnings
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import mlflow
 import mlflow.data
-from mlflow.entities import RunStatus
+from mlflow.entities import Metric, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
 
 from pipeline import data, params, workarounds
@@ -54,15 +55,15 @@ def stage_run(stage, run_name=None, description=None, parent_run_id=None, tags=N
     """
     global outermost_run_id
     nested = mlflow.active_run() is not None
-    with mlflow.start_run(nested=nested, run_name=run_name or stage,
+    all_tags = {"stage": stage, "code_version": code_version(), "mlflow.runName": run_name or stage,
+                **(tags or {})}
+    if description:
+        all_tags["mlflow.note.content"] = description
+    # The tags travel with the request that creates the run (or, for the run `mlflow run` made, in one batch).
+    with mlflow.start_run(nested=nested, run_name=run_name or stage, tags=all_tags,
                           parent_run_id=None if nested else parent_run_id) as run:
         if not nested:
             outermost_run_id = run.info.run_id
-        all_tags = {"stage": stage, "code_version": code_version(), "mlflow.runName": run_name or stage,
-                    **(tags or {})}
-        if description:
-            all_tags["mlflow.note.content"] = description
-        mlflow.set_tags(all_tags)
         started = time.perf_counter()
         print(f"{stage}: started (run {run.info.run_id})", flush=True)
         try:
@@ -167,13 +168,51 @@ def log_params(values):
     the stage starts, and MLflow forbids changing a logged value: "0" for a
     float stays "0", which means the same number as "0.0".
     """
-    logged = mlflow.get_run(mlflow.active_run().info.run_id).data.params
+    logged = mlflow.active_run().data.params  # as fetched when the run started: no other request
     for name, value in values.items():
         if name in logged and params.PARAMS[name].parse(logged[name]) != value:
             raise ParamError(
                 f"Parameter `{name}` is already logged on this run as {logged[name]!r}, not {value!r}."
             )
     mlflow.log_params({name: text for name, text in params.formatted(values).items() if name not in logged})
+
+
+def log_batch(metrics=None, tags=None, step=0):
+    """Metrics and tags on the active run in one request (MLflow's log_batch):
+    what a stage records at its end, rather than a request for each."""
+    timestamp = int(time.time() * 1000)
+    MlflowClient().log_batch(
+        mlflow.active_run().info.run_id,
+        metrics=[Metric(name, float(value), timestamp, step) for name, value in (metrics or {}).items()],
+        tags=[RunTag(name, str(value)) for name, value in (tags or {}).items()],
+    )
+
+
+class EpochMetrics:
+    """Per-epoch metrics sent to the store at most once every `every` seconds,
+    in one asynchronous log_batch request, each value with its own epoch (step)
+    and the time it was measured; `flush` sends what is left (at the end of
+    training, and after a failure). Against a tracking server every request
+    costs a round trip (and with sign-in a password check), and an epoch of
+    the seed's workload takes 40 ms: one request per epoch would be most of
+    the store's work."""
+
+    def __init__(self, every):
+        self.every = every
+        self.run_id = mlflow.active_run().info.run_id
+        self.pending, self.sent = [], time.monotonic()
+
+    def log(self, values, step):
+        timestamp = int(time.time() * 1000)
+        self.pending += [Metric(name, float(value), timestamp, step) for name, value in values.items()]
+        if time.monotonic() - self.sent >= self.every:
+            self.flush(synchronous=False)
+
+    def flush(self, synchronous=True):
+        if self.pending:
+            MlflowClient().log_batch(self.run_id, metrics=self.pending, synchronous=synchronous)
+            self.pending = []
+        self.sent = time.monotonic()
 
 
 def _experiment_id():
@@ -259,10 +298,26 @@ def run_id_of(uri):
     return None
 
 
-def download(uri, parameter):
-    """Downloads an artifact (file or folder) to a temporary folder."""
+# runs:/ URI -> a local copy of an artifact that does not change once logged (a generate_data
+# run's data, a train run's model), which this process downloaded or logged: main's train and
+# evaluate, and a study's trials, read it from here, not again from the store (against a
+# tracking server each file is a request).
+_local_copies = {}
+
+
+def keep_local_copy(uri, path):
+    """Remembers a copy of the file `path`, just logged as the artifact `uri` (runs:/...)."""
+    folder = Path(tempfile.mkdtemp(prefix="lstm-forecaster-"))
+    _local_copies[uri] = str(shutil.copy2(path, folder / Path(path).name))
+
+
+def download(uri, parameter, reuse=False):
+    """Downloads an artifact (file or folder) to a temporary folder. With `reuse`, for an
+    artifact that does not change once logged, a copy this process already has is returned."""
+    if reuse and Path(_local_copies.get(uri, "/nonexistent")).exists():
+        return _local_copies[uri]
     try:
-        return mlflow.artifacts.download_artifacts(
+        path = mlflow.artifacts.download_artifacts(
             artifact_uri=uri, dst_path=tempfile.mkdtemp(prefix="lstm-forecaster-")
         )
     except Exception as error:  # MLflow raises several types for a bad URI
@@ -270,11 +325,14 @@ def download(uri, parameter):
             f"Received an invalid value for parameter `{parameter}`, expected an artifact "
             f"URI that exists, got {uri!r} ({type(error).__name__}: {error})."
         ) from error
+    if reuse and uri.startswith("runs:/"):
+        _local_copies[uri] = path
+    return path
 
 
 def load_data(uri):
     """The dataset logged by generate_data at `uri`, checked against its manifest."""
-    return data.load_dataset(download(uri, "data_uri"))
+    return data.load_dataset(download(uri, "data_uri", reuse=True))
 
 
 def log_dataset(dataset, manifest):

@@ -93,28 +93,28 @@ def run(run_name=None, quiet=False, parent_run_id=None, tags=None, epoch_hook=No
             model_uri=f"runs:/{train_run_id}/{train.KERAS_MODEL}", data_uri=data_uri, **evaluate_values
         )
         headline = {name: scores[name] for name in metrics.HEADLINE_METRICS if name in scores}
+        trained = mlflow.get_run(train_run_id).data
         # The validation loss of the weights kept (the model's best epoch): the score models are chosen by.
-        headline["best_val_loss"] = mlflow.get_run(train_run_id).data.metrics["best_val_loss"]
-        mlflow.log_metrics(headline)
+        headline["best_val_loss"] = trained.metrics["best_val_loss"]
         run_ids = {
             "main": parent.info.run_id,
             "generate_data": data_run_id,
             "train": train_run_id,
             "evaluate": evaluate_run_id,
         }
-        mlflow.set_tags({f"{stage}_run_id": run_id for stage, run_id in run_ids.items() if stage != "main"})
-        trained_tags = mlflow.get_run(train_run_id).data.tags
-        # What 'auto' became, on the run people compare (lstm-compare shows these, not "auto").
-        mlflow.set_tags({"resolved_time_steps": str(prepared[1]["time_steps"]),
-                         **{name: value for name, value in trained_tags.items()
-                            if name.startswith("resolved_") and name[len("resolved_"):] in params.PARAMS}})
-        model_uri = trained_tags["model_uri"]
-        if "init_choice" in trained_tags:
-            mlflow.set_tag("init_choice", trained_tags["init_choice"])
-        mlflow.set_tags({
+        data_tags = (reused or mlflow.get_run(data_run_id)).data.tags
+        model_uri = trained.tags["model_uri"]
+        # In one request: the headline, where its parts are, and what 'auto' became (on the run people
+        # compare: lstm-compare shows these, not "auto").
+        tracking.log_batch(headline, {
+            **{f"{stage}_run_id": run_id for stage, run_id in run_ids.items() if stage != "main"},
+            "resolved_time_steps": str(prepared[1]["time_steps"]),
+            **{name: value for name, value in trained.tags.items()
+               if name.startswith("resolved_") and name[len("resolved_"):] in params.PARAMS},
+            **({"init_choice": trained.tags["init_choice"]} if "init_choice" in trained.tags else {}),
             "data_reused": str(reused is not None).lower(),
             "model_uri": model_uri,
-            "data_sha256": mlflow.get_run(data_run_id).data.tags.get("data_sha256", ""),
+            "data_sha256": data_tags.get("data_sha256", ""),
         })
     registered = None
     if register:
@@ -122,11 +122,11 @@ def run(run_name=None, quiet=False, parent_run_id=None, tags=None, epoch_hook=No
 
         registered = registry.update_champion("auto", mlflow.get_run(parent.info.run_id))
     if not quiet:
-        trained = mlflow.get_run(train_run_id).data.tags
-        chosen = {name: trained.get(f"resolved_{name}", "") for name in train.AUTO_TRAIN_PARAMS}
+        chosen = {name: trained.tags.get(f"resolved_{name}", "") for name in train.AUTO_TRAIN_PARAMS}
         print(summary(run_ids, reused is not None, table, model_uri, chosen, values["interval_level"], scores,
-                      registered, trained.get("init_choice") if trained.get("resolved_init", "local") != "local"
-                      or "candidates" in trained.get("init_choice", "") else None))
+                      registered, trained.tags.get("init_choice")
+                      if trained.tags.get("resolved_init", "local") != "local"
+                      or "candidates" in trained.tags.get("init_choice", "") else None))
     return run_ids, scores
 
 

@@ -4,8 +4,8 @@ Resolves every 'auto' for the data (tags `resolved_<name>`), trains the
 ensemble, calibrates the prediction interval on the validation windows
 (`interval_half_width_step<k>`), and logs every parameter, `train_loss` and
 `val_loss` per epoch (step = epoch, from 1; with an ensemble also each
-member's and the median's validation loss), a checkpoint under `checkpoints/` after every epoch, the loss curve,
-the `.keras` model under `keras_model/`, the TensorFlow SavedModel under
+member's and the median's validation loss), the checkpoint under `checkpoints/` (see
+CHECKPOINT_UPLOAD_SECONDS), the loss curve, the `.keras` model under `keras_model/`, the TensorFlow SavedModel under
 `saved_model/1/` (a TensorFlow Serving base path), and an MLflow pyfunc model
 `model`, whose models:/ URI is the tag `model_uri`.
 """
@@ -34,10 +34,19 @@ KERAS_MODEL = forecaster.KERAS_MODEL
 SAVED_MODEL = "saved_model"
 SAVED_MODEL_VERSION = "1"
 SERVING_CODE = Path(__file__).resolve().parent.parent / "serving.py"
-# Rewritten after every epoch: the last checkpoint (pipeline.model.save_checkpoint);
-# after a failure or an interruption also the best weights as a .keras model.
+# The last checkpoint (pipeline.model.save_checkpoint); after a failure or an
+# interruption also the best weights as a .keras model.
 CHECKPOINTS = "checkpoints"
 BEST_CHECKPOINT = "best.keras"
+# The checkpoint is written to a local folder after every epoch (atomically) and
+# uploaded to the run when this many seconds of training have passed since the
+# last upload, when training ends, and after a failure or an interruption (Ctrl-C,
+# SIGTERM): an epoch never waits for the store, and only a machine lost outright
+# loses more than the epoch under way, at most this much training.
+CHECKPOINT_UPLOAD_SECONDS = 30
+# Per-epoch losses reach the store in one request at most this often (each keeps its
+# epoch and the time it was measured): tracking.EpochMetrics.
+METRICS_EVERY_SECONDS = 1
 
 
 def signature(horizon):
@@ -74,9 +83,6 @@ def run(data_uri, hidden_units, learning_rate, epochs, batch_size, scaling, pati
         tracking.log_params(values)
         if data_uri == "auto":
             data_uri = f"runs:/{tracking.newest_finished_run('generate_data', 'data_uri').info.run_id}/data"
-        mlflow.set_tag("resolved_data_uri", data_uri)
-        if resume is not None:
-            mlflow.set_tag("resumed_from", resume_from)
         dataset, manifest = tracking.load_data(data_uri)
         tracking.log_dataset_input(dataset, manifest, "train", context="training")
         horizon = dataset["y_train"].shape[1]
@@ -86,16 +92,19 @@ def run(data_uri, hidden_units, learning_rate, epochs, batch_size, scaling, pati
         for note in plan.notes:
             print(f"train: {note}", flush=True)
         scaling, target, ensemble_size = chosen["scaling"], chosen["target"], chosen["ensemble_size"]
-        # What 'auto' became: tags, since a parameter is logged once, as given (set again below if a
-        # pretrained candidate wins).
-        mlflow.set_tags({f"resolved_{name}": params.PARAMS[name].format(chosen[name])
-                         for name in AUTO_TRAIN_PARAMS})
+        # What 'auto' became: tags, since a parameter is logged once, as given (set again at the end if a
+        # pretrained candidate wins), before training, so that a run that fails says them too.
+        mlflow.set_tags({"resolved_data_uri": data_uri, **({"resumed_from": resume_from} if resume is not None else {}),
+                         **{f"resolved_{name}": params.PARAMS[name].format(chosen[name])
+                            for name in AUTO_TRAIN_PARAMS}})
         scale = forecaster.standard_scale(dataset)
+        # What the run records at its end, in one request (tracking.log_batch).
+        summary, tags = {}, {}
         candidates, served_of = {}, {}
         if "local" in plan.candidates:
             if scaling == "standard":
-                mlflow.log_metrics({"scaling_mean": scale[0], "scaling_std": scale[1]})
-            model = _train_local(dataset, values, chosen, scale, resume, epoch_hook)
+                summary.update(scaling_mean=scale[0], scaling_std=scale[1])
+            model = _train_local(dataset, values, chosen, scale, resume, epoch_hook, summary)
             candidates["local"] = model
             served_of["local"] = forecaster.forecasting_model(model, interval_level)
         # What each candidate reads: the data's windows for a new network; for a pretrained one, as much of
@@ -103,7 +112,7 @@ def run(data_uri, hidden_units, learning_rate, epochs, batch_size, scaling, pati
         data_of = {"local": dataset}
         if plan.pretrained is not None:
             longer = data.with_history(dataset, plan.pretrained.input_width) if "series" in dataset else dataset
-            candidates.update(_from_pretrained(plan, longer, values))
+            candidates.update(_from_pretrained(plan, longer, values, summary))
             for name in ("zero_shot", "fine_tuned"):
                 if name in candidates:
                     served_of[name] = pretrained.forecasting_model(candidates[name], interval_level)
@@ -113,15 +122,15 @@ def run(data_uri, hidden_units, learning_rate, epochs, batch_size, scaling, pati
         chosen_init = min(val_mse, key=val_mse.get)
         reason = choice_reason(val_mse, chosen_init)
         print(f"train: {reason}", flush=True)
-        mlflow.log_metrics({f"val_mse_{name}": value for name, value in val_mse.items()})
+        summary.update({f"val_mse_{name}": value for name, value in val_mse.items()})
         if chosen_init != "local":
             target, scaling, ensemble_size = plan.pretrained.target, "window", 1
-            mlflow.log_metric("best_val_loss", val_mse[chosen_init])
-        chosen.update(target=target, scaling=scaling, ensemble_size=ensemble_size)
-        mlflow.set_tags({f"resolved_{name}": params.PARAMS[name].format(chosen[name])
+            summary["best_val_loss"] = val_mse[chosen_init]
+            chosen.update(target=target, scaling=scaling, ensemble_size=ensemble_size)
+            tags.update({f"resolved_{name}": params.PARAMS[name].format(chosen[name])
                          for name in AUTO_TRAIN_PARAMS})
-        mlflow.set_tags({"resolved_init": chosen_init, "init_choice": reason,
-                         **({"init_uri": plan.pretrained.uri} if plan.pretrained is not None else {})})
+        tags.update({"resolved_init": chosen_init, "init_choice": reason,
+                     **({"init_uri": plan.pretrained.uri} if plan.pretrained is not None else {})})
         served = served_of[chosen_init]
         if chosen_init == "local":
             half_widths, calibration = calibrate_local(served, dataset["x_val"], dataset["y_val"])
@@ -132,16 +141,18 @@ def run(data_uri, hidden_units, learning_rate, epochs, batch_size, scaling, pati
             min_window = 1  # shorter windows are padded
             input_width = plan.pretrained.input_width  # what predict and the server send it
         print(f"train: intervals {calibration}", flush=True)
-        mlflow.set_tag("interval_calibration", calibration)
-        mlflow.log_metrics({f"interval_half_width_step{step}": float(q) for step, q in enumerate(half_widths, 1)})
+        tags["interval_calibration"] = calibration
+        summary.update({f"interval_half_width_step{step}": float(q) for step, q in enumerate(half_widths, 1)})
         model_uri = _log_models(served, input_width, horizon, interval_level, trained_on(manifest), min_window)
-        # Last: a run without this tag has no finished model, whatever its artifacts.
-        mlflow.set_tag("model_uri", model_uri)
+        # Last, with the summary (after the model, which otherwise copies each metric's history to itself,
+        # a request per metric): a run without `model_uri` has no finished model, whatever its artifacts.
+        tracking.log_batch(summary, {**tags, "model_uri": model_uri})
         return active.info.run_id
 
 
-def _train_local(dataset, values, chosen, scale, resume, epoch_hook):
-    """A new network trained on the series (the seed's way): checkpointed every epoch, its loss curve logged."""
+def _train_local(dataset, values, chosen, scale, resume, epoch_hook, summary):
+    """A new network trained on the series (the seed's way): checkpointed every epoch, its losses and loss
+    curve logged; `summary` gains its train_seconds, epochs_trained, best_epoch and best_val_loss."""
     horizon = dataset["y_train"].shape[1]
     epochs, patience, scaling, target, ensemble_size = (
         chosen[name] for name in ("epochs", "patience", "scaling", "target", "ensemble_size"))
@@ -152,26 +163,36 @@ def _train_local(dataset, values, chosen, scale, resume, epoch_hook):
         _log_inherited_history(resume)
     started = time.perf_counter()
     progress = EpochProgress(epochs)
+    losses = tracking.EpochMetrics(METRICS_EVERY_SECONDS)
     metrics_logged = [0]  # the last epoch whose losses were logged
 
-    def on_epoch_end(epoch, logs):
-        _log_epoch(epoch, logs, checkpoint_dir, epoch_hook, metrics_logged)
-        progress(epoch, logs)
-
     with tempfile.TemporaryDirectory() as checkpoint_dir:
+        uploads = CheckpointUploads(checkpoint_dir, CHECKPOINT_UPLOAD_SECONDS)
+
+        def on_epoch_end(epoch, logs):
+            losses.log(epoch_losses(logs), step=epoch)
+            metrics_logged[0] = epoch
+            uploads.after_epoch()
+            if epoch_hook is not None:
+                epoch_hook(epoch, logs)
+            progress(epoch, logs)
+
         try:
             state = forecaster.fit(model, dataset, epochs, values["batch_size"], patience, values["seed"],
                                    checkpoint_dir, on_epoch_end=on_epoch_end, resume=resume)
         except BaseException as error:
             progress.close()
+            losses.flush()
             if getattr(error, "pruned_at_epoch", None) is None:  # a pruned trial is not resumed
                 _log_last_checkpoint(checkpoint_dir, metrics_logged[0])
                 _log_best_checkpoint(model, checkpoint_dir)
             raise
+        losses.flush(synchronous=False)
+        uploads.upload()
     progress.close()
     if state.epochs_done < epochs:
         progress.stopped_early(state.epochs_done, patience, state.best_epoch, state.best_val_loss)
-    mlflow.log_metrics({
+    summary.update({
         "train_seconds": time.perf_counter() - started,
         "epochs_trained": state.epochs_done,
         "best_epoch": state.best_epoch,
@@ -181,10 +202,11 @@ def _train_local(dataset, values, chosen, scale, resume, epoch_hook):
     return model
 
 
-def _from_pretrained(plan, dataset, values):
+def _from_pretrained(plan, dataset, values, summary):
     """{"zero_shot": model, "fine_tuned": model}, those the plan asks for, from its pretrained model.
     Fine-tuning starts from the pretrained weights at the learning rate; its losses are logged
-    as fine_tune_train_loss and fine_tune_val_loss."""
+    as fine_tune_train_loss and fine_tune_val_loss, and `summary` gains fine_tune_seconds,
+    fine_tune_epochs_trained and fine_tune_best_epoch."""
     horizon = dataset["y_train"].shape[1]
     std = forecaster.standard_scale(dataset)[1]
     out = {}
@@ -194,15 +216,18 @@ def _from_pretrained(plan, dataset, values):
         keras.utils.set_random_seed(values["seed"])
         model = pretrained.adapt(plan.pretrained, horizon, values["learning_rate"], std)
         started = time.perf_counter()
+        losses = tracking.EpochMetrics(METRICS_EVERY_SECONDS)
 
         def on_epoch_end(epoch, logs):
-            mlflow.log_metrics({"fine_tune_train_loss": logs["loss"], "fine_tune_val_loss": logs["val_loss"]},
-                               step=epoch, synchronous=False)
+            losses.log({"fine_tune_train_loss": logs["loss"], "fine_tune_val_loss": logs["val_loss"]}, step=epoch)
 
-        state = forecaster.fit(model, dataset, plan.fine_tune_epochs, values["batch_size"],
-                               params.FINE_TUNE_PATIENCE, values["seed"], on_epoch_end=on_epoch_end)
-        mlflow.log_metrics({"fine_tune_seconds": time.perf_counter() - started,
-                            "fine_tune_epochs_trained": state.epochs_done, "fine_tune_best_epoch": state.best_epoch})
+        try:
+            state = forecaster.fit(model, dataset, plan.fine_tune_epochs, values["batch_size"],
+                                   params.FINE_TUNE_PATIENCE, values["seed"], on_epoch_end=on_epoch_end)
+        finally:
+            losses.flush(synchronous=False)
+        summary.update({"fine_tune_seconds": time.perf_counter() - started,
+                        "fine_tune_epochs_trained": state.epochs_done, "fine_tune_best_epoch": state.best_epoch})
         out["fine_tuned"] = model
     return out
 
@@ -313,31 +338,46 @@ def _log_last_checkpoint(checkpoint_dir, metrics_logged):
     if not state_file.is_file():
         return  # not one epoch finished
     state = forecaster.TrainingState(**json.loads(state_file.read_text()))
+    missing = tracking.EpochMetrics(every=float("inf"))
     for epoch in range(metrics_logged + 1, state.epochs_done + 1):
-        mlflow.log_metrics({"train_loss": state.train_loss[epoch - 1], "val_loss": state.val_loss[epoch - 1]},
-                           step=epoch)
+        missing.log({"train_loss": state.train_loss[epoch - 1], "val_loss": state.val_loss[epoch - 1]}, step=epoch)
+    missing.flush()
     mlflow.log_artifacts(checkpoint_dir, artifact_path=CHECKPOINTS)
 
 
-def _log_epoch(epoch, logs, checkpoint_dir, epoch_hook=None, metrics_logged=None):
-    # The metrics are logged asynchronously (an epoch does not wait for them); the
-    # checkpoint upload is synchronous, one request per file. With an ensemble,
-    # each member's validation MSE and the median's too.
+def epoch_losses(logs):
+    """The metrics of one epoch: train_loss and val_loss, and with an ensemble each
+    member's validation MSE (member_<i>_val_loss) and the median's (ensemble_val_loss)."""
     losses = {"train_loss": logs["loss"], "val_loss": logs["val_loss"]}
     losses.update({name[len("val_"):].replace("_mse", "_val_loss"): value
                    for name, value in logs.items() if name.startswith("val_") and name != "val_loss"})
-    mlflow.log_metrics(losses, step=epoch, synchronous=False)
-    if metrics_logged is not None:
-        metrics_logged[0] = epoch
-    mlflow.log_artifacts(checkpoint_dir, artifact_path=CHECKPOINTS)
-    if epoch_hook is not None:
-        epoch_hook(epoch, logs)
+    return losses
+
+
+class CheckpointUploads:
+    """Uploads the checkpoint folder to the active run's `checkpoints/` when `every`
+    seconds have passed since the last upload (or since training started), and
+    whenever `upload` is called: see CHECKPOINT_UPLOAD_SECONDS."""
+
+    def __init__(self, folder, every):
+        self.folder, self.every = folder, every
+        self.last = time.monotonic()
+
+    def after_epoch(self):
+        if time.monotonic() - self.last >= self.every:
+            self.upload()
+
+    def upload(self):
+        mlflow.log_artifacts(self.folder, artifact_path=CHECKPOINTS)
+        self.last = time.monotonic()
 
 
 def _log_inherited_history(checkpoint):
     state = forecaster.TrainingState(**json.loads((Path(checkpoint) / forecaster.CHECKPOINT_STATE).read_text()))
+    history = tracking.EpochMetrics(every=float("inf"))
     for epoch, (train_loss, val_loss) in enumerate(zip(state.train_loss, state.val_loss), start=1):
-        mlflow.log_metrics({"train_loss": train_loss, "val_loss": val_loss}, step=epoch, synchronous=False)
+        history.log({"train_loss": train_loss, "val_loss": val_loss}, step=epoch)
+    history.flush(synchronous=False)
 
 
 def _log_best_checkpoint(model, checkpoint_dir):
@@ -374,6 +414,7 @@ def _log_models(model, input_width, horizon, interval_level, data_source, min_wi
         keras_path = Path(folder) / "model.keras"
         model.save(keras_path)
         mlflow.log_artifact(str(keras_path), artifact_path=str(Path(KERAS_MODEL).parent))
+        tracking.keep_local_copy(f"runs:/{mlflow.active_run().info.run_id}/{KERAS_MODEL}", keras_path)
         base_path = Path(folder) / SAVED_MODEL
         saved_model = base_path / SAVED_MODEL_VERSION
         forecaster.export_saved_model(model, str(saved_model))
