@@ -14,6 +14,14 @@ validation on the 100 next windows after every epoch. Contenders:
   torch_lstm        torch.nn.LSTM(1, 50, batch_first=True) + Linear(50, 1), the seed's
                     framework, in a plain training loop (skipped, with a message,
                     where torch is not installed: pip install torch==2.13.0)
+  train_stage_local what a user runs: `python -m pipeline.stages.train` on the same
+                    windows (generate_data with the split above, seed 0) against a
+                    SQLite store, patience 0; its epoch is the gap between
+                    consecutive epochs' logged metrics (their timestamps, in ms)
+  train_stage_server  the same against `lstm-server` (PostgreSQL, proxied artifacts)
+  train_stage_auth    the same against `lstm-server --auth`, signed in
+                    (the server contenders need PostgreSQL's programs; without
+                    them they are skipped with a message)
 
 Every contender gets the same thread settings: --threads (default: the number
 of cores) threads within an operation and as many between operations
@@ -31,6 +39,11 @@ beside it), seconds from the start of training until the validation MSE first
 falls below 1e-4 (compilation included), windows per second predicted in batches
 of 256, and peak resident memory of the process.
 
+For the train-stage contenders, also the requests each run made (the server's
+access log: benchmarks/store_requests.py), and the median seconds of one small
+request to each server (`request_seconds`), with sign-in also with the password
+checked on every request (`--auth-cache-seconds 0`).
+
 Then the scaling grid (seconds per epoch for time_steps 50/200/1000, hidden
 units 50/256, batch 32/256) and the default pipeline (`mlflow run .`) with its
 start-up share. Each measurement is bracketed by benchmarks.quiet: when the
@@ -40,6 +53,7 @@ benchmarks/results/training_scaling.png.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -53,8 +67,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
 CONTENDERS = ["custom_cell", "keras_lstm", "keras_lstm_xla", "torch_lstm"]
+# The train stage itself, against each kind of store: not in the scaling grid, and run only when named.
+STAGE_STORES = {"train_stage_local": "local", "train_stage_server": "server", "train_stage_auth": "auth"}
 # Compared on the seed workload only, not in the scaling grid.
-NOT_SCALED = ("keras_lstm_xla",)
+NOT_SCALED = ("keras_lstm_xla", *STAGE_STORES)
 SEED_WORKLOAD = {"time_steps": 50, "hidden_units": 50, "batch_size": 32}
 TARGET_VAL_MSE = 1e-4
 N_WINDOWS = 1000  # 800 train, 100 validation, 100 test
@@ -201,6 +217,146 @@ def run_worker(watch, label, contender, config, epochs, threads, throughput_call
         return json.loads(Path(out.name).read_text())
 
 
+# ---------------------------------------------------------------- the train stage, against a store
+
+SEED_DATA = ["--n_samples", str(N_WINDOWS), "--time_steps", "50", "--horizon", "1", "--noise", "0",
+             "--val_fraction", "0.1", "--test_fraction", "0.1", "--seed", "0"]
+
+
+class Stores:
+    """The stores the train-stage contenders write to, each with the seed workload's
+    data generated once: a SQLite file, and `lstm-server` without and with --auth."""
+
+    def __init__(self, watch, names, folder):
+        from benchmarks.store_requests import LstmServer
+
+        self.watch, self.folder, self.servers, self.stores = watch, Path(folder), {}, {}
+        for name in names:
+            kind = STAGE_STORES[name]
+            if kind == "local":
+                store = {"env": {"MLFLOW_TRACKING_URI": f"sqlite:///{self.folder / 'mlflow.db'}"}, "server": None}
+            else:
+                server = LstmServer(auth=kind == "auth").__enter__()
+                self.servers[kind] = server
+                for pid in server.pids:
+                    watch.count_as_own(pid)
+                store = {"env": server.env, "server": server}
+            store["data_uri"] = self.generate(store["env"])
+            self.stores[name] = store
+
+    def run(self, command, env):
+        env = {**os.environ, **env, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        for name in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"):
+            env.pop(name, None)
+        result = subprocess.run([sys.executable, "-m", *command], cwd=self.folder, env=env, capture_output=True,
+                                text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed: {result.stderr[-3000:]}")
+        return result
+
+    def generate(self, env):
+        output = self.run(["pipeline.stages.generate_data", *SEED_DATA], env).stdout
+        run_id = next(line.split("(run ")[1].rstrip(")") for line in output.splitlines() if "started (run" in line)
+        return f"runs:/{run_id}/data"
+
+    def close(self):
+        for server in self.servers.values():
+            server.__exit__()
+
+
+def measure_train_stage(stores, name, epochs, threads):
+    """One `train` run of the seed workload against the contender's store: its logged
+    epochs' gaps, val_loss, wall time, and the requests it made to a server."""
+    import mlflow
+
+    store = stores.stores[name]
+    server = store["server"]
+    before = len(server.requests()) if server else 0
+    # The same thread pools as the other contenders (TensorFlow reads these at start-up).
+    env = {**store["env"], "TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": str(threads)}
+    started = time.perf_counter()
+    output = stores.run(["pipeline.stages.train", "--data_uri", store["data_uri"], "--epochs", str(epochs),
+                         "--patience", "0", "--seed", "0"], env).stdout
+    wall = time.perf_counter() - started
+    made = server.requests()[before:] if server else None  # before this benchmark's own requests below
+    run_id = next(line.split("(run ")[1].rstrip(")") for line in output.splitlines() if "started (run" in line)
+    with _environment(store["env"]):
+        client = mlflow.MlflowClient(store["env"]["MLFLOW_TRACKING_URI"])
+        history = sorted(client.get_metric_history(run_id, "val_loss"), key=lambda m: m.step)
+        train_seconds = client.get_run(run_id).data.metrics["train_seconds"]
+    stamps = [m.timestamp / 1000 for m in history]
+    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    # The first epoch (compiling included) is what train_seconds holds beyond the later epochs' gaps.
+    return {"epoch_seconds": [train_seconds - sum(gaps)] + gaps, "val_loss": [m.value for m in history],
+            "seconds_to_target": None, "threads": {"intra_op": threads, "inter_op": threads},
+            "wall_seconds": wall, "requests": len(made) if server else None,
+            "request_kinds": _kinds(made) if server else None}
+
+
+def _kinds(requests):
+    from benchmarks.store_requests import kinds
+
+    return kinds(requests)
+
+
+@contextlib.contextmanager
+def _environment(values):
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def pipeline_requests(stores, repeats):
+    """Requests the default `mlflow run .` makes to `lstm-server`, data reused: the
+    median of `repeats` runs after one that generates the data."""
+    server = stores.servers["server"]
+    counts, kinds = [], None
+    for number in range(repeats + 1):
+        before = len(server.requests())
+        stores.run(["mlflow", "run", str(REPO), "--env-manager", "local"], server.env)
+        made = server.requests()[before:]
+        if number:
+            counts.append(len(made))
+            kinds = _kinds(made)
+    return {"requests_median": statistics.median(counts), "requests_all": counts, "request_kinds_last": kinds}
+
+
+def auth_request_cost(watch):
+    """Median seconds of one small request: to `lstm-server`, to `lstm-server --auth`
+    signed in (a checked password trusted for 60 s, the default), and with the
+    password checked on every request (--auth-cache-seconds 0)."""
+    from benchmarks.store_requests import LstmServer, request_seconds
+
+    figures = {}
+    for label, options in (("server", {}), ("auth", {"auth": True}),
+                           ("auth_checked_every_request", {"auth": True, "auth_cache_seconds": 0})):
+        with LstmServer(**options) as server:
+            for pid in server.pids:
+                watch.count_as_own(pid)
+            with watch.measure(f"one request, {label}"):
+                figures[f"{label}_request_seconds_median"] = request_seconds(server.uri, server.credentials or None)
+    return figures
+
+
+def postgres_available():
+    from deploy import server
+
+    try:
+        server.postgres_binary("initdb")
+        return True
+    except server.ServerError as missing:
+        print(f"PostgreSQL is missing ({missing}): the train_stage_server and train_stage_auth contenders are "
+              "skipped.")
+        return False
+
+
 def torch_available():
     try:
         import torch  # noqa: F401
@@ -210,18 +366,22 @@ def torch_available():
         return False
 
 
-def seed_workload(watch, contenders, rounds, epochs, threads):
+def seed_workload(watch, contenders, rounds, epochs, threads, stores=None):
     runs = {name: [] for name in contenders}
     for number in range(1, rounds + 1):
         for name in contenders if number % 2 else contenders[::-1]:  # alternate the order too
             print(f"round {number}/{rounds}: {name}", flush=True)
-            runs[name].append(run_worker(watch, f"{name}, round {number}", name, SEED_WORKLOAD, epochs, threads,
-                                         throughput_calls=50))
+            if name in STAGE_STORES:
+                with watch.measure(f"{name}, round {number}"):
+                    runs[name].append(measure_train_stage(stores, name, epochs, threads))
+            else:
+                runs[name].append(run_worker(watch, f"{name}, round {number}", name, SEED_WORKLOAD, epochs,
+                                             threads, throughput_calls=50))
     summary = {}
     for name, results in runs.items():
         after_warm_up = [s for r in results for s in r["epoch_seconds"][1:]]
         reached = [r["seconds_to_target"] for r in results]
-        summary[name] = {
+        figures = summary[name] = {
             "epoch_seconds_median": statistics.median(after_warm_up),
             "epoch_seconds_min": min(after_warm_up),
             "epoch_seconds_max": max(after_warm_up),
@@ -229,9 +389,15 @@ def seed_workload(watch, contenders, rounds, epochs, threads):
             "seconds_to_val_mse_1e-4_median": statistics.median(reached) if None not in reached else None,
             "rounds_reaching_val_mse_1e-4": sum(r is not None for r in reached),
             "final_val_mse_median": statistics.median(r["val_loss"][-1] for r in results),
-            "windows_per_second_batch_256_median": statistics.median(r["windows_per_second"] for r in results),
-            "peak_rss_mb_median": statistics.median(r["peak_rss_mb"] for r in results),
         }
+        if name in STAGE_STORES:
+            figures["wall_seconds_median"] = statistics.median(r["wall_seconds"] for r in results)
+            if results[0]["requests"] is not None:
+                figures["requests_median"] = statistics.median(r["requests"] for r in results)
+        else:
+            figures["windows_per_second_batch_256_median"] = statistics.median(
+                r["windows_per_second"] for r in results)
+            figures["peak_rss_mb_median"] = statistics.median(r["peak_rss_mb"] for r in results)
     reference = summary["custom_cell"]["epoch_seconds_median"]
     for figures in summary.values():
         figures["epoch_time_vs_custom_cell"] = figures["epoch_seconds_median"] / reference
@@ -350,8 +516,8 @@ def print_tables(summary, table, pipeline):
         reached = f["seconds_to_val_mse_1e-4_median"]
         print(f"| {name} | {f['epoch_seconds_median']:.3f} ({f['epoch_seconds_min']:.3f}–{f['epoch_seconds_max']:.3f}) | "
               f"{f['epoch_time_vs_custom_cell']:.2f} | {f['first_epoch_seconds_median']:.2f} | "
-              f"{'not reached' if reached is None else f'{reached:.2f}'} | "
-              f"{f['windows_per_second_batch_256_median']:.0f} | {f['peak_rss_mb_median']:.0f} |")
+              f"{'—' if reached is None else f'{reached:.2f}'} | "
+              f"{f.get('windows_per_second_batch_256_median', 0):.0f} | {f.get('peak_rss_mb_median', 0):.0f} |")
     if table:
         contenders = list(dict.fromkeys(row["contender"] for row in table))
         print("\nScaling, seconds per epoch (800 windows):\n")
@@ -379,6 +545,8 @@ def main():
     parser.add_argument("--skip-scaling", action="store_true")
     parser.add_argument("--skip-pipeline", action="store_true")
     parser.add_argument("--pipeline-repeats", type=int, default=3)
+    parser.add_argument("--skip-auth-cost", action="store_true",
+                        help="with train_stage_auth: skip timing one request to each kind of server")
     parser.add_argument("--force", action="store_true", help="write the results even if the machine was busy")
     parser.add_argument("--out", default=str(RESULTS / "training.json"))
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -397,7 +565,21 @@ def main():
 
     watch = Watch()
     contenders = [c for c in args.contenders.split(",") if c != "torch_lstm" or torch_available()]
-    summary, runs = seed_workload(watch, contenders, args.rounds, args.epochs, args.threads)
+    contenders = [c for c in contenders if STAGE_STORES.get(c, "local") == "local" or postgres_available()]
+    stage_contenders = [c for c in contenders if c in STAGE_STORES]
+    extra = {}
+    with tempfile.TemporaryDirectory(prefix="train-stage-bench-") as folder:
+        stores = Stores(watch, stage_contenders, folder) if stage_contenders else None
+        try:
+            summary, runs = seed_workload(watch, contenders, args.rounds, args.epochs, args.threads, stores)
+            if stores and "server" in stores.servers and not args.skip_pipeline:
+                with watch.measure("requests of the default pipeline"):
+                    extra["pipeline_requests_server"] = pipeline_requests(stores, args.pipeline_repeats)
+        finally:
+            if stores:
+                stores.close()
+    if "train_stage_auth" in contenders and not args.skip_auth_cost:
+        extra["request_seconds"] = auth_request_cost(watch)
     scaled = [c for c in contenders if c not in NOT_SCALED]
     table = [] if args.skip_scaling else scaling(watch, scaled, args.threads)
     pipeline = None if args.skip_pipeline else pipeline_wall_time(watch, args.pipeline_repeats)
@@ -410,7 +592,7 @@ def main():
     threads = {name: results[0]["threads"] for name, results in runs.items()}
     results = {"machine": about, "command": " ".join(["python", "benchmarks/training.py", *sys.argv[1:]]),
                "threads": threads, "seed_workload": summary, "seed_workload_rounds": runs, "scaling": table,
-               "pipeline": pipeline}
+               "pipeline": pipeline, **extra}
     watch.write_or_refuse(results, args.out, force=args.force)
     if table:
         scaling_plot(table, Path(args.out).with_name("training_scaling.png"))
