@@ -507,6 +507,46 @@ def pipeline_wall_time(watch, repeats):
         return figures
 
 
+def pipeline_side_by_side(watch, baseline, repeats):
+    """The default `mlflow run .` of this checkout and of `baseline` (another checkout,
+    such as an earlier commit's worktree), alternating run by run, each with its own
+    store (the data is reused only by the code that made it): one run each that
+    generates the data, then `repeats` each that reuse it. Medians of the latter."""
+    import mlflow
+
+    checkouts = {"this": REPO, "baseline": Path(baseline).resolve()}
+    walls = {name: [] for name in checkouts}
+    with tempfile.TemporaryDirectory() as folder:
+        for number in range(repeats + 1):
+            for name, code in (checkouts.items() if number % 2 else reversed(checkouts.items())):
+                store = Path(folder) / name
+                store.mkdir(exist_ok=True)
+                env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{store / 'mlflow.db'}",
+                       "PYTHONPATH": str(code)}
+                for variable in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"):
+                    env.pop(variable, None)
+                print(f"pipeline side by side, run {number + 1}/{repeats + 1}: {name}", flush=True)
+                with watch.measure(f"pipeline {name} {number + 1}"):
+                    tic = time.perf_counter()
+                    result = subprocess.run([sys.executable, "-m", "mlflow", "run", str(code), "--env-manager",
+                                             "local"], cwd=store, env=env, capture_output=True, text=True)
+                    wall = time.perf_counter() - tic
+                if result.returncode != 0:
+                    raise RuntimeError(result.stderr[-3000:])
+                if number:  # the first run of each generated its data
+                    walls[name].append(wall)
+        for name in checkouts:
+            mlflow.set_tracking_uri(f"sqlite:///{Path(folder) / name / 'mlflow.db'}")
+            mains = mlflow.MlflowClient().search_runs(["0"], "tags.stage = 'main'")
+            assert sum(run.data.tags["data_reused"] == "true" for run in mains) == repeats, name
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=checkouts["baseline"], capture_output=True,
+                            text=True).stdout.strip()
+    this, before = statistics.median(walls["this"]), statistics.median(walls["baseline"])
+    return {"baseline_commit": commit, "data_reused_wall_seconds_median": this,
+            "baseline_data_reused_wall_seconds_median": before, "ratio": this / before,
+            "wall_seconds": walls["this"], "baseline_wall_seconds": walls["baseline"]}
+
+
 def print_tables(summary, table, pipeline):
     print("\nSeed workload (800 windows × 49 steps, 50 units, batch 32), medians over rounds:\n")
     print("| contender | s/epoch median (min–max) | × custom cell | first epoch s | s to val MSE < 1e-4 | "
@@ -545,6 +585,8 @@ def main():
     parser.add_argument("--skip-scaling", action="store_true")
     parser.add_argument("--skip-pipeline", action="store_true")
     parser.add_argument("--pipeline-repeats", type=int, default=3)
+    parser.add_argument("--pipeline-baseline", default=None, metavar="PATH",
+                        help="only the default pipeline, alternating with the checkout at PATH (an earlier commit)")
     parser.add_argument("--skip-auth-cost", action="store_true",
                         help="with train_stage_auth: skip timing one request to each kind of server")
     parser.add_argument("--force", action="store_true", help="write the results even if the machine was busy")
@@ -564,6 +606,13 @@ def main():
     from benchmarks.quiet import Watch
 
     watch = Watch()
+    if args.pipeline_baseline:
+        figures = pipeline_side_by_side(watch, args.pipeline_baseline, args.pipeline_repeats)
+        print(json.dumps(figures, indent=2))
+        watch.write_or_refuse({"machine": machine(), "command": " ".join(
+            ["python", "benchmarks/training.py", *sys.argv[1:]]), "pipeline_side_by_side": figures}, args.out,
+            force=args.force)
+        return
     contenders = [c for c in args.contenders.split(",") if c != "torch_lstm" or torch_available()]
     contenders = [c for c in contenders if STAGE_STORES.get(c, "local") == "local" or postgres_available()]
     stage_contenders = [c for c in contenders if c in STAGE_STORES]

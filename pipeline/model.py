@@ -297,8 +297,8 @@ def fit(model, dataset, epochs, batch_size, patience, seed=0, checkpoint_dir=Non
 class _VariableReader:
     """The model's weights (as get_weights orders them) and its optimizer's
     variables, read in one TensorFlow call: (weights, optimizer variables), numpy
-    arrays. Reading them one by one took 1.3 ms an epoch for the seed's model
-    (0.4 ms so), a thirtieth of its epoch, for the checkpoint."""
+    arrays. The checkpoint needs them after every epoch; read one by one, each
+    is its own trip into TensorFlow."""
 
     def __init__(self, model):
         import tensorflow as tf
