@@ -241,10 +241,19 @@ def goals_table():
         rows.append(["a trial signed in ≤ 1.5× the same trial without sign-in (`lstm-server`)",
                      f"{60 / by['auth']['trials_per_minute']:.1f} against {60 / by['server']['trials_per_minute']:.1f}"
                      f" s: {ratio:.2f}×", "met" if ratio <= 1.5 else "not met"])
-    name, newest = newest_pipeline()
-    wall = newest["pipeline"]["data_reused_wall_seconds_median"]
-    rows.append(["default `mlflow run .` ≤ 12 s", f"{wall:.1f} s (median, data reused)",
-                 "met" if wall <= 12 else "not met"])
+    side_by_side = load("pipeline")
+    if side_by_side:
+        name, figures = "pipeline", side_by_side["pipeline_side_by_side"]
+        wall = figures["data_reused_wall_seconds_median"]
+        rows.append(["default `mlflow run .` ≤ 12 s",
+                     f"{wall:.1f} s (median, data reused), where commit {figures['baseline_commit']} took "
+                     f"{figures['baseline_data_reused_wall_seconds_median']:.1f} s side by side: "
+                     f"{figures['ratio']:.2f}×", "met" if wall <= 12 else "not met"])
+    else:
+        name, newest = newest_pipeline()
+        wall = newest["pipeline"]["data_reused_wall_seconds_median"]
+        rows.append(["default `mlflow run .` ≤ 12 s", f"{wall:.1f} s (median, data reused)",
+                     "met" if wall <= 12 else "not met"])
     return table(["goal", "measured", ""], rows, ["---", "---", "---"]) + (
         "\nFrom " + ", ".join(f"`benchmarks/results/{f}.json`" for f in dict.fromkeys(files + [name])) + ".\n")
 

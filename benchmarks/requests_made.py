@@ -53,7 +53,7 @@ def measure(code, repeats):
     with tempfile.TemporaryDirectory(prefix="requests-bench-") as folder, TrackingServer(Path(folder)) as server:
         run = [sys.executable, "-m", "mlflow", "run", str(code), "--env-manager", "local"]
         runs = [made_by(server, run, code) for _ in range(repeats + 1)][1:]  # the first generates the data
-        tune = [sys.executable, "-m", "pipeline.stages.tune", *TRIAL]
+        tune = [sys.executable, "-m", "pipeline.stages.tune", *TRIAL, "--storage", f"sqlite:///{folder}/optuna.db"]
         one = made_by(server, [*tune, "--study", "one", "--n_trials", "1"], code)
         three = made_by(server, [*tune, "--study", "three", "--n_trials", "3"], code)
     return {"default_run_requests_median": statistics.median(len(r) for r in runs),

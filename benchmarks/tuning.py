@@ -26,6 +26,7 @@ was busy during a study (benchmarks.quiet; --force writes them marked busy).
 """
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -44,21 +45,26 @@ from benchmarks.quiet import Watch  # noqa: E402
 RESULTS = REPO / "benchmarks" / "results"
 
 
-def run_study(workers, pruner, n_trials, epochs, folder, threads, store="sqlite", watch=None):
+@contextlib.contextmanager
+def store_for(store, watch):
+    """None for SQLite; else a fresh `lstm-server` (signed in for `auth`), whose processes
+    count as the benchmark's own work while it runs (so it is stopped after the measurement)."""
     if store == "sqlite":
-        return _run_study(workers, pruner, n_trials, epochs, folder, threads, store,
-                          {"MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}"},
-                          f"sqlite:///{folder / 'optuna.db'}", None)
+        yield None
+        return
     from benchmarks.store_requests import LstmServer
 
     with LstmServer(auth=store == "auth") as server:
         for pid in server.pids:
             watch.count_as_own(pid)
-        return _run_study(workers, pruner, n_trials, epochs, folder, threads, store, server.env,
-                          f"server:{server.folder / 'server'}", server)
+        yield server
 
 
-def _run_study(workers, pruner, n_trials, epochs, folder, threads, store, store_env, storage, server):
+def run_study(workers, pruner, n_trials, epochs, folder, threads, store="sqlite", server=None):
+    if server is None:
+        store_env, storage = {"MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}"}, f"sqlite:///{folder / 'optuna.db'}"
+    else:
+        store_env, storage = server.env, f"server:{server.folder / 'server'}"
     env = {**os.environ, **store_env, "PYTHONPATH": str(REPO)}
     for name in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"):
         env.pop(name, None)
@@ -170,9 +176,10 @@ def main():
     for round_number in range(1, args.rounds + 1):  # the configurations alternate, round after round
         for config in args.configs.split(","):
             workers, pruner, threads, store = (config.split(":") + ["sqlite"])[:4]
-            with tempfile.TemporaryDirectory(prefix="tuning-bench-") as folder, watch.measure(config):
+            with tempfile.TemporaryDirectory(prefix="tuning-bench-") as folder, store_for(store, watch) as server, \
+                    watch.measure(config):
                 result = run_study(int(workers), pruner, args.n_trials, args.epochs, Path(folder), int(threads),
-                                   store, watch)
+                                   store, server)
             result["round"] = round_number
             print(json.dumps({k: v for k, v in result.items() if k != "per_trial"}), flush=True)
             rounds.append(result)

@@ -42,8 +42,9 @@ def made_by(server, command):
     return server.requests()[before:]
 
 
-def tune(study, n_trials):
+def tune(study, n_trials, folder):
     return [sys.executable, "-m", "pipeline.stages.tune", "--study", study, "--n_trials", str(n_trials),
+            "--storage", f"sqlite:///{folder / 'optuna.db'}",
             "--n_samples", "300", "--epochs", "5", "--free_run_steps", "10", "--learning_rate", "1e-3:1e-2:log",
             "--hidden_units", "8:16", "--pruner", "none", "--tune_seed", "0"]
 
@@ -74,10 +75,10 @@ def test_a_run_with_its_data_reused_makes_no_more_requests_than_stated(server):
     assert main.data.tags["model_uri"].startswith("models:/") and main.data.tags["data_reused"] == "true"
 
 
-def test_a_tuning_trial_makes_no_more_requests_than_stated(server):
-    made_by(server, tune("data", 1))  # the data, generated if the test above has not
-    one = len(made_by(server, tune("one", 1)))
-    three = len(made_by(server, tune("three", 3)))
+def test_a_tuning_trial_makes_no_more_requests_than_stated(server, tmp_path):
+    made_by(server, tune("data", 1, tmp_path))  # the data, generated if the test above has not
+    one = len(made_by(server, tune("one", 1, tmp_path)))
+    three = len(made_by(server, tune("three", 3, tmp_path)))
     per_trial = (three - one) / 2  # what the study itself makes cancels out
     print(f"requests per trial: {per_trial} ({one} for one trial, {three} for three)")
     assert per_trial <= REQUESTS_PER_TRIAL, (one, three)
