@@ -219,12 +219,21 @@ def _experiment_id():
     return mlflow.active_run().info.experiment_id
 
 
+# (tracking URI, experiment, stage, values, tags) -> a reusable run found by this process: a
+# FINISHED run does not change, so a study's trials look for their data once.
+_reusable_runs = {}
+
+
 def find_reusable_run(stage, values, tags=None):
     """The newest FINISHED run of `stage` in this experiment made by this code
     version, carrying `tags` (such as the sha256 of an input file), whose logged
     parameters are exactly `values`: the same names, and each logged string
     parsed by its parameter's type equal to the value (so "0" and "0.0" match
     as floats, and an int never fails to match an int). None if there is none."""
+    key = (mlflow.get_tracking_uri(), _experiment_id(), stage, repr(sorted(values.items())),
+           repr(sorted((tags or {}).items())))
+    if key in _reusable_runs:
+        return _reusable_runs[key]
     clauses = [f"tags.stage = '{stage}'", f"tags.code_version = '{code_version()}'",
                "attributes.status = 'FINISHED'"]
     clauses += [f"tags.{name} = '{value}'" for name, value in (tags or {}).items()]
@@ -236,6 +245,7 @@ def find_reusable_run(stage, values, tags=None):
         if set(logged) == set(values) and all(
             params.PARAMS[name].parse(logged[name]) == value for name, value in values.items()
         ):
+            _reusable_runs[key] = run
             return run
     return None
 

@@ -23,14 +23,18 @@ from pipeline.stages.train import KERAS_MODEL
 def run(model_uri, data_uri, season, free_run_steps):
     """Evaluates and logs; returns (run id, metrics, comparison table rows)."""
     values = dict(locals())
-    with tracking.stage_run("evaluate") as active:
+    # Given both (as main gives them), what they resolve to goes with the request that creates the run.
+    resolved = ({"resolved_model_uri": model_uri, "resolved_data_uri": data_uri}
+                if "auto" not in (model_uri, data_uri) else None)
+    with tracking.stage_run("evaluate", tags=resolved) as active:
         tracking.log_params(values)
-        if model_uri == "auto":
-            train_run_id = tracking.newest_finished_run("train", "model_uri").info.run_id
-            model_uri = f"runs:/{train_run_id}/{KERAS_MODEL}"
-        if data_uri == "auto":
-            data_uri = _training_data_of(model_uri)
-        mlflow.set_tags({"resolved_model_uri": model_uri, "resolved_data_uri": data_uri})
+        if resolved is None:
+            if model_uri == "auto":
+                train_run_id = tracking.newest_finished_run("train", "model_uri").info.run_id
+                model_uri = f"runs:/{train_run_id}/{KERAS_MODEL}"
+            if data_uri == "auto":
+                data_uri = _training_data_of(model_uri)
+            mlflow.set_tags({"resolved_model_uri": model_uri, "resolved_data_uri": data_uri})
         dataset, manifest = tracking.load_data(data_uri)
         tracking.log_dataset_input(dataset, manifest, "test", context="evaluation")
         # The one check that needs the data: a season that fits its windows.
