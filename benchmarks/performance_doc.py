@@ -150,7 +150,7 @@ def requests_table():
         for label, key in (("default `mlflow run .`, data reused", "default_run_requests_median"),
                            ("a tuning trial (20 epochs)", "trial_requests")):
             if before and now:
-                rows.append([label, f"{before[key]:.0f}", f"{now[key]:.0f}", f"{now[key] / before[key]:.2f}"])
+                rows.append([label, f"{before[key]:g}", f"{now[key]:g}", f"{now[key] / before[key]:.2f}"])
     text = table(["requests to a tracking server", f"before ({requests['runs']['before']['commit']})",
                   f"now ({requests['runs']['now']['commit']})", "now / before"], rows) if rows else ""
     text += "\nFrom `benchmarks/results/requests.json` (`python benchmarks/requests_made.py`).\n" if rows else ""
@@ -231,7 +231,7 @@ def goals_table():
         for label, key in (("requests per default run", "default_run_requests_median"),
                            ("requests per tuning trial", "trial_requests")):
             ratio = now[key] / before[key]
-            rows.append([f"{label} ≤ a third of before", f"{now[key]:.0f} against {before[key]:.0f}: {ratio:.2f}×",
+            rows.append([f"{label} ≤ a third of before", f"{now[key]:g} against {before[key]:g}: {ratio:.2f}×",
                          "met" if ratio <= 1 / 3 else "not met"])
     signed_in = load("tuning_server")
     if signed_in:
