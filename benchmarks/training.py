@@ -53,7 +53,6 @@ benchmarks/results/training_scaling.png.
 """
 
 import argparse
-import contextlib
 import json
 import os
 import resource
@@ -269,6 +268,8 @@ def measure_train_stage(stores, name, epochs, threads):
     epochs' gaps, val_loss, wall time, and the requests it made to a server."""
     import mlflow
 
+    from deploy.server import scoped_environment
+
     store = stores.stores[name]
     server = store["server"]
     before = len(server.requests()) if server else 0
@@ -280,7 +281,7 @@ def measure_train_stage(stores, name, epochs, threads):
     wall = time.perf_counter() - started
     made = server.requests()[before:] if server else None  # before this benchmark's own requests below
     run_id = next(line.split("(run ")[1].rstrip(")") for line in output.splitlines() if "started (run" in line)
-    with _environment(store["env"]):
+    with scoped_environment(store["env"]):
         client = mlflow.MlflowClient(store["env"]["MLFLOW_TRACKING_URI"])
         history = sorted(client.get_metric_history(run_id, "val_loss"), key=lambda m: m.step)
         train_seconds = client.get_run(run_id).data.metrics["train_seconds"]
@@ -297,20 +298,6 @@ def _kinds(requests):
     from benchmarks.store_requests import kinds
 
     return kinds(requests)
-
-
-@contextlib.contextmanager
-def _environment(values):
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def pipeline_requests(stores, repeats):

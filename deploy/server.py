@@ -360,12 +360,13 @@ def _create_databases(layout, state, auth):
         # Optuna's tables, made once here: tuning workers that start at once then find them.
         import optuna
 
-        with _environment(pgpass_environment(layout)):
+        with scoped_environment(pgpass_environment(layout)):
             optuna.storages.RDBStorage(storage_url(state, "optuna"))
 
 
 @contextlib.contextmanager
-def _environment(values):
+def scoped_environment(values):
+    """`values` set in os.environ while the block runs, then what was there before."""
     saved = {name: os.environ.get(name) for name in values}
     os.environ.update(values)
     try:
