@@ -471,7 +471,8 @@ def _start_locked(layout, host, port, db_port, auth, allowed_hosts, workers, def
         raise ParamError(f"Received --data {layout.root}: a server already runs from it "
                          f"({tracking_uri(running)}); stop it first with `lstm-server stop --data {layout.root}`.")
     if running:  # half-running: stop what runs, start both afresh
-        stop(layout.root)
+        # Without its database, MLflow's requests under way cannot finish: no grace for them.
+        stop(layout.root, grace=30 if running["postgres_up"] else 3)
     for option, value, address in (("--port", port, host), ("--db-port", db_port, "127.0.0.1")):
         if not _port_is_free(address, value):
             raise ParamError(f"Received {option} {value}: the port is in use on {address}; pick a free one.")
@@ -541,32 +542,42 @@ def _is_our_mlflow(pid, state):
     return "mlflow" in words and "server" in words and str(state.get("port")) in words
 
 
-def _stop_mlflow(state):
-    pid = (state or {}).get("mlflow_pid")
-    if not pid or not _alive(pid) or not _is_our_mlflow(pid, state):
-        return False
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return False
-    deadline = time.monotonic() + 30
+def _group_ends(pid, seconds):
+    """Whether process group `pid` is gone within `seconds`."""
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
             os.killpg(pid, 0)
         except ProcessLookupError:
             return True
         time.sleep(0.2)
-    os.killpg(pid, signal.SIGKILL)
+    return False
+
+
+def _stop_mlflow(state, grace=30):
+    """Stops the `mlflow server` and all its workers: `grace` seconds for the requests under
+    way, then killed. Returns once its processes are gone, so its port is free again."""
+    pid = (state or {}).get("mlflow_pid")
+    if not pid or not _alive(pid) or not _is_our_mlflow(pid, state):
+        return False
+    try:
+        os.killpg(pid, signal.SIGTERM)
+        if not _group_ends(pid, grace):
+            # A worker waiting on a database that is down does not finish its requests.
+            os.killpg(pid, signal.SIGKILL)
+            _group_ends(pid, 10)
+    except ProcessLookupError:
+        pass
     return True
 
 
-def stop(data=DEFAULT_DATA):
-    """Stops whatever part of the server runs: MLflow, then PostgreSQL. Returns the
-    names of what it stopped."""
+def stop(data=DEFAULT_DATA, grace=30):
+    """Stops whatever part of the server runs: MLflow (given `grace` seconds to finish
+    its requests), then PostgreSQL. Returns the names of what it stopped."""
     layout = Layout(data)
     state = layout.read_state()
     stopped = []
-    if _stop_mlflow(state):
+    if _stop_mlflow(state, grace):
         stopped.append("MLflow")
     if _stop_postgres(layout):
         stopped.append("PostgreSQL")

@@ -1,5 +1,7 @@
 import contextlib
 import os
+import random
+import socket
 import sys
 from pathlib import Path
 
@@ -10,6 +12,34 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+
+def _ephemeral_ports():
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except OSError:
+        low, high = 32768, 60999  # Linux's default
+    return range(low, high + 1)
+
+
+_handed_out = set()
+
+
+def free_port():
+    """A port free on 127.0.0.1 now and outside the kernel's ephemeral range, so that no
+    client connection made meanwhile can take it before a server restarts on it."""
+    ephemeral = _ephemeral_ports()
+    candidates = [port for port in range(20000, 32768) if port not in ephemeral and port not in _handed_out]
+    for port in random.sample(candidates, len(candidates)):
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free port on 127.0.0.1 between 20000 and 32767")
 
 
 # What a store and experiment leave in the environment (`mlflow.set_experiment` sets

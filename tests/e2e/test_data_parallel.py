@@ -16,7 +16,7 @@ import textwrap
 import pytest
 
 from tests.conftest import REPO
-from tests.e2e.test_serving import free_port
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.e2e
 

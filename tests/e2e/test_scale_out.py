@@ -21,8 +21,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from deploy import server
-from tests.conftest import REPO
-from tests.e2e.test_serving import free_port, post
+from tests.conftest import REPO, free_port
+from tests.e2e.test_serving import post
 
 pytestmark = pytest.mark.e2e
 

@@ -6,7 +6,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ import pytest
 import custom_layers  # noqa: F401  (registers LSTMCell for loading .keras files)
 from pipeline.serving import MAX_VALUES
 from pipeline.stages import generate_data, train
-from tests.conftest import temporary_store
+from tests.conftest import free_port, temporary_store
 
 pytestmark = pytest.mark.e2e
 
@@ -48,12 +47,6 @@ def trained(tmp_path_factory):
         saved_model = mlflow.artifacts.download_artifacts(f"runs:/{train_run.info.run_id}/saved_model",
                                                           dst_path=str(folder / "export"))
         yield {"uri": uri, "run": train_run, "model": model, "saved_model": saved_model, "folder": folder}
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def post(url, body, timeout=60):

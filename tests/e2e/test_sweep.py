@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.e2e.test_serving import free_port
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.e2e
 
