@@ -15,8 +15,7 @@ import textwrap
 
 import pytest
 
-from tests.conftest import REPO
-from tests.conftest import free_port
+from tests.conftest import REPO, free_port
 
 pytestmark = pytest.mark.e2e
 
