@@ -43,6 +43,7 @@ import tensorflow as tf  # noqa: E402
 from benchmarks.machine import machine  # noqa: E402
 from benchmarks.quiet import Watch  # noqa: E402
 from pipeline import model as forecaster  # noqa: E402
+from pipeline import logged_model  # noqa: E402
 from pipeline.stages import train  # noqa: E402
 
 WINDOW = 49
@@ -104,7 +105,7 @@ def main():
         mlflow.set_tracking_uri(tracking_uri)
         mlflow.set_experiment(experiment_id=mlflow.create_experiment("bench", artifact_location=f"{folder}/mlruns"))
         with mlflow.start_run():
-            model_uri = train._log_models(model, WINDOW, horizon=1, interval_level=0.9,
+            model_uri = logged_model.log_models(model, WINDOW, horizon=1, interval_level=0.9,
                                           data_source=train.trained_on({"source": "sine"}))
         export = Path(folder) / "export"
         forecaster.export_saved_model(model, str(export))

@@ -25,12 +25,17 @@ def _models(names, season):
     return [make[name]() for name in names]
 
 
-def forecast(series, horizon, season, names=DEFAULT_BASELINES, level=0.9, n_jobs=1):
+def forecast(series, horizon, season, names=DEFAULT_BASELINES, level=0.9, n_jobs=1, notes=None):
     """Each baseline's forecast of the `horizon` steps after each of `series` (a
     list of 1-d arrays): {name: {"forecast", "lower", "upper"}} (n_series,
-    horizon) each, the bounds statsforecast's `level` prediction interval."""
+    horizon) each, the bounds statsforecast's `level` prediction interval.
+
+    A model that cannot forecast a series (statsforecast's AutoETS refuses tiny
+    ones; the seasonal naive forecast of a series shorter than a season is NaN)
+    gives way, for that series alone, to the simplest forecast that can: the
+    seasonal naive, else the naive one. Each such fallback is appended to
+    `notes` in a sentence naming the model, how many series and the first."""
     import pandas as pd
-    from statsforecast import StatsForecast
 
     lengths = np.array([len(s) for s in series])
     frame = pd.DataFrame({
@@ -39,12 +44,48 @@ def forecast(series, horizon, season, names=DEFAULT_BASELINES, level=0.9, n_jobs
         "y": np.concatenate(series).astype(np.float64),
     })
     percent = int(round(level * 100))
-    result = StatsForecast(models=_models(names, season), freq=1, n_jobs=n_jobs).forecast(
-        df=frame, h=horizon, level=[percent])
-    result = result.sort_values(["unique_id", "ds"])
+    columns = ("", f"-lo-{percent}", f"-hi-{percent}")
     out = {}
     for name in names:
-        def column(suffix):
-            return result[name + suffix].to_numpy(np.float64).reshape(len(series), horizon)
-        out[name] = {"forecast": column(""), "lower": column(f"-lo-{percent}"), "upper": column(f"-hi-{percent}")}
+        result, failed = _forecast_where_possible(frame, name, season, horizon, percent, np.arange(len(series)))
+        values = np.stack([result[name + suffix].reindex(
+            pd.MultiIndex.from_product([np.arange(len(series)), range(horizon)])).to_numpy(np.float64)
+            .reshape(len(series), horizon) for suffix in columns])
+        unusable = sorted(set(failed) | set(np.flatnonzero(~np.isfinite(values).all(axis=(0, 2)))))
+        if unusable:
+            seasonal = [i for i in unusable if name != "seasonal_naive" and season > 1 and lengths[i] >= season]
+            plain = [i for i in unusable if i not in seasonal]
+            for fallback, rows in (("seasonal_naive", seasonal), ("naive", plain)):
+                if rows:
+                    instead = forecast([series[i] for i in rows], horizon, season, (fallback,), level)[fallback]
+                    values[:, rows] = np.stack([instead[key] for key in ("forecast", "lower", "upper")])
+            if notes is not None:
+                instead = "the seasonal naive forecast" if not plain else (
+                    "the naive forecast" if not seasonal else "the seasonal naive (else the naive) forecast")
+                notes.append(f"{name} could not forecast {len(unusable)} series (the first has "
+                             f"{lengths[unusable[0]]} points): {instead} stands in for it there")
+        out[name] = dict(zip(("forecast", "lower", "upper"), values))
     return out
+
+
+def _forecast_where_possible(frame, name, season, horizon, percent, ids):
+    """statsforecast's forecast of the series `ids` of `frame` by `name`, indexed by
+    (unique_id, step); where the whole batch fails, the batch is halved until the
+    series that fail are found alone: (forecasts, ids of the failing series)."""
+    import pandas as pd
+    from statsforecast import StatsForecast
+
+    part = frame[frame["unique_id"].isin(ids)]
+    try:
+        result = StatsForecast(models=_models([name], season), freq=1, n_jobs=1).forecast(
+            df=part, h=horizon, level=[percent])
+    except Exception:  # statsforecast raises NotImplementedError, ValueError, ... for a series it cannot fit
+        if len(ids) == 1:
+            return pd.DataFrame(columns=[name, f"{name}-lo-{percent}", f"{name}-hi-{percent}"]), [int(ids[0])]
+        halves = [_forecast_where_possible(frame, name, season, horizon, percent, half)
+                  for half in np.array_split(ids, 2)]
+        return pd.concat([h[0] for h in halves if len(h[0])]) if any(len(h[0]) for h in halves) else halves[0][0], \
+            halves[0][1] + halves[1][1]
+    result = result.sort_values(["unique_id", "ds"])
+    result["step"] = result.groupby("unique_id").cumcount()
+    return result.set_index(["unique_id", "step"]), []

@@ -47,7 +47,7 @@ class Collection:
     values: np.ndarray
     lengths: np.ndarray
     last_times: np.ndarray
-    step: object = 1.0
+    step: object = 1
     notes: list = field(default_factory=list)
 
     def __len__(self):
@@ -71,7 +71,7 @@ class Collection:
         return self.last_times[:, None] - self.step * np.arange(k - 1, -1, -1)
 
 
-def from_arrays(ids, arrays, last_times=None, step=1.0, notes=()):
+def from_arrays(ids, arrays, last_times=None, step=1, notes=()):
     """A Collection from one 1-d array per series (times: numbered steps ending at
     `last_times`, by default each series' length − 1)."""
     lengths = np.array([len(a) for a in arrays], dtype=np.int64)
@@ -83,7 +83,7 @@ def from_arrays(ids, arrays, last_times=None, step=1.0, notes=()):
         values[row, values.shape[1] - len(series):] = series
         values[row, :values.shape[1] - len(series)] = series[0] if len(series) else np.nan
     if last_times is None:
-        last_times = (lengths - 1).astype(np.float64)
+        last_times = lengths - 1
     return Collection([str(i) for i in ids], values, lengths, np.asarray(last_times), step, list(notes))
 
 
@@ -140,7 +140,7 @@ def read_collection(path, id_column=ID, time_column=TIME, column=VALUE, fill_mis
     repeated = np.flatnonzero(same_series & (numbers[1:] == numbers[:-1]))
     if len(repeated):
         at = repeated[0]
-        raise ParamError(f"{path}: series {unique_ids[codes[at]]!r} has the time {csv_input._format_time(times[at])} "
+        raise ParamError(f"{path}: series {unique_ids[codes[at]]!r} has the time {csv_input.format_time(times[at])} "
                          f"twice (lines {min(lines[at], lines[at + 1])} and {max(lines[at], lines[at + 1])}); each "
                          "(series, time) pair must appear once.")
 
@@ -170,7 +170,10 @@ def read_collection(path, id_column=ID, time_column=TIME, column=VALUE, fill_mis
         last_times.append(times[end - 1])
     if filled:
         notes.append(f"{filled} missing values filled by linear interpolation")
-    return from_arrays(unique_ids, arrays, np.asarray(last_times), step, notes)
+    last_times = np.asarray(last_times)
+    if last_times.dtype.kind == "f" and isinstance(step, int) and np.all(last_times == np.round(last_times)):
+        last_times = last_times.astype(np.int64)  # whole-numbered times stay integers in every output
+    return from_arrays(unique_ids, arrays, last_times, step, notes)
 
 
 def _grid_positions(times, numbers, codes, same_series, path, time_column):
@@ -188,11 +191,12 @@ def _grid_positions(times, numbers, codes, same_series, path, time_column):
         positions = grid.get_indexer(pd.DatetimeIndex(times))
         off = np.flatnonzero(positions < 0)
         if len(off):
-            raise ParamError(f"Column {time_column!r} of {path}: {csv_input._format_time(times[off[0]])} is not on the "
+            raise ParamError(f"Column {time_column!r} of {path}: {csv_input.format_time(times[off[0]])} is not on the "
                              f"collection's step ({csv_input._step_name(step)}, inferred from the longest series).")
         return step, positions.astype(np.int64)
     steps = np.diff(numbers)[same_series]
     step = float(np.min(steps)) if len(steps) else 1.0
+    step = int(step) if step.is_integer() else step
     positions = (numbers - numbers.min()) / step
     if not np.allclose(positions, np.round(positions), atol=1e-6):
         bad = int(np.flatnonzero(~np.isclose(positions, np.round(positions), atol=1e-6))[0])
@@ -203,13 +207,61 @@ def _grid_positions(times, numbers, codes, same_series, path, time_column):
 
 # The holdout protocol --------------------------------------------------------
 
-def check_lengths(collection, horizon, min_train=1, min_length=0):
-    """The series too short for the holdout split: each needs `horizon` test
-    points, `horizon` validation points and at least `min_train` + 1 points
-    before them (one training target, one input). Refuses naming the first, or
-    with `min_length` > 0 drops those shorter than it and says how many.
-    Returns (collection, note or None)."""
-    needed = 2 * horizon + min_train + 1
+@dataclass(frozen=True)
+class Folds:
+    """Where a collection is cut: every index of the protocol, in one place.
+
+    Columns count in the right-aligned matrix, so "the last h points" is the same
+    columns for every series. A cut-off is the column of the first target it
+    forecasts; everything a forecast from it reads lies before it.
+
+    - test: one cut-off, at `width − horizon` (each series' last `horizon` points,
+      the competition protocol of M3 and M4);
+    - validation: `n_windows` cut-offs before it, `step_size` apart, the latest at
+      `width − 2·horizon` (statsforecast's `cross_validation(h, n_windows,
+      step_size)` ending where the test begins);
+    - each model's training windows end their targets before the first cut-off
+      it is judged on (`holdout`): the selection model before the earliest
+      validation cut-off, the test model before the test cut-off, the served
+      model nowhere (it trains on every point).
+    """
+
+    horizon: int
+    n_windows: int = 1
+    step_size: int = 0  # 0: horizon
+
+    @property
+    def step(self):
+        return self.step_size or self.horizon
+
+    def validation_offsets(self):
+        """The validation cut-offs, as points from the end of the matrix, latest first."""
+        return [2 * self.horizon + k * self.step for k in range(self.n_windows)]
+
+    def holdout(self, model):
+        """Points at the end of the matrix that `model`'s training targets never reach:
+        `select` (chooses the epoch), `test` (forecasts the test cut-off), `full` (served)."""
+        return {"select": self.validation_offsets()[-1], "test": self.horizon, "full": 0}[model]
+
+    def shortest_validated(self, k=0):
+        """The fewest points a series needs for a target at validation cut-off k and one input before it."""
+        return self.validation_offsets()[k] + 1
+
+    def __repr__(self):
+        offsets = self.validation_offsets()
+        where = f"{offsets[0]}" if len(offsets) == 1 else f"{offsets[0]} to {offsets[-1]}"
+        apart = "" if len(offsets) == 1 else f", {self.step} apart"
+        return (f"Folds(horizon={self.horizon}, n_windows={self.n_windows}, step_size={self.step}: validation "
+                f"cut-offs at {where} points from the end{apart}; the test cut-off at {self.horizon})")
+
+
+def check_lengths(collection, horizon, min_train=0, min_length=0):
+    """The series too short to be tested: each needs its `horizon` test targets and
+    at least `min_train` + 1 points before them. Refuses naming the first, or with
+    `min_length` > 0 drops those shorter than it and says how many. A series too
+    short for validation or a training window is kept: it is forecast from what it
+    has (and counted by `no_training_window`). Returns (collection, note or None)."""
+    needed = horizon + min_train + 1
     if min_length:
         keep = collection.lengths >= max(min_length, needed)
         if not keep.all():
@@ -223,10 +275,15 @@ def check_lengths(collection, horizon, min_train=1, min_length=0):
     if len(short):
         first = short[0]
         raise ParamError(
-            f"Series {collection.ids[first]!r} has {collection.lengths[first]} points; with horizon {horizon} the "
-            f"holdout split needs at least {needed} ({horizon} test, {horizon} validation, {min_train + 1} to train "
-            f"on). {len(short)} series are that short: pass -P min_length={needed} to skip them, or a shorter horizon.")
+            f"Series {collection.ids[first]!r} has {collection.lengths[first]} points; with horizon {horizon} a test "
+            f"needs at least {needed} ({horizon} test targets, {min_train + 1} before them). {len(short)} series are "
+            f"that short: pass -P min_length={needed} to skip them, or a shorter horizon.")
     return collection, None
+
+
+def no_training_window(collection, input_width, horizon, holdout, min_inputs=1):
+    """Which series have no training window for a model holding out `holdout` points."""
+    return _window_range(collection, input_width, horizon, holdout, min_inputs)[1] == 0
 
 
 def subset(collection, rows):
@@ -235,10 +292,11 @@ def subset(collection, rows):
                       collection.last_times[rows], collection.step, list(collection.notes))
 
 
-def training_windows(collection, input_width, horizon, holdout=2, min_inputs=1):
+def training_windows(collection, input_width, horizon, holdout=None, min_inputs=1):
     """Every training window as (series row, end column): its targets
-    [end, end + horizon) lie before the `holdout` · horizon held-out points, its
-    inputs [end − input_width, end) hold at least `min_inputs` real values."""
+    [end, end + horizon) lie before the last `holdout` points (by default
+    2 · horizon, `Folds(horizon).holdout("select")`), its inputs
+    [end − input_width, end) hold at least `min_inputs` real values."""
     first_end, counts = _window_range(collection, input_width, horizon, holdout, min_inputs)
     rows = np.repeat(np.arange(len(collection)), counts)
     offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
@@ -246,16 +304,30 @@ def training_windows(collection, input_width, horizon, holdout=2, min_inputs=1):
     return rows.astype(np.int32), ends.astype(np.int32)
 
 
-def count_training_windows(collection, input_width, horizon, holdout=2, min_inputs=1):
+def count_training_windows(collection, input_width, horizon, holdout=None, min_inputs=1):
     """How many windows `training_windows` gives, without listing them."""
     return int(_window_range(collection, input_width, horizon, holdout, min_inputs)[1].sum())
 
 
 def _window_range(collection, input_width, horizon, holdout, min_inputs):
     """Per series: the first window's end, and how many windows there are."""
-    last_end = collection.width - holdout * horizon - horizon  # the last end whose targets precede the holdout
-    first_end = np.maximum(collection.width - collection.lengths + min_inputs, input_width)
+    holdout = 2 * horizon if holdout is None else holdout
+    last_end = collection.width - holdout - horizon  # the last end whose targets precede the holdout
+    # A window may start before column 0: `gather` reads column 0 there, which is the longest series' first
+    # value, as the padding of any other series is its own first value.
+    first_end = collection.width - collection.lengths + min_inputs
     return first_end, np.maximum(last_end - first_end + 1, 0)
+
+
+def validation_windows(collection, folds, min_inputs=1):
+    """(rows, ends) of every validation window: each series at each validation
+    cut-off where it has its targets and at least `min_inputs` values before them."""
+    rows, ends = [], []
+    for offset in folds.validation_offsets():
+        keep = np.flatnonzero(collection.lengths >= offset + min_inputs)
+        rows.append(keep)
+        ends.append(np.full(len(keep), collection.width - offset))
+    return np.concatenate(rows).astype(np.int32), np.concatenate(ends).astype(np.int32)
 
 
 def sample_windows(rows, ends, per_series, seed, epoch):
@@ -278,7 +350,7 @@ def sample_windows(rows, ends, per_series, seed, epoch):
 
 def origin(collection, horizon, split):
     """The end column (first target) of each series' one window for `split`:
-    `val` the validation targets, `test` the test targets, `future` past the end."""
+    `val` the latest validation cut-off, `test` the test targets, `future` past the end."""
     shift = {"val": 2 * horizon, "test": horizon, "future": 0}[split]
     return collection.width - shift
 

@@ -187,22 +187,24 @@ def check_order(times, path, time_column):
         line = repeated[0] + 3
         raise ParamError(
             f"Column {time_column!r} of {path}: line {line} repeats the time of line {line - 1} "
-            f"({_format_time(times[repeated[0]])}); each time step must appear once. Remove or merge the duplicate."
+            f"({format_time(times[repeated[0]])}); each time step must appear once. Remove or merge the duplicate."
         )
     if len(backwards):
         raise ParamError(
             f"Column {time_column!r} of {path} is not in increasing order: line {backwards[0] + 3} "
-            f"({_format_time(times[backwards[0] + 1])}) comes before line {backwards[0] + 2} "
-            f"({_format_time(times[backwards[0]])}). Sort the file by time."
+            f"({format_time(times[backwards[0] + 1])}) comes before line {backwards[0] + 2} "
+            f"({format_time(times[backwards[0]])}). Sort the file by time."
         )
 
 
-def _format_time(value):
+def format_time(value):
     value = np.asarray(value)
     if value.dtype.kind == "M":
         text = str(value.astype("datetime64[s]"))
         return text[:-9] if text.endswith("T00:00:00") else text.replace("T", " ")
-    return f"{float(value):g}"
+    number = float(value)
+    # A whole number stays one, however large (:g would write 1990001 as 1.99e+06).
+    return str(int(number)) if number.is_integer() else f"{number:.15g}"
 
 
 def regular_steps(times):
@@ -369,11 +371,11 @@ def read_csv_series(path, column="auto", time_column="none", fill_missing="error
             if fill_missing == "error":
                 raise ParamError(
                     f"Column {time_column!r} of {path} skips {len(absent)} time step{'s' if len(absent) > 1 else ''} "
-                    f"(step: {_step_name(step)}; first absent: {_format_time(absent[0])}): add the missing rows, or "
+                    f"(step: {_step_name(step)}; first absent: {format_time(absent[0])}): add the missing rows, or "
                     "pass -P fill_missing=interpolate to fill them linearly in time."
                 )
             notes.append(f"{len(absent)} absent time step{'s' if len(absent) > 1 else ''} (step: {_step_name(step)}; "
-                         f"first absent: {_format_time(absent[0])}) filled by linear interpolation")
+                         f"first absent: {format_time(absent[0])}) filled by linear interpolation")
             positions = np.searchsorted(as_numbers(full), as_numbers(times))
             filled = np.full(len(full), np.nan)
             filled[positions] = values

@@ -239,6 +239,24 @@ def with_history(dataset, width):
     return out
 
 
+def every_window(dataset, width=None):
+    """Every window of a series, whatever its period: inputs (n, width, 1) of the
+    `width` values (default: the dataset's own input width) before each first
+    target, from the first training window's to the last point's, stride 1,
+    padded on the left with the series' first value where they reach before it;
+    targets (n, horizon). What the served model trains on (the forecast stage),
+    as {"x_train", "y_train"}; the newest window, (1, width, 1), as `x_future`."""
+    series = dataset["series"]
+    horizon = dataset["y_train"].shape[1]
+    width = dataset["x_train"].shape[1] if width is None else width
+    padded = np.concatenate([np.full(width, series[0], series.dtype), series])
+    origins = np.arange(int(np.asarray(dataset["origin_train"])[0]), len(series) - horizon + 1)
+    inputs = padded[(origins + width)[:, np.newaxis] + np.arange(-width, 0)][..., np.newaxis]
+    targets = series[origins[:, np.newaxis] + np.arange(horizon)]
+    future = padded[len(padded) - width:][np.newaxis, :, np.newaxis]
+    return {"x_train": inputs, "y_train": targets, "x_future": future}
+
+
 def sha256_of(array):
     """Content hash of an array: dtype, shape and bytes."""
     digest = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())

@@ -78,7 +78,9 @@ class _Epoch:
         import tensorflow as tf
 
         self.values = tf.constant(values)
-        self.x_val, self.y_val = tf.constant(x_val), tf.constant(y_val)
+        validate = x_val is not None and len(x_val) > 0
+        empty = np.zeros((0, settings.input_width, 1), np.float32), np.zeros((0, settings.horizon), np.float32)
+        self.x_val, self.y_val = (tf.constant(x_val), tf.constant(y_val)) if validate else map(tf.constant, empty)
         width, horizon, batch_size = settings.input_width, settings.horizon, settings.batch_size
         variables, optimizer = model.trainable_variables, model.optimizer
         if not optimizer.built:
@@ -123,6 +125,8 @@ class _Epoch:
 
         def epoch(rows, ends, values, x_val, y_val, seed):
             loss, bad = train(rows, ends, values, seed)
+            if not validate:
+                return loss, bad, tf.constant(float("nan"))
             val = [loss_of(x_val[i:i + 4096], y_val[i:i + 4096], False) for i in range(0, x_val.shape[0], 4096)]
             return loss, bad, tf.reduce_mean(tf.concat(val, 0))
 
@@ -135,17 +139,20 @@ class _Epoch:
         return float(loss), int(bad), float(val_loss)
 
 
-def fit(training, collection, settings, on_epoch_end=None):
-    """Trains on every series' training windows, keeping the weights of the epoch
-    with the lowest validation loss (one window per series, its validation
-    targets); stops after `patience` epochs without improvement. Returns History."""
+def fit(training, collection, settings, on_epoch_end=None, folds=None):
+    """Trains on every series' windows whose targets precede the earliest
+    validation cut-off of `folds` (default: one, the `horizon` points before the
+    test), keeping the weights of the epoch with the lowest validation loss over
+    every series at every validation cut-off; stops after `patience` epochs
+    without improvement. Returns History."""
     width, horizon = settings.input_width, settings.horizon
-    rows, ends = coll.training_windows(collection, width, horizon)
+    folds = folds or coll.Folds(horizon)
+    rows, ends = coll.training_windows(collection, width, horizon, folds.holdout("select"))
     if not len(rows):
-        raise TrainingDiverged("No series has a training window: every series is shorter than the holdout needs.")
-    val_rows = np.arange(len(collection), dtype=np.int32)
-    x_val, y_val = coll.gather(collection.values, val_rows, np.full(len(collection), coll.origin(
-        collection, horizon, "val"), np.int32), width, horizon)
+        raise TrainingDiverged("No series has a training window before the first validation cut-off: every series "
+                               "is shorter than the holdout needs.")
+    val_rows, val_ends = coll.validation_windows(collection, folds)
+    x_val, y_val = coll.gather(collection.values, val_rows, val_ends, width, horizon)
     steps = _Epoch(training, collection.values, settings, x_val.astype(np.float32), y_val.astype(np.float32))
     history, best_weights, best = History(), None, math.inf
     for epoch in range(1, settings.epochs + 1):
@@ -167,6 +174,37 @@ def fit(training, collection, settings, on_epoch_end=None):
     return history
 
 
+def refit(training, collection, settings, epochs, holdout, on_epoch_end=None):
+    """Trains a new network for exactly `epochs` epochs (what validation chose) on
+    every window whose targets precede the last `holdout` points (0: every point),
+    with no early stopping: nothing it forecasts is looked at. Returns History
+    (no validation loss)."""
+    width, horizon = settings.input_width, settings.horizon
+    rows, ends = coll.training_windows(collection, width, horizon, holdout)
+    if not len(rows):
+        raise TrainingDiverged("No series has a training window for the refit.")
+    steps = _Epoch(training, collection.values, settings, None, None)
+    history = History(best_epoch=epochs)
+    for epoch in range(1, epochs + 1):
+        epoch_rows, epoch_ends = coll.sample_windows(rows, ends, settings.windows_per_series, settings.seed, epoch - 1)
+        history.windows_per_epoch = len(epoch_rows)
+        loss, bad, _ = steps.run(epoch_rows, epoch_ends, settings.seed * 100_003 + epoch)
+        if bad >= 0:
+            raise TrainingDiverged(f"The refit diverged at epoch {epoch} (loss {loss}): try a lower learning rate "
+                                   f"(-P learning_rate, now {settings.learning_rate:g}).")
+        history.train_loss.append(loss)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, {"loss": loss})
+    return history
+
+
+def typical_std(collection, holdout=0):
+    """The median over series of each series' spread, on the points before the last
+    `holdout` (the window scaling's floor is a thousandth of it); 1 when that is 0."""
+    seen = collection.values[:, :collection.width - holdout] if holdout else collection.values
+    return float(np.median(np.std(seen, axis=1))) or 1.0
+
+
 def forecast_split(serving, collection, settings, split):
     """{"forecast", "lower", "upper"} (n_series, horizon) from each series' one origin for `split`."""
     rows = np.arange(len(collection), dtype=np.int32)
@@ -176,8 +214,12 @@ def forecast_split(serving, collection, settings, split):
     return {name: np.asarray(value, np.float64) for name, value in out.items()}, x, y
 
 
-def calibrate(serving, collection, settings):
-    """Sets the relative interval half-widths from the validation windows' residuals."""
-    out, x, y = forecast_split(serving, collection, settings, "val")
+def calibrate(serving, collection, settings, folds=None):
+    """Sets the relative interval half-widths, step by step, from the residuals of
+    every series at every validation cut-off of `folds`: returns them."""
+    folds = folds or coll.Folds(settings.horizon)
+    rows, ends = coll.validation_windows(collection, folds)
+    x, y = coll.gather(collection.values, rows, ends, settings.input_width, settings.horizon)
+    out = forecaster.predict(serving, x, batch_size=4096)
     spread = np.asarray(serving.get_layer(SPREAD_LAYER)(x.astype(np.float32)))
-    return serving.get_layer(forecaster.INTERVAL_LAYER).calibrate(y - out["forecast"], spread)
+    return serving.get_layer(forecaster.INTERVAL_LAYER).calibrate(y - np.asarray(out["forecast"], np.float64), spread)

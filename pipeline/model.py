@@ -241,10 +241,12 @@ def _member_metrics(y, members):
 
 
 def fit(model, dataset, epochs, batch_size, patience, seed=0, checkpoint_dir=None, on_epoch_end=None,
-        resume=None):
+        resume=None, restore_best=True):
     """Trains on the train split, validating on the val split after every epoch.
 
-    Keeps the weights of the epoch with the lowest validation loss. With
+    Keeps the weights of the epoch with the lowest validation loss (with
+    `restore_best` False, those of the last epoch: a refit whose epochs were
+    chosen beforehand, whose val split is no longer held out). With
     `patience` > 0, stops once that many epochs pass without improvement. A NaN
     or infinite loss raises TrainingDiverged at once. With `checkpoint_dir`, a
     checkpoint (see `save_checkpoint`) is written there after every epoch,
@@ -289,7 +291,7 @@ def fit(model, dataset, epochs, batch_size, patience, seed=0, checkpoint_dir=Non
                 save_checkpoint(model, state, best_weights, checkpoint_dir, current)
             if on_epoch_end is not None:
                 on_epoch_end(epoch, logs)
-    if best_weights is not None:
+    if best_weights is not None and restore_best:
         model.set_weights(best_weights)
     return state
 

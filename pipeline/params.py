@@ -263,6 +263,16 @@ _PARAMS = [
           "0: refuse a series too short, naming it"),
     Param("auto_arima", str, "false", "'true' or 'false'", lambda v: v in ("true", "false"),
           "collection: add statsforecast's AutoARIMA to the baselines (slow on long series)"),
+    Param("n_windows", int, "auto", "'auto' or a positive integer", _positive,
+          "collection: validation cut-offs before the test cut-off, step_size apart, that choose the epoch and "
+          "calibrate the intervals (statsforecast's cross_validation n_windows); 'auto': 1, or the fewest that give "
+          "the intervals enough validation windows", auto=True, label="nw"),
+    Param("step_size", int, "auto", "'auto' or a positive integer", _positive,
+          "collection: points between validation cut-offs; 'auto': the horizon", auto=True, label="ss"),
+    Param("refit", str, "true", "'true' or 'false'", lambda v: v in ("true", "false"),
+          "a CSV series or collection: after validation chooses the epochs, train the chosen model again on "
+          "every point (it is registered and served; for a collection also one on everything before the test "
+          "cut-off, which forecasts the test); 'false': the validated model does it all"),
     # train and main, for a CSV series: a pretrained model as the start (pipeline/pretrained.py)
     Param("init", str, "auto", "'auto', 'none', 'pretrained', a models:/ or runs:/ URI, or a .keras path",
           lambda v: v in ("auto", "none", "pretrained") or v.startswith(("models:/", "runs:/")) or v.endswith(".keras"),
@@ -302,7 +312,8 @@ CSV_READING_PARAMS = ["time_column", "fill_missing", "time_format", "separator",
 TRAIN_PARAMS = ["hidden_units", "learning_rate", "epochs", "batch_size", "scaling", "patience", "target",
                 "season", "ensemble_size", "interval_level", "seed", "init", "fine_tune_epochs"]
 EVALUATE_PARAMS = ["season", "free_run_steps"]
-COLLECTION_PARAMS = ["id_column", "windows_per_series", "min_length", "auto_arima"]
+COLLECTION_PARAMS = ["id_column", "windows_per_series", "min_length", "auto_arima", "n_windows", "step_size",
+                     "refit"]
 # main's own: data, then training and evaluation not already named, then these two.
 MAIN_PARAMS = (DATA_PARAMS + [name for name in TRAIN_PARAMS + EVALUATE_PARAMS if name not in DATA_PARAMS]
                + COLLECTION_PARAMS + ["reuse_data", "resume_from"])
@@ -315,6 +326,7 @@ STAGE_PARAMS = {
     "evaluate": ["model_uri", "data_uri"] + EVALUATE_PARAMS,
     "predict": ["model_uri", "input", "column", "fill_missing", "time_format", "separator", "decimal", "thousands",
                 "output"],
+    "forecast": ["model_uri", "data_uri", "refit"],
     "compare": ["experiment", "parent_run_id", "table"],
     "main": MAIN_PARAMS,
     "sweep": SEARCHED_PARAMS + ["max_trials", "sweep_seed", "registered_model_name"],

@@ -195,3 +195,45 @@ def smape_distribution(per_series):
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+def future_grid(collection, future, context=3, count=6):
+    """The first `count` series of a collection: the newest points and the served
+    model's forecast of what comes after them, with its interval."""
+    horizon = future["forecast"].shape[1]
+    picks = range(min(count, len(collection)))
+    fig, axes = plt.subplots(2, 3, figsize=(13, 6.5), squeeze=False)
+    for ax, i in zip(axes.ravel(), picks):
+        series = collection.series(i)
+        shown = series[-context * horizon:]
+        t = np.arange(len(series))[-len(shown):]
+        ahead = len(series) + np.arange(horizon)
+        ax.plot(t, shown, color="black", linewidth=1, label="series")
+        ax.fill_between(ahead, future["lower"][i], future["upper"][i], color="tab:orange", alpha=0.25, linewidth=0,
+                        label="interval")
+        ax.plot(ahead, future["forecast"][i], color="tab:orange", linestyle="--", label="forecast")
+        ax.set_title(str(collection.ids[i]), fontsize=9)
+    for ax in axes.ravel()[len(picks):]:
+        ax.axis("off")
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle("The future: the served model (trained on every point) forecasts past each series' end")
+    fig.tight_layout()
+    return fig
+
+
+def future_of_series(series, future, context=None):
+    """A series' newest points and the served model's forecast of what follows, with its interval."""
+    horizon = len(future)
+    context = context or max(4 * horizon, 48)
+    shown = series[-context:]
+    t = np.arange(len(series))[-len(shown):]
+    ahead = len(series) + np.arange(horizon)
+    fig, ax = plt.subplots(figsize=(10, 4))
+    ax.plot(t, shown, color="black", linewidth=1, label="series")
+    ax.fill_between(ahead, future["lower"], future["upper"], color="tab:orange", alpha=0.25, linewidth=0,
+                    label="interval")
+    ax.plot(ahead, future["forecast"], color="tab:orange", linestyle="--", marker=".", label="forecast")
+    ax.set(xlabel="time step", title="The future: the served model forecasts past the series' end")
+    ax.legend()
+    fig.tight_layout()
+    return fig

@@ -59,8 +59,9 @@ SERIES_FORMAT = ("a table with the columns unique_id and y (and ds, the time), o
 
 def series_windows(frame, input_width):
     """A long table of series (`SERIES_FORMAT`) → (ids, windows (n, input_width, 1)
-    of each series' last values, each series' last ds or None). A series shorter
-    than the window is padded on the left with its first value, as in training."""
+    of each series' last values, each series' last ds or None, how many values
+    each window was padded with). A series shorter than the window is padded on
+    the left with its first value, as in training."""
     import pandas as pd
 
     missing = [name for name in ("unique_id", "y") if name not in frame.columns]
@@ -74,13 +75,14 @@ def series_windows(frame, input_width):
                            f"{frame['unique_id'].iloc[bad[0]]!r} has {frame['y'].iloc[bad[0]]!r}")
     if len(frame) > MAX_VALUES:
         raise _bad_request(f"{len(frame)} rows in one request, at most {MAX_VALUES} are allowed")
-    ids, windows, last_times = [], [], []
+    ids, windows, last_times, padded = [], [], [], []
     for key, rows in frame.assign(y=values).groupby("unique_id", sort=False):
         series = rows["y"].to_numpy(np.float32)[-input_width:]
         windows.append(np.r_[np.full(input_width - len(series), series[0], np.float32), series])
         ids.append(key)
         last_times.append(rows["ds"].iloc[-1] if "ds" in frame.columns else None)
-    return ids, np.stack(windows)[..., None], last_times
+        padded.append(input_width - len(series))
+    return ids, np.stack(windows)[..., None], last_times, np.array(padded, np.int64)
 
 
 def future_times(last_time, step, horizon):
@@ -92,7 +94,10 @@ def future_times(last_time, step, horizon):
     except (TypeError, ValueError):
         number = None
     if number is not None:
-        return [float(last_time) + number * k for k in range(1, horizon + 1)]
+        last = float(last_time)
+        if number.is_integer() and last.is_integer():  # an integer time stays an integer (55, not 55.0)
+            return [int(last) + int(number) * k for k in range(1, horizon + 1)]
+        return [last + number * k for k in range(1, horizon + 1)]
     times = pd.date_range(pd.Timestamp(last_time), periods=horizon + 1, freq=step)[1:]
     return [text.replace(" 00:00:00", "") for text in times.strftime("%Y-%m-%d %H:%M:%S")]
 
@@ -154,7 +159,7 @@ class SavedModelForecaster(mlflow.pyfunc.PythonModel):
         the input has it, step, forecast, lower, upper)."""
         import pandas as pd
 
-        ids, windows, last_times = series_windows(frame, int(self._metadata["input_width"]))
+        ids, windows, last_times, padded = series_windows(frame, int(self._metadata["input_width"]))
         outputs = self._saved_model.serve(self._tf.constant(check_windows(windows, self._min_window)))
         horizon = outputs["forecast"].shape[1]
         table = {"unique_id": np.repeat(ids, horizon), "step": np.tile(np.arange(1, horizon + 1), len(ids))}
@@ -162,7 +167,11 @@ class SavedModelForecaster(mlflow.pyfunc.PythonModel):
             table["ds"] = [t for last in last_times for t in future_times(last, self._metadata["time_step"], horizon)]
         for name in ("forecast", "lower", "upper"):
             table[name] = outputs[name].numpy().ravel()
-        columns = ["unique_id"] + (["ds"] if "ds" in table else []) + ["step", "forecast", "lower", "upper"]
+        # A series shorter than the window the model reads was padded on the left with its first
+        # value: how many values were made up, so that a short series' forecast is never taken for
+        # one made from a whole window.
+        table["padded"] = np.repeat(padded, horizon)
+        columns = ["unique_id"] + (["ds"] if "ds" in table else []) + ["step", "forecast", "lower", "upper", "padded"]
         return pd.DataFrame(table)[columns]
 
 

@@ -153,7 +153,7 @@ def test_mlflow_still_has_no_public_current_experiment_id(tracking_store):
 
 
 def test_mlflow_still_warns_about_a_missing_input_example(tracking_store):
-    from pipeline.stages.train import signature
+    from pipeline.logged_model import signature
 
     class Echo(mlflow.pyfunc.PythonModel):
         def predict(self, context, model_input, params=None):

@@ -1,4 +1,5 @@
-"""The whole pipeline as one parent run: generate_data → train → evaluate.
+"""The whole pipeline as one parent run: generate_data → train → evaluate, and
+for a CSV series → forecast (the served model, trained on every point).
 
 Each stage is a nested child run; outputs pass between them as artifact URIs.
 A finished generate_data run with exactly the same parameters (as logged) and
@@ -33,7 +34,7 @@ def run(run_name=None, quiet=False, parent_run_id=None, tags=None, epoch_hook=No
     import mlflow
 
     from pipeline import tracking
-    from pipeline.stages import evaluate, generate_data, train
+    from pipeline.stages import evaluate, forecast, generate_data, train
 
     values = {**params.defaults("main"), **values}
     if values["data_source"] != "sine":
@@ -92,18 +93,18 @@ def run(run_name=None, quiet=False, parent_run_id=None, tags=None, epoch_hook=No
         evaluate_run_id, scores, table = evaluate.run(
             model_uri=f"runs:/{train_run_id}/{train.KERAS_MODEL}", data_uri=data_uri, **evaluate_values
         )
+        run_ids = {"main": parent.info.run_id, "generate_data": data_run_id, "train": train_run_id,
+                   "evaluate": evaluate_run_id}
+        through = {}
+        if values["data_source"] != "sine":  # a series has a future; the sine's windows are not one series
+            run_ids["forecast"], served_uri, through = forecast.run(
+                model_uri=f"runs:/{train_run_id}/{train.KERAS_MODEL}", data_uri=data_uri, refit=values["refit"])
         headline = {name: scores[name] for name in metrics.HEADLINE_METRICS if name in scores}
         trained = mlflow.get_run(train_run_id).data
         # The validation loss of the weights kept (the model's best epoch): the score models are chosen by.
         headline["best_val_loss"] = trained.metrics["best_val_loss"]
-        run_ids = {
-            "main": parent.info.run_id,
-            "generate_data": data_run_id,
-            "train": train_run_id,
-            "evaluate": evaluate_run_id,
-        }
         data_tags = (reused or mlflow.get_run(data_run_id)).data.tags
-        model_uri = trained.tags["model_uri"]
+        model_uri = served_uri if through else trained.tags["model_uri"]
         # In one request: the headline, where its parts are, and what 'auto' became (on the run people
         # compare: lstm-compare shows these, not "auto").
         tracking.log_batch(headline, {
@@ -115,6 +116,7 @@ def run(run_name=None, quiet=False, parent_run_id=None, tags=None, epoch_hook=No
             "data_reused": str(reused is not None).lower(),
             "model_uri": model_uri,
             "data_sha256": data_tags.get("data_sha256", ""),
+            **through,
         })
     registered = None
     if register:
@@ -126,7 +128,7 @@ def run(run_name=None, quiet=False, parent_run_id=None, tags=None, epoch_hook=No
         print(summary(run_ids, reused is not None, table, model_uri, chosen, values["interval_level"], scores,
                       registered, trained.tags.get("init_choice")
                       if trained.tags.get("resolved_init", "local") != "local"
-                      or "candidates" in trained.tags.get("init_choice", "") else None))
+                      or "candidates" in trained.tags.get("init_choice", "") else None, through))
     return run_ids, scores
 
 
@@ -147,7 +149,8 @@ def _interrupted_train_run(main_run):
     return runs[0]
 
 
-def summary(run_ids, data_reused, table, model_uri, chosen, interval_level, scores, registered=None, init_choice=None):
+def summary(run_ids, data_reused, table, model_uri, chosen, interval_level, scores, registered=None, init_choice=None,
+            through=None):
     from pipeline import tracking
 
     lines = ["", "Runs:"]
@@ -162,6 +165,12 @@ def summary(run_ids, data_reused, table, model_uri, chosen, interval_level, scor
         f"Prediction intervals ({100 * interval_level:g} %): {scores['test_coverage']:.1f} % of the test targets "
         f"inside, mean width {scores['test_interval_width']:.4g}",
         "",
+    ]
+    if through:
+        lines += [f"Evaluated model: {through['evaluated_model_trained_on']}.",
+                  f"Served model: {through['served_model_trained_on']}, through {through['newest_time_trained_on']}; "
+                  "forecasts.csv on the forecast run holds its forecast of the future.", ""]
+    lines += [
         f"Compare runs in the MLflow UI:  {tracking.ui_command()}",
         f"Serve the model on 127.0.0.1:5001:  mlflow models serve -m {model_uri} --env-manager local --port 5001",
         registered or "Not registered.",

@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 from pipeline import collection as coll
-from pipeline import metrics, params, tables
+from pipeline import csv_input, metrics, params, tables
 from pipeline.errors import ParamError
 
 # What 'auto' becomes for a collection (docs/forecasting.md, "Many series";
@@ -38,10 +38,12 @@ ENSEMBLE = 1
 # as make about this many (at least 1), so that a large collection validates, and can stop, within minutes.
 MAX_WINDOWS_PER_EPOCH = 1_000_000
 TABLE_METRICS = ("smape", "mape", "mase", "coverage", "interval_width")
+EVALUATED_MODEL = "evaluated_model"
 
 
 def resolve(values, collection_):
-    """The GlobalSettings, every 'auto' made a value for this collection."""
+    """(GlobalSettings, Folds): every 'auto' made a value for this collection."""
+    from custom_layers import transforms
     from pipeline.global_model import GlobalSettings
 
     horizon, season = values["horizon"], values["season"]
@@ -57,7 +59,11 @@ def resolve(values, collection_):
     if target == "seasonal" and season > input_width:
         raise ParamError(f"Received `target`='seasonal' with `season`={season} longer than the input window "
                          f"({input_width} values): pass a longer -P time_steps or another target.")
-    every = coll.count_training_windows(collection_, input_width, horizon) <= MAX_WINDOWS_PER_EPOCH
+    step_size = horizon if values.get("step_size", "auto") == "auto" else values["step_size"]
+    needed = transforms.min_windows_for(values["interval_level"])
+    folds = _folds(collection_, horizon, values.get("n_windows", "auto"), step_size, needed, values["id_column"])
+    every = coll.count_training_windows(collection_, input_width, horizon, folds.holdout("select")) \
+        <= MAX_WINDOWS_PER_EPOCH
     auto = {"epochs": EPOCHS, "patience": PATIENCE, "ensemble_size": ENSEMBLE,
             "windows_per_series": 0 if every else max(1, MAX_WINDOWS_PER_EPOCH // len(collection_))}
     chosen = {name: auto[name] if values[name] == "auto" else values[name] for name in auto}
@@ -66,41 +72,75 @@ def resolve(values, collection_):
         learning_rate=values["learning_rate"], batch_size=values["batch_size"], epochs=chosen["epochs"],
         patience=chosen["patience"], target=target, season=season, ensemble_size=chosen["ensemble_size"],
         windows_per_series=chosen["windows_per_series"], interval_level=values["interval_level"], seed=values["seed"])
-    return settings
+    if not coll.count_training_windows(collection_, input_width, horizon, folds.holdout("select")):
+        longest = int(np.argmax(collection_.lengths))
+        raise ParamError(
+            f"No series has a training window before the first validation cut-off: the longest, "
+            f"{collection_.ids[longest]!r}, has {collection_.lengths[longest]} points and {folds!r} hold out its last "
+            f"{folds.holdout('select')}; a series needs {folds.holdout('select') + horizon + 1}. Pass -P n_windows=1 "
+            "or a shorter horizon.")
+    return settings, folds
+
+
+def _folds(collection_, horizon, n_windows, step_size, needed, id_column):
+    """The validation cut-offs: `n_windows` of them, or for 'auto' 1, or the fewest
+    (up to what the series' lengths allow) that give the intervals `needed` windows."""
+    def windows(n):
+        return len(coll.validation_windows(collection_, coll.Folds(horizon, n, step_size))[0])
+
+    if n_windows == "auto":
+        most = max(1, (int(collection_.lengths.max()) - 1 - 2 * horizon) // step_size + 1)
+        n_windows = next((n for n in range(1, most + 1) if windows(n) >= needed), most)
+    folds = coll.Folds(horizon, n_windows, step_size)
+    found = windows(n_windows)
+    if not found:
+        raise ParamError(f"No series has a validation window: {folds!r}, and the longest series has "
+                         f"{int(collection_.lengths.max())} points. Pass -P n_windows=1 or a shorter horizon.")
+    if found < needed:
+        raise ParamError(
+            f"The collection has {found} validation windows ({len(collection_)} series, {folds!r}); intervals need "
+            f"{needed} to be calibrated: pass a larger -P n_windows, a lower -P interval_level, or a shorter horizon.")
+    return folds
 
 
 def prepare(values):
-    """Reads and checks the collection and the settings: (collection, settings, notes)."""
-    from custom_layers import transforms
-
+    """Reads and checks the collection and the settings: (collection, settings, folds, notes)."""
     reading = {name: values[name] for name in ("fill_missing", "time_format", "separator", "decimal", "thousands")}
     time_column, column = reading_columns(values)
     collection_ = coll.read_collection(values["data_source"], values["id_column"], time_column, column, **reading)
     collection_, note = coll.check_lengths(collection_, values["horizon"], min_length=values["min_length"])
-    settings = resolve(values, collection_)
+    settings, folds = resolve(values, collection_)
     notes = list(collection_.notes) + ([note] if note else [])
-    needed = transforms.min_windows_for(values["interval_level"])
-    if len(collection_) < needed:
-        raise ParamError(f"Received `interval_level`={values['interval_level']}: its intervals are calibrated on one "
-                         f"validation window per series and need {needed} series, the collection has "
-                         f"{len(collection_)}; lower it, or forecast a single series with a CSV without "
-                         f"{values['id_column']!r}.")
-    return collection_, settings, notes
+    horizon, width = settings.horizon, settings.input_width
+    for model, what in (("select", "the first validation cut-off"), ("test", "the test cut-off")):
+        short = coll.no_training_window(collection_, width, horizon, folds.holdout(model))
+        if short.any():
+            first = int(np.flatnonzero(short)[0])
+            notes.append(f"{int(short.sum())} series have no training window before {what} (the first, "
+                         f"{collection_.ids[first]!r}, has {collection_.lengths[first]} points): the model learns "
+                         "from the others and forecasts them from what they have")
+    unvalidated = collection_.lengths < folds.shortest_validated()
+    if unvalidated.any():
+        notes.append(f"{int(unvalidated.sum())} series are too short for a validation window: they are tested, "
+                     "but choose nothing")
+    return collection_, settings, folds, notes
 
 
 def run(values, run_name=None, quiet=False, parent_run_id=None, tags=None, epoch_hook=None, register=True):
     """One collection, one run: see the module's doc. Returns ({"main": run id}, metrics)."""
     import mlflow
 
-    from pipeline import global_model, plots, tracking
-    from pipeline.stages import train
+    from pipeline import global_model, logged_model, plots, tracking
 
-    collection_, settings, notes = prepare(values)
+    collection_, settings, folds, notes = prepare(values)
     for note in notes:
         print(f"collection: {note}", flush=True)
     horizon, season = settings.horizon, settings.season
+    refit = values.get("refit", "true") == "true"
     description = (f"One global LSTM over the {len(collection_)} series of {values['data_source']}: each series' last "
-                   f"{horizon} points are its test targets, the {horizon} before them its validation targets.")
+                   f"{horizon} points are its test targets; {folds.n_windows} validation cut-off(s) before them "
+                   "choose the epochs and calibrate the intervals"
+                   + ("; the served model is trained on every point." if refit else "."))
     with tracking.stage_run("main", run_name, description, parent_run_id, {"data": "collection", **(tags or {})}) as active:
         tracking.log_params(values)
         mlflow.set_tags({"resolved_time_steps": str(settings.input_width + horizon),
@@ -108,39 +148,130 @@ def run(values, run_name=None, quiet=False, parent_run_id=None, tags=None, epoch
                          "resolved_target": settings.target, "resolved_scaling": "window",
                          "resolved_ensemble_size": str(settings.ensemble_size),
                          "resolved_windows_per_series": str(settings.windows_per_series),
-                         "series": str(len(collection_)), "data_sha256": _sha256(collection_)})
+                         "resolved_n_windows": str(folds.n_windows), "resolved_step_size": str(folds.step),
+                         "series": str(len(collection_)), "data_sha256": _sha256(collection_, folds)})
         if notes:
             mlflow.set_tag("notes", "; ".join(notes))
-        typical_std = float(np.median(np.std(collection_.values, axis=1))) or 1.0
-        training, serving = global_model.build(settings, typical_std)
-        history, seconds = fit_logged(training, collection_, settings, epoch_hook)
+
+        # 1. The selection model: early-stopped on the validation cut-offs, which calibrate the intervals.
+        training, serving = global_model.build(settings, global_model.typical_std(collection_, folds.holdout("select")))
+        history, seconds = fit_logged(training, collection_, settings, epoch_hook, folds)
         tracking.log_figure(plots.loss_curve(history.train_loss, history.val_loss, history.best_epoch,
                                              ylabel="MAE / window spread"), "loss_curve")
-        half_widths = global_model.calibrate(serving, collection_, settings)
+        half_widths = global_model.calibrate(serving, collection_, settings, folds)
         mlflow.log_metrics({f"interval_half_width_step{k}": float(q) for k, q in enumerate(half_widths, 1)})
 
-        forecasts, scores, table = evaluate(serving, collection_, settings, values)
+        # 2. The evaluated model: trained on everything before the test cut-off for the chosen epochs.
+        evaluated = refit_logged(collection_, settings, history.best_epoch, folds.holdout("test"), half_widths,
+                                 "test") if refit else serving
+        forecasts, scores, table, baseline_notes = evaluate(evaluated, collection_, settings, values)
+        for note in baseline_notes:
+            print(f"collection: {note}", flush=True)
+        if baseline_notes:
+            mlflow.set_tag("baseline_notes", "; ".join(baseline_notes))
         mlflow.log_metrics(scores)
         per_series = _per_series(forecasts, collection_)
         _log_tables(forecasts, per_series, collection_, settings)
         mlflow.log_text(tables.to_markdown(("forecaster",) + TABLE_METRICS, table), "comparison.md")
         tracking.log_figure(plots.series_grid(collection_, forecasts, per_series, horizon), "series")
         tracking.log_figure(plots.smape_distribution(per_series), "smape_distribution")
-        model_uri = train._log_models(serving, settings.input_width, horizon, settings.interval_level,
-                                      trained_on(values, collection_), season if settings.target == "seasonal" else 1,
-                                      series_input=True)
-        mlflow.set_tag("model_uri", model_uri)
+
+        # 3. The served model: trained on every point, for the same epochs; it forecasts the future.
+        served = refit_logged(collection_, settings, history.best_epoch, folds.holdout("full"), half_widths,
+                              "full") if refit else serving
+        future = _log_future(served, collection_, settings)
+        tracking.log_figure(plots.future_grid(collection_, future), "forecast")
+        trained = trained_on(values, collection_)
+        held = {"full": "trained on every point of every series",
+                "test": f"trained on every series but its last {horizon} points",
+                "select": f"trained on every series but its last {folds.holdout('select')} points"}
+        through = {"served_model_trained_on": held["full" if refit else "select"],
+                   "evaluated_model_trained_on": held["test" if refit else "select"],
+                   "newest_time_trained_on": csv_input.format_time(
+                       np.max(collection_.last_times) if refit else collection_.tail_times(folds.holdout("select") + 1)
+                       [:, 0].max())}
+        if refit:
+            evaluated_uri = _log_evaluated_model(evaluated)
+            through["evaluated_model_uri"] = evaluated_uri
+        model_uri = logged_model.log_models(served, settings.input_width, horizon, settings.interval_level,
+                                            {**trained, **through}, season if settings.target == "seasonal" else 1,
+                                            series_input=True)
+        mlflow.set_tags({"model_uri": model_uri, **through})
     registered = None
     if register:
         from pipeline import registry
 
         registered = registry.update_champion("auto", mlflow.get_run(active.info.run_id))
     if not quiet:
-        print(summary(active.info.run_id, len(collection_), table, settings, model_uri, registered))
+        print(summary(active.info.run_id, len(collection_), table, settings, folds, model_uri, registered, through,
+                      history.best_epoch))
     return {"main": active.info.run_id}, scores
 
 
-def fit_logged(training, collection_, settings, epoch_hook=None):
+def refit_logged(collection_, settings, epochs, holdout, half_widths, name):
+    """A new network, trained `epochs` epochs on the windows whose targets precede the
+    last `holdout` points, with the selection model's interval half-widths: its
+    serving model. Logs `refit_<name>_loss` per epoch and `refit_<name>_seconds`."""
+    import mlflow
+
+    from pipeline import global_model
+    from pipeline import model as forecaster
+    from pipeline.progress import EpochProgress
+
+    training, serving = global_model.build(settings, global_model.typical_std(collection_, holdout))
+    progress = EpochProgress(epochs)
+    what = "before the test cut-off" if holdout else "on every point"
+    print(f"refit {what}: {epochs} epochs, as validation chose", flush=True)
+
+    def on_epoch_end(epoch, logs):
+        mlflow.log_metric(f"refit_{name}_loss", logs["loss"], step=epoch, synchronous=False)
+        progress(epoch, {"loss": logs["loss"], "val_loss": float("nan")})
+
+    started = time.perf_counter()
+    try:
+        global_model.refit(training, collection_, settings, epochs, holdout, on_epoch_end)
+    finally:
+        progress.close()
+    mlflow.log_metric(f"refit_{name}_seconds", time.perf_counter() - started)
+    serving.get_layer(forecaster.INTERVAL_LAYER).half_width.assign(np.asarray(half_widths, np.float32))
+    return serving
+
+
+def _log_evaluated_model(evaluated):
+    """The evaluated model's .keras file, beside the served one: `runs:/<run>/evaluated_model/model.keras`."""
+    import tempfile
+    from pathlib import Path
+
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.keras"
+        evaluated.save(path)
+        mlflow.log_artifact(str(path), artifact_path=EVALUATED_MODEL)
+    return f"runs:/{mlflow.active_run().info.run_id}/{EVALUATED_MODEL}/model.keras"
+
+
+def _log_future(served, collection_, settings):
+    """forecasts.csv: the served model's forecast of the `horizon` steps after each series' end."""
+    import mlflow
+    import pandas as pd
+
+    from pipeline import global_model
+    from pipeline.serving import future_times
+
+    out, _, _ = global_model.forecast_split(served, collection_, settings, "future")
+    horizon, n = settings.horizon, len(collection_)
+    times = [t for last in collection_.last_times for t in future_times(
+        csv_input.format_time(last) if collection_.last_times.dtype.kind == "M" else last, collection_.step, horizon)]
+    frame = pd.DataFrame({"unique_id": np.repeat(collection_.ids, horizon), "ds": times,
+                          "step": np.tile(np.arange(1, horizon + 1), n), "forecast": out["forecast"].ravel(),
+                          "lower": out["lower"].ravel(), "upper": out["upper"].ravel(),
+                          "padded": np.repeat(np.maximum(settings.input_width - collection_.lengths, 0), horizon)})
+    mlflow.log_text(frame.to_csv(index=False), "forecasts.csv")
+    return out
+
+
+def fit_logged(training, collection_, settings, epoch_hook=None, folds=None):
     """global_model.fit with each epoch's losses logged and shown, and the run's training
     metrics (seconds, epochs, best epoch and loss, windows per second) logged after: (history, seconds)."""
     import mlflow
@@ -159,7 +290,7 @@ def fit_logged(training, collection_, settings, epoch_hook=None):
 
     started = time.perf_counter()
     try:
-        history = global_model.fit(training, collection_, settings, on_epoch_end)
+        history = global_model.fit(training, collection_, settings, on_epoch_end, folds)
     finally:
         progress.close()
     seconds = time.perf_counter() - started
@@ -187,14 +318,17 @@ def reading_columns(values):
 
 def evaluate(serving, collection_, settings, values):
     """Every forecaster's test forecasts and scores: (forecasts {name: {forecast,
-    lower, upper}}, scores {test_<metric>, <name>_test_<metric>}, table rows)."""
+    lower, upper}}, scores {test_<metric>, <name>_test_<metric>}, table rows, notes
+    on the baselines that fell back to a simpler forecast for some series)."""
     from pipeline import baselines, global_model
 
     horizon, season = settings.horizon, settings.season
     out, _, y_test = global_model.forecast_split(serving, collection_, settings, "test")
     before = [collection_.series(i)[:-horizon] for i in range(len(collection_))]
     names = baselines.DEFAULT_BASELINES + (("auto_arima",) if values.get("auto_arima") == "true" else ())
-    forecasts = {"lstm": out, **baselines.forecast(before, horizon, season, names, settings.interval_level)}
+    notes = []
+    forecasts = {"lstm": out, **baselines.forecast(before, horizon, season, names, settings.interval_level,
+                                                   notes=notes)}
     scale = np.array([metrics.seasonal_naive_scale(series, season) for series in before])
     scores, table = {}, []
     for name, forecast in forecasts.items():
@@ -208,7 +342,7 @@ def evaluate(serving, collection_, settings, values):
         table.append(row)
         forecast["scores"] = per_series
     forecasts["actual"] = y_test
-    return forecasts, scores, table
+    return forecasts, scores, table, notes
 
 
 def _per_series(forecasts, collection_):
@@ -224,38 +358,57 @@ def _per_series(forecasts, collection_):
 
 
 def _log_tables(forecasts, per_series, collection_, settings):
+    """cross_validation.csv, in statsforecast's layout: one row per series and test
+    target (unique_id, ds, cutoff: the time of the last point before the target's
+    cut-off, y, `history`: the points the forecasts read), then each forecaster's
+    forecast and interval bounds (`<name>`, `<name>-lo-<level>`, `<name>-hi-<level>`);
+    and per_series_metrics.csv."""
     import mlflow
     import pandas as pd
 
-    horizon, n = settings.horizon, len(collection_)
-    ends = collection_.tail_times(horizon)
-    frames = []
+    horizon = settings.horizon
+    times = collection_.tail_times(horizon + 1)
+    percent = int(round(100 * settings.interval_level))
+    table = {"unique_id": np.repeat(collection_.ids, horizon), "ds": _times_text(times[:, 1:].ravel()),
+             "cutoff": _times_text(np.repeat(times[:, 0], horizon)), "y": forecasts["actual"].ravel(),
+             "history": np.repeat(collection_.lengths - horizon, horizon)}
     for name, forecast in forecasts.items():
         if name == "actual":
             continue
-        frames.append(pd.DataFrame({
-            "unique_id": np.repeat(collection_.ids, horizon), "ds": ends.ravel(),
-            "step": np.tile(np.arange(1, horizon + 1), n), "y": forecasts["actual"].ravel(), "forecaster": name,
-            "forecast": forecast["forecast"].ravel(), "lower": forecast["lower"].ravel(),
-            "upper": forecast["upper"].ravel()}))
-    mlflow.log_text(pd.concat(frames, ignore_index=True).to_csv(index=False), "forecasts.csv")
+        table[name] = forecast["forecast"].ravel()
+        table[f"{name}-lo-{percent}"] = forecast["lower"].ravel()
+        table[f"{name}-hi-{percent}"] = forecast["upper"].ravel()
+    mlflow.log_text(pd.DataFrame(table).to_csv(index=False), "cross_validation.csv")
     mlflow.log_text(per_series.to_csv(index=False), "per_series_metrics.csv")
 
 
-def _sha256(collection_):
+def _times_text(times):
+    """Times as the CSV wrote them: dates as dates, whole numbers as integers."""
+    return [csv_input.format_time(t) for t in times]
+
+
+def _sha256(collection_, folds=None):
+    """The data's identity for the champion rule: its values and, for a run, its
+    validation cut-offs (a validation loss compares only on the same ones)."""
     from pipeline.data import sha256_of
 
-    return sha256_of(collection_.values)
+    digest = sha256_of(collection_.values)
+    return digest if folds is None else sha256_of(np.frombuffer(f"{digest} {folds!r}".encode(), np.uint8))
 
 
-def summary(run_id, n_series, table, settings, model_uri, registered):
+def summary(run_id, n_series, table, settings, folds, model_uri, registered, through, best_epoch):
     from pipeline import tracking
 
     lines = ["", f"Run: main {run_id} (one global model over {n_series} series)", "",
+             f"Validation: {folds.n_windows} cut-off(s), {folds.step} apart, before each series' last "
+             f"{settings.horizon} points; best epoch {best_epoch}.",
+             f"Evaluated model: {through['evaluated_model_trained_on']}.",
+             f"Served model: {through['served_model_trained_on']}, through {through['newest_time_trained_on']}; "
+             "forecasts.csv on the run holds its forecast of the future.", "",
              f"Test metrics, averaged over the series (sMAPE and MAPE in %, coverage of the "
              f"{100 * settings.interval_level:g} % intervals in %):", "",
              tables.to_markdown(("forecaster",) + TABLE_METRICS, table),
-             "Per series: forecasts.csv and per_series_metrics.csv on the run.", "",
+             "Per series: cross_validation.csv and per_series_metrics.csv on the run.", "",
              f"Compare runs in the MLflow UI:  {tracking.ui_command()}",
              f"Serve the model on 127.0.0.1:5001:  mlflow models serve -m {model_uri} --env-manager local --port 5001",
              registered or "Not registered.", ""]

@@ -127,7 +127,7 @@ def forecast_times(times, step, horizon):
     if times.dtype.kind == "M":
         return pd.date_range(pd.Timestamp(times[-1]), periods=horizon + 1, freq=step)[1:].strftime("%Y-%m-%d %H:%M:%S") \
             .str.replace(" 00:00:00", "", regex=False).tolist()
-    return [f"{times[-1] + float(step) * k:g}" for k in range(1, horizon + 1)]
+    return [csv_input.format_time(times[-1] + float(step) * k) for k in range(1, horizon + 1)]
 
 
 def parse(stage, raw_values):
@@ -202,7 +202,7 @@ def _forecast_collection(model, trained, source, column, given, output):
         print(f"predict: {note}", file=sys.stderr, flush=True)
     width = int(trained["input_width"])
     kept = np.minimum(read.lengths, width)
-    last = [csv_input._format_time(t) for t in read.last_times]
+    last = [csv_input.format_time(t) for t in read.last_times]
     # Only the last time of each series is read (to date the forecasts): every row carries it.
     frame = pd.DataFrame({"unique_id": np.repeat(read.ids, kept), "ds": np.repeat(last, kept),
                           "y": np.concatenate([read.series(i)[-k:] for i, k in enumerate(kept)])})
@@ -210,6 +210,12 @@ def _forecast_collection(model, trained, source, column, given, output):
         table = model.predict(frame, params={"intervals": True})
     except mlflow.exceptions.MlflowException as error:
         raise ParamError(f"Received an invalid value for parameter `input`: {error.message}") from None
+    short = read.lengths < width
+    if short.any():
+        first = int(np.flatnonzero(short)[0])
+        print(f"predict: {int(short.sum())} series are shorter than the {width} values the model reads (the first, "
+              f"{read.ids[first]!r}, has {read.lengths[first]}): each was padded on the left with its first value, "
+              "and the column `padded` says by how many", file=sys.stderr, flush=True)
     text = table.to_csv(index=False)
     if output == "-":
         sys.stdout.write(text)

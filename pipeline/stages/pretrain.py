@@ -70,8 +70,8 @@ def run(**values):
     """Pretrains, logs and registers; returns the run id."""
     import mlflow
 
-    from pipeline import global_model, metrics, plots, pretrained, registry, tracking
-    from pipeline.stages import many, train
+    from pipeline import global_model, logged_model, metrics, plots, pretrained, registry, tracking
+    from pipeline.stages import many
 
     collection_, settings, notes = prepare(values)
     for note in notes:
@@ -104,7 +104,7 @@ def run(**values):
         mlflow.log_metrics({**scores, **{f"interval_half_width_step{k}": float(q) for k, q in enumerate(half_widths, 1)}})
         tracking.log_figure(plots.loss_curve(history.train_loss, history.val_loss, history.best_epoch,
                                              ylabel="MAE / window spread"), "loss_curve")
-        model_uri = train._log_models(serving, settings.input_width, horizon, settings.interval_level,
+        model_uri = logged_model.log_models(serving, settings.input_width, horizon, settings.interval_level,
                                       {"data_source": values["corpus"], "time_step": "1"}, series_input=True)
         mlflow.set_tag("model_uri", model_uri)
     name = pretrained.NAME if values["registered_model_name"] == "auto" else values["registered_model_name"]

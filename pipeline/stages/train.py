@@ -14,26 +14,21 @@ import json
 import tempfile
 import time
 from dataclasses import dataclass, field
-from importlib.metadata import version
 from pathlib import Path
 
 import keras
 import mlflow
 import numpy as np
-from mlflow.models import ModelSignature
-from mlflow.types import ParamSchema, ParamSpec, Schema, TensorSpec
 
 from custom_layers import transforms
-from pipeline import data, metrics, params, plots, pretrained, tracking, workarounds
+from pipeline import data, logged_model, metrics, params, plots, pretrained, tracking
 from pipeline import model as forecaster
 from pipeline.progress import EpochProgress
 from pipeline.stages import program
 
 KERAS_MODEL = forecaster.KERAS_MODEL
 # TensorFlow Serving's layout: a model base path holding numbered versions.
-SAVED_MODEL = "saved_model"
-SAVED_MODEL_VERSION = "1"
-SERVING_CODE = Path(__file__).resolve().parent.parent / "serving.py"
+SAVED_MODEL = logged_model.SAVED_MODEL
 # The last checkpoint (pipeline.model.save_checkpoint); after a failure or an
 # interruption also the best weights as a .keras model.
 CHECKPOINTS = "checkpoints"
@@ -47,17 +42,6 @@ CHECKPOINT_UPLOAD_SECONDS = 30
 # Per-epoch losses reach the store in one request at most this often (each keeps its
 # epoch and the time it was measured): tracking.EpochMetrics.
 METRICS_EVERY_SECONDS = 1
-
-
-def signature(horizon):
-    """float32 (batch, timesteps, 1) in, both free; float32 (batch, horizon) out:
-    the forecast, or with the parameter `intervals` true, the forecast and the
-    interval bounds (see pipeline/serving.py)."""
-    return ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1, 1))]),
-        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, horizon))]),
-        params=ParamSchema([ParamSpec("intervals", "boolean", False)]),
-    )
 
 
 def run(data_uri, hidden_units, learning_rate, epochs, batch_size, scaling, patience, target="auto", season=0,
@@ -143,7 +127,7 @@ def run(data_uri, hidden_units, learning_rate, epochs, batch_size, scaling, pati
         print(f"train: intervals {calibration}", flush=True)
         tags["interval_calibration"] = calibration
         summary.update({f"interval_half_width_step{step}": float(q) for step, q in enumerate(half_widths, 1)})
-        model_uri = _log_models(served, input_width, horizon, interval_level, trained_on(manifest), min_window)
+        model_uri = logged_model.log_models(served, input_width, horizon, interval_level, trained_on(manifest), min_window)
         # Last, with the summary (after the model, which otherwise copies each metric's history to itself,
         # a request per metric): a run without `model_uri` has no finished model, whatever its artifacts.
         tracking.log_batch(summary, {**tags, "model_uri": model_uri})
@@ -403,34 +387,6 @@ def trained_on(manifest):
         return {"data_source": "sine"}
     reading = {name: manifest["parameters"].get(name, params.PARAMS[name].default) for name in params.CSV_READING_PARAMS}
     return {"data_source": manifest["path"], "column": manifest["column"], **reading}
-
-
-def _log_models(model, input_width, horizon, interval_level, data_source, min_window=1, series_input=False):
-    """Logs the .keras file, the SavedModel in TensorFlow Serving's layout
-    (`saved_model/1/`), and the MLflow model `model`; returns its models:/ URI.
-    With `series_input` (a collection's model), the MLflow model takes windows or
-    a DataFrame of series, so its signature declares only the parameter."""
-    with tempfile.TemporaryDirectory() as folder:
-        keras_path = Path(folder) / "model.keras"
-        model.save(keras_path)
-        mlflow.log_artifact(str(keras_path), artifact_path=str(Path(KERAS_MODEL).parent))
-        tracking.keep_local_copy(f"runs:/{mlflow.active_run().info.run_id}/{KERAS_MODEL}", keras_path)
-        base_path = Path(folder) / SAVED_MODEL
-        saved_model = base_path / SAVED_MODEL_VERSION
-        forecaster.export_saved_model(model, str(saved_model))
-        mlflow.log_artifacts(str(base_path), artifact_path=SAVED_MODEL)
-        with workarounds.no_input_example_warning():
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=str(SERVING_CODE),
-                artifacts={"saved_model": str(saved_model)},
-                signature=ModelSignature(inputs=None, params=signature(horizon).params) if series_input
-                else signature(horizon),
-                metadata={"input_width": input_width, "horizon": horizon, "interval_level": interval_level,
-                          "min_window": min_window, **data_source},
-                pip_requirements=[f"{name}=={version(name)}" for name in ("mlflow", "tensorflow", "numpy")],
-            )
-    return info.model_uri
 
 
 if __name__ == "__main__":

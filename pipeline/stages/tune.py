@@ -47,8 +47,10 @@ os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 # Optuna's heartbeat: a RUNNING trial whose worker has not written for
 # GRACE_PERIOD_S is failed by the next worker that starts a trial.
+# LSTM_TUNE_GRACE_PERIOD_S sets another grace period (tests set a long one, so that only they
+# decide when a dead worker's heartbeat has aged).
 HEARTBEAT_INTERVAL_S = 10
-GRACE_PERIOD_S = 60
+GRACE_PERIOD_S = int(os.environ.get("LSTM_TUNE_GRACE_PERIOD_S", "60"))
 # How long a joining worker waits for the first worker to open the study's MLflow run.
 JOIN_TIMEOUT_S = 120
 # The median pruner compares a trial with the median of the earlier trials at

@@ -208,6 +208,14 @@ def test_csv_series_runs_end_to_end_in_raw_units(tmp_path):
     evaluate_id = runs["evaluate"].info.run_id
     assert {a.path for a in client.list_artifacts(evaluate_id)} >= {"comparison.csv", "comparison.md", "plots"}
     assert "plots/forecast_fan.png" in {a.path for a in client.list_artifacts(evaluate_id, "plots")}
+    # Four stages under main; the one served is the forecast stage's, trained on every point.
+    children = client.search_runs(["0"], f"tags.mlflow.parentRunId = '{runs['main'].info.run_id}'")
+    assert sorted(r.data.tags["stage"] for r in children) == ["evaluate", "forecast", "generate_data", "train"]
+    forecast_id = runs["forecast"].info.run_id
+    assert main.tags["model_uri"] == runs["forecast"].data.tags["model_uri"] != runs["train"].data.tags["model_uri"]
+    assert main.tags["served_model_trained_on"].startswith("trained on every point of the series")
+    assert {"forecasts.csv", "plots"} <= {a.path for a in client.list_artifacts(forecast_id)}
+    assert "Served model: trained on every point of the series" in result.stdout
     # The exported SavedModel reads raw loads (around 100) and answers in raw loads.
     mlflow.set_tracking_uri(uri)
     try:

@@ -266,7 +266,12 @@ def test_a_collection_runs_through_mlflow_run_serve_and_lstm_predict(tmp_path):
         status, answer = post(url, {"dataframe_split": frame})
     assert status == 200, answer
     served = pd.DataFrame(answer["predictions"])
-    assert list(served.columns) == ["unique_id", "ds", "step", "forecast", "lower", "upper"]
+    assert list(served.columns) == ["unique_id", "ds", "step", "forecast", "lower", "upper", "padded"]
+    # The server answers from the served model, trained on every point: the run's own forecast of the future.
+    future = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{runs[0].info.run_id}/forecasts.csv",
+                                                             dst_path=str(tmp_path), tracking_uri=uri))
+    np.testing.assert_allclose(served.forecast, future.forecast, rtol=1e-5)
+    assert runs[0].data.tags["served_model_trained_on"] == "trained on every point of every series"
     assert len(served) == 12 * 4 and (served.lower < served.forecast).all() and (served.forecast < served.upper).all()
     first = served[served.unique_id == "series 0"]
     after = pd.Timestamp(source[source["item"] == "series 0"]["quarter"].iloc[-1])

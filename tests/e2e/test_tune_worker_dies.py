@@ -13,16 +13,18 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipeline.stages import tune
-
 pytestmark = pytest.mark.e2e
 
+# A grace period far longer than any trial, so a heartbeat ages only when the test says (a
+# slow machine's survivor would otherwise find the dead trial stale before it starts waiting).
+GRACE_PERIOD_S = 3600
 STUDY = ["--study", "crash", "--n_trials", "2", "--n_samples", "200", "--free_run_steps", "10",
          "--epochs", "40", "--patience", "0"]
 
 
 def test_a_dead_workers_trial_is_failed_and_the_study_still_completes(tmp_path):
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+           "LSTM_TUNE_GRACE_PERIOD_S": str(GRACE_PERIOD_S)}
     for name in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"):
         env.pop(name, None)
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
@@ -46,7 +48,7 @@ def test_a_dead_workers_trial_is_failed_and_the_study_still_completes(tmp_path):
     # Time passes: the dead worker's last heartbeat is older than the grace period.
     with sqlite3.connect(tmp_path / "optuna.db") as db:
         db.execute("UPDATE trial_heartbeats SET heartbeat = datetime(heartbeat, ?)",
-                   (f"-{tune.GRACE_PERIOD_S + 5} seconds",))
+                   (f"-{GRACE_PERIOD_S + 5} seconds",))
     survivor = subprocess.run([sys.executable, "-m", "pipeline.stages.tune", *STUDY], cwd=tmp_path, env=env,
                               capture_output=True, text=True, timeout=900)
     assert survivor.returncode == 0, survivor.stdout[-2000:] + survivor.stderr[-2000:]
@@ -63,7 +65,8 @@ def test_a_survivor_that_finds_only_the_dead_workers_trial_left_finishes_the_stu
     """The dead worker's trial is among the last: the survivor ends its own trial within
     the grace period, waits it out (saying so), fails the trial, ends its MLflow runs
     FAILED, and finishes the study with a champion."""
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+           "LSTM_TUNE_GRACE_PERIOD_S": str(GRACE_PERIOD_S)}
     for name in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"):
         env.pop(name, None)
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
@@ -93,7 +96,7 @@ def test_a_survivor_that_finds_only_the_dead_workers_trial_left_finishes_the_stu
             # Time passes: the dead worker's heartbeat ages past the grace period.
             with sqlite3.connect(tmp_path / "optuna.db") as db:
                 db.execute("UPDATE trial_heartbeats SET heartbeat = datetime(heartbeat, ?)",
-                           (f"-{tune.GRACE_PERIOD_S + 5} seconds",))
+                           (f"-{GRACE_PERIOD_S + 5} seconds",))
     survivor.wait(timeout=600)
     printed = "".join(lines)
     assert survivor.returncode == 0, printed[-3000:]

@@ -41,7 +41,7 @@ def test_the_holdout_split_tests_the_last_horizon_validates_the_one_before_and_t
     for row, end in zip(rows, ends):
         assert end + horizon <= 10 - 2 * horizon
         assert end - 1 >= 10 - c.lengths[row]
-    assert sorted(zip(rows.tolist(), ends.tolist())) == [(0, 3), (0, 4), (1, 4)]
+    assert sorted(zip(rows.tolist(), ends.tolist())) == [(0, 1), (0, 2), (0, 3), (0, 4), (1, 4)]
     x, y = coll.gather(c.values, np.array([0, 1]), np.full(2, coll.origin(c, horizon, "val")), width, horizon)
     np.testing.assert_array_equal(y, [[6, 7], [103, 104]])
     np.testing.assert_array_equal(x[1, :, 0], [100, 101, 102])
@@ -56,7 +56,7 @@ def test_drawing_a_fixed_number_of_windows_per_series_weighs_every_series_alike(
     c = coll.from_arrays(["long", "short"], [np.arange(200.0), np.arange(20.0)])
     rows, ends = coll.training_windows(c, 4, 2)
     every = coll.sample_windows(rows, ends, 0, seed=1, epoch=0)
-    assert len(every[0]) == len(rows) and np.bincount(every[0]).tolist() == [191, 14]
+    assert len(every[0]) == len(rows) and np.bincount(every[0]).tolist() == [194, 14]
     drawn_rows, drawn_ends = coll.sample_windows(rows, ends, 8, seed=1, epoch=0)
     assert np.bincount(drawn_rows).tolist() == [8, 8]
     assert set(zip(drawn_rows.tolist(), drawn_ends.tolist())) <= set(zip(rows.tolist(), ends.tolist()))
@@ -90,12 +90,15 @@ def test_absent_steps_are_filled_in_time_when_asked(tmp_path):
     assert read.notes == ["2 missing values filled by linear interpolation"]
 
 
-def test_a_series_too_short_for_the_holdout_is_named_or_skipped_when_asked():
-    c = coll.from_arrays(["ok", "tiny", "small"], [np.arange(30.0), np.arange(5.0), np.arange(8.0)])
-    with pytest.raises(ParamError, match=r"^Series 'tiny' has 5 points; with horizon 3 the holdout split needs at "
-                                         r"least 8 \(3 test, 3 validation, 2 to train on\)\. 1 series are that short: "
-                                         r"pass -P min_length=8 to skip them, or a shorter horizon\.$"):
+def test_a_series_too_short_to_be_tested_is_named_or_skipped_when_asked():
+    c = coll.from_arrays(["ok", "tiny", "small"], [np.arange(30.0), np.arange(3.0), np.arange(8.0)])
+    with pytest.raises(ParamError, match=r"^Series 'tiny' has 3 points; with horizon 3 a test needs at least 4 \(3 "
+                                         r"test targets, 1 before them\)\. 1 series are that short: pass "
+                                         r"-P min_length=4 to skip them, or a shorter horizon\.$"):
         coll.check_lengths(c, 3)
+    # Too short for a validation window or a training window is not too short to be forecast.
+    kept, note = coll.check_lengths(coll.subset(c, [0, 2]), 3)
+    assert kept.ids == ["ok", "small"] and note is None
     kept, note = coll.check_lengths(c, 3, min_length=8)
     assert kept.ids == ["ok", "small"] and note == "1 series shorter than 8 points skipped (min_length)"
 
@@ -139,13 +142,13 @@ def test_auto_draws_every_window_unless_an_epoch_would_exceed_a_million():
 
     values = {**params.defaults("main"), "horizon": 2, "season": 0}
     small = coll.from_arrays(["a", "b"], [np.arange(30.0), np.arange(12.0)])
-    assert coll.count_training_windows(small, 4, 2) == len(coll.training_windows(small, 4, 2)[0]) == 27
-    assert many.resolve(values, small).windows_per_series == 0
-    # 20 000 series of 60 points: 20 000 × 51 windows of 4 inputs; 50 per series make a million.
+    assert coll.count_training_windows(small, 4, 2) == len(coll.training_windows(small, 4, 2)[0]) == 30
+    assert many.resolve(values, small)[0].windows_per_series == 0
+    # 20 000 series of 60 points: 20 000 × 54 windows (one real input suffices); 50 per series make a million.
     large = coll.Collection([str(i) for i in range(20_000)], np.zeros((20_000, 60), np.float32),
                             np.full(20_000, 60), np.zeros(20_000))
-    assert coll.count_training_windows(large, 4, 2) == 20_000 * 51
-    assert many.resolve(values, large).windows_per_series == 50
+    assert coll.count_training_windows(large, 4, 2) == 20_000 * 54
+    assert many.resolve(values, large)[0].windows_per_series == 50
 
 
 def test_a_file_that_is_not_text_is_refused_as_a_single_series_file_is(tmp_path):
@@ -153,3 +156,27 @@ def test_a_file_that_is_not_text_is_refused_as_a_single_series_file_is(tmp_path)
     path.write_bytes(b"unique_id,ds,y\n\xff\xfe,1,2\n")
     with pytest.raises(ParamError, match=r"^File .*binary.csv is not a readable CSV file \(UnicodeDecodeError\)"):
         coll.read_collection(path)
+
+
+def test_the_folds_place_every_cut_off_and_every_model_stops_before_its_own():
+    """Three validation cut-offs 2 apart before a horizon-3 test: no training window of a
+    model reaches a target at or after the first cut-off that model is judged on."""
+    c = coll.from_arrays(["long", "short", "tiny"], [np.arange(40.0), 100 + np.arange(15.0), 200 + np.arange(5.0)])
+    folds = coll.Folds(3, n_windows=3, step_size=2)
+    assert folds.validation_offsets() == [6, 8, 10]
+    assert (folds.holdout("select"), folds.holdout("test"), folds.holdout("full")) == (10, 3, 0)
+    assert repr(folds) == ("Folds(horizon=3, n_windows=3, step_size=2: validation cut-offs at 6 to 10 points from the "
+                           "end, 2 apart; the test cut-off at 3)")
+    for model in ("select", "test", "full"):
+        rows, ends = coll.training_windows(c, 4, 3, folds.holdout(model))
+        assert np.all(ends + 3 <= c.width - folds.holdout(model)), model
+        assert np.all(ends - 1 >= c.width - c.lengths[rows]), model  # one real input at least
+    # 'tiny' (5 points) has no window before the validation cut-offs, nor before the test one.
+    assert coll.no_training_window(c, 4, 3, folds.holdout("test")).tolist() == [False, False, True]
+    rows, ends = coll.validation_windows(c, folds)
+    # Every series at every cut-off where it has its targets and a value before them: 'short' (15)
+    # at all three, 'tiny' at none.
+    assert sorted(zip(rows.tolist(), (c.width - ends).tolist())) == [(0, 6), (0, 8), (0, 10), (1, 6), (1, 8),
+                                                                    (1, 10)]
+    x, y = coll.gather(c.values, rows, ends, 4, 3)
+    np.testing.assert_array_equal(y[(rows == 1) & (c.width - ends == 10)], [[105, 106, 107]])

@@ -33,7 +33,8 @@ def test_mlproject_entry_point_mirrors_the_parameter_table(stage):
 
 
 def test_mlproject_has_exactly_the_stages_and_predict():
-    assert set(mlproject()["entry_points"]) == set(params.STAGE_PARAMS) == {"main", "generate_data", "train", "evaluate", "predict", "sweep", "compare", "tune", "pretrain"}
+    assert set(mlproject()["entry_points"]) == set(params.STAGE_PARAMS) == {"main", "generate_data", "train", "evaluate", "forecast", "predict", "sweep", "compare", "tune",
+                                       "pretrain"}
 
 
 def test_seed_defaults_are_kept():

@@ -33,13 +33,13 @@ def collection_csv(path, n=12):
     return path
 
 
-def run_collection(path, **overrides):
+def run_collection(path, register=True, **overrides):
     values = {**params.defaults("main"), "data_source": str(path), "id_column": "item", "time_column": "quarter",
               "column": "sales", "horizon": HORIZON, "season": 4, "time_steps": 12 + HORIZON, "hidden_units": 8,
               "learning_rate": 0.01, "epochs": 4, "seed": 0, **overrides}
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        run_ids, scores = main.run(**values)
+        run_ids, scores = main.run(register=register, **values)
     return run_ids, scores, printed.getvalue()
 
 
@@ -51,10 +51,14 @@ def collection_run(tmp_path_factory):
         run_ids, scores, printed = run_collection(path)
         run = mlflow.get_run(run_ids["main"])
         files = {name: mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/{name}", dst_path=str(folder))
-                 for name in ("forecasts.csv", "per_series_metrics.csv", "comparison.md", "plots")}
+                 for name in ("cross_validation.csv", "forecasts.csv", "per_series_metrics.csv", "comparison.md",
+                              "plots")}
         history = MlflowClient().get_metric_history(run.info.run_id, "val_loss")
         model = mlflow.pyfunc.load_model(run.data.tags["model_uri"])
         yield run, scores, printed, files, history, model
+
+
+FORECASTERS = ("lstm", "naive", "seasonal_naive", "auto_ets", "auto_theta")
 
 
 @pytest.mark.slow
@@ -65,11 +69,12 @@ def test_a_collection_is_one_run_with_every_forecaster_scored_on_the_same_target
     for prefix in ("", "naive_", "seasonal_naive_", "auto_ets_", "auto_theta_"):
         for metric in ("smape", "mape", "mase", "coverage", "interval_width"):
             assert np.isfinite(run.data.metrics[f"{prefix}test_{metric}"]), prefix + metric
-    forecasts = pd.read_csv(files["forecasts.csv"])
-    assert list(forecasts.columns) == ["unique_id", "ds", "step", "y", "forecaster", "forecast", "lower", "upper"]
-    assert len(forecasts) == 12 * HORIZON * 5
+    cv = pd.read_csv(files["cross_validation.csv"])
+    assert list(cv.columns) == ["unique_id", "ds", "cutoff", "y", "history"] + [
+        f"{name}{suffix}" for name in FORECASTERS for suffix in ("", "-lo-90", "-hi-90")]
+    assert len(cv) == 12 * HORIZON and cv[list(cv.columns[3:])].notna().all().all()
     # The short series is forecast like the others, never dropped.
-    assert set(forecasts.unique_id) == {f"series {i}" for i in range(12)}
+    assert set(cv.unique_id) == {f"series {i}" for i in range(12)}
     per_series = pd.read_csv(files["per_series_metrics.csv"])
     lstm = per_series[per_series.forecaster == "lstm"]
     assert len(per_series) == 12 * 5 and lstm.smape.mean() == pytest.approx(run.data.metrics["test_smape"])
@@ -78,14 +83,45 @@ def test_a_collection_is_one_run_with_every_forecaster_scored_on_the_same_target
 
 
 @pytest.mark.slow
-def test_the_test_targets_are_each_series_last_values(collection_run, tmp_path):
+def test_the_test_targets_are_each_series_last_values_forecast_from_the_point_before(collection_run, tmp_path):
     run, _, _, files, _, _ = collection_run
-    forecasts = pd.read_csv(files["forecasts.csv"])
+    cv = pd.read_csv(files["cross_validation.csv"])
     source = pd.read_csv(run.data.params["data_source"])
     for item, rows in source.groupby("item"):
-        mine = forecasts[(forecasts.unique_id == item) & (forecasts.forecaster == "lstm")]
+        mine = cv[cv.unique_id == item]
         np.testing.assert_allclose(mine.y, rows.sales.to_numpy()[-HORIZON:])
         assert list(mine.ds) == list(rows.quarter.to_numpy()[-HORIZON:])
+        assert set(mine.cutoff) == {rows.quarter.to_numpy()[-HORIZON - 1]}
+        assert set(mine.history) == {len(rows) - HORIZON}
+
+
+@pytest.mark.slow
+def test_the_served_model_is_trained_on_every_point_and_forecasts_the_future(collection_run):
+    run, _, printed, files, _, model = collection_run
+    tags = run.data.tags
+    assert tags["served_model_trained_on"] == "trained on every point of every series"
+    assert tags["evaluated_model_trained_on"] == f"trained on every series but its last {HORIZON} points"
+    metadata = model.metadata.metadata
+    assert metadata["served_model_trained_on"] == "trained on every point of every series"
+    assert metadata["evaluated_model_uri"].endswith("/evaluated_model/model.keras")
+    source = pd.read_csv(run.data.params["data_source"])
+    assert metadata["newest_time_trained_on"] == source.quarter.max()
+    # Each refit trains the epochs validation chose, no more.
+    best = run.data.metrics["best_epoch"]
+    client = MlflowClient()
+    for name in ("test", "full"):
+        assert len(client.get_metric_history(run.info.run_id, f"refit_{name}_loss")) == best
+    future = pd.read_csv(files["forecasts.csv"])
+    assert list(future.columns) == ["unique_id", "ds", "step", "forecast", "lower", "upper", "padded"]
+    assert len(future) == 12 * HORIZON and future[["forecast", "lower", "upper"]].notna().all().all()
+    for item, rows in source.groupby("item"):
+        last = pd.Timestamp(rows.quarter.iloc[-1])
+        assert list(future[future.unique_id == item].ds) == [
+            f"{last + pd.DateOffset(months=3 * k):%Y-%m-%d}" for k in range(1, HORIZON + 1)]
+    # The model reads 12 values, and the shortest series has 13: none was padded.
+    assert set(future.padded) == {0}
+    assert "Served model: trained on every point of every series" in printed
+    assert f"Evaluated model: trained on every series but its last {HORIZON} points" in printed
 
 
 @pytest.mark.slow
@@ -102,17 +138,25 @@ def test_the_collections_model_forecasts_windows_of_any_series_with_intervals(co
 
 
 @pytest.mark.slow
-def test_a_collection_refused_before_any_run_opens(tmp_path):
+def test_a_collection_refused_before_any_run_opens_and_the_advice_runs(tmp_path):
     path = collection_csv(tmp_path / "sales.csv")
     with temporary_store(tmp_path):
-        with pytest.raises(ParamError, match=r"^Series 'series 11' has 13 points; with horizon 6 the holdout split "
-                                             r"needs at least 14"):
-            run_collection(path, horizon=6, time_steps=18)
+        with pytest.raises(ParamError, match=r"^Series 'series 11' has 13 points; with horizon 13 a test needs at "
+                                             r"least 14 \(13 test targets, 1 before them\)\. 1 series are that short: "
+                                             r"pass -P min_length=14 to skip them"):
+            run_collection(path, horizon=13, time_steps=26)
         with pytest.raises(ParamError, match=r"^Received `scaling`='standard' for a collection"):
             run_collection(path, scaling="standard")
+        with pytest.raises(ParamError, match=r"^No series has a training window before the first validation "
+                                             r"cut-off: the longest, 'series \d+', has \d+ points and Folds\(horizon=4, "
+                                             r"n_windows=12, step_size=4: validation cut-offs at 8 to 52 points from "
+                                             r"the end, 4 apart; the test cut-off at 4\) hold out its last 52; a series "
+                                             r"needs 57\. Pass -P n_windows=1 or a shorter horizon\.$"):
+            run_collection(path, n_windows=12)
         assert mlflow.search_runs(output_format="list") == []
-        _, scores, printed = run_collection(path, horizon=6, time_steps=18, min_length=14, epochs=1)
+        _, scores, printed = run_collection(path, horizon=13, time_steps=26, min_length=14, epochs=1, n_windows=1)
         assert "1 series shorter than 14 points skipped (min_length)" in printed
+        assert np.isfinite(scores["test_smape"])
 
 
 def test_a_sweep_of_a_collection_is_refused_in_one_line(tmp_path):
@@ -125,18 +169,119 @@ def test_a_sweep_of_a_collection_is_refused_in_one_line(tmp_path):
 
 
 @pytest.mark.slow
-def test_lstm_predict_forecasts_every_series_of_a_collection_with_the_newest_model(tmp_path):
+def test_lstm_predict_forecasts_every_series_with_the_served_model_and_says_what_it_padded(tmp_path, capsys):
     from pipeline.stages import predict
 
     path = collection_csv(tmp_path / "sales.csv")
     with temporary_store(tmp_path):
-        run_collection(path, epochs=1)
+        run_ids, _, _ = run_collection(path, epochs=1)
+        run_forecasts = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{run_ids['main']}/forecasts.csv",
+                                                                        dst_path=str(tmp_path)))
         table = predict.run("auto", str(path), "auto", "error", "auto", "auto", ".", "none",
                             str(tmp_path / "next.csv"))
+        source = pd.read_csv(path)
+        short = source[source["item"] != "series 3"]
+        short = pd.concat([short, source[source["item"] == "series 3"].tail(5)])
+        short.to_csv(tmp_path / "short.csv", index=False)
+        capsys.readouterr()
+        padded = predict.run("auto", str(tmp_path / "short.csv"), "auto", "error", "auto", "auto", ".", "none",
+                             str(tmp_path / "short_next.csv"))
     written = pd.read_csv(tmp_path / "next.csv")
     assert len(written) == len(table) == 12 * HORIZON
-    assert list(written.columns) == ["unique_id", "ds", "step", "forecast", "lower", "upper"]
-    source = pd.read_csv(path)
+    assert list(written.columns) == ["unique_id", "ds", "step", "forecast", "lower", "upper", "padded"]
+    # The model lstm-predict finds is the one the run served: the run's own forecasts of the future.
+    pd.testing.assert_frame_equal(written, run_forecasts, check_exact=False, rtol=1e-5)
     last = pd.Timestamp(source[source["item"] == "series 3"]["quarter"].iloc[-1])
     assert list(written[written.unique_id == "series 3"].ds) == [
         f"{last + pd.DateOffset(months=3 * k):%Y-%m-%d}" for k in range(1, HORIZON + 1)]
+    assert set(padded[padded.unique_id == "series 3"].padded) == {12 - 5}
+    assert set(padded[padded.unique_id != "series 3"].padded) == {0}
+    assert ("predict: 1 series are shorter than the 12 values the model reads (the first, 'series 3', has 5): each "
+            "was padded on the left with its first value") in capsys.readouterr().err
+
+
+def _evaluated_and_served(run_id, folder):
+    """The run's evaluated model (a .keras file) and its served MLflow model."""
+    import keras
+
+    run = mlflow.get_run(run_id)
+    path = mlflow.artifacts.download_artifacts(run.data.tags["evaluated_model_uri"], dst_path=str(folder))
+    return keras.models.load_model(path), mlflow.pyfunc.load_model(run.data.tags["model_uri"])
+
+
+@pytest.mark.slow
+def test_only_the_served_model_has_seen_each_series_last_points(tmp_path):
+    """Two files that differ only in each series' last `horizon` values: the models that
+    forecast the test (trained before it) are the same; the served models are not."""
+    from pipeline import model as forecaster
+
+    path = collection_csv(tmp_path / "sales.csv")
+    source = pd.read_csv(path)
+    changed = source.copy()
+    last = changed.groupby("item").cumcount(ascending=False) < HORIZON
+    changed.loc[last, "sales"] *= 1.5
+    changed.to_csv(tmp_path / "changed.csv", index=False)
+    windows = (100 * (2 + np.random.default_rng(0).normal(0, 0.1, (5, 12, 1)))).astype(np.float32)
+    out = {}
+    with temporary_store(tmp_path):
+        for name in ("sales.csv", "changed.csv"):
+            run_ids, _, _ = run_collection(tmp_path / name, register=False)
+            evaluated, served = _evaluated_and_served(run_ids["main"], tmp_path / name.split(".")[0])
+            out[name] = (forecaster.predict(evaluated, windows)["forecast"], served.predict(windows))
+    np.testing.assert_array_equal(out["sales.csv"][0], out["changed.csv"][0])
+    assert np.abs(out["sales.csv"][1] - out["changed.csv"][1]).max() > 1e-3
+
+
+def numbered_collection(path):
+    """12 yearly series numbered 1, 2, ... (integer times): three of 7-9 points, too few for
+    AutoETS once the test's 4 are held out; the first two too few for a validation window."""
+    rng = np.random.default_rng(5)
+    rows = []
+    for i, length in enumerate([7, 8, 9] + list(rng.integers(20, 31, 9))):
+        start = int(rng.integers(1, 10))
+        y = 50 + np.cumsum(rng.normal(1, 2, length))
+        rows += [f"Y{i},{start + k},{value:.3f}" for k, value in enumerate(y)]
+    path.write_text("unique_id,ds,y\n" + "\n".join(rows) + "\n")
+    return path
+
+
+@pytest.mark.slow
+def test_tiny_series_are_forecast_by_a_fallback_and_integer_times_stay_integers(tmp_path):
+    path = numbered_collection(tmp_path / "yearly.csv")
+    values = {**params.defaults("main"), "data_source": str(path), "horizon": 4, "hidden_units": 8, "epochs": 2,
+              "seed": 0}
+    printed = io.StringIO()
+    with temporary_store(tmp_path), contextlib.redirect_stdout(printed):
+        run_ids, scores = main.run(**values)
+        run = mlflow.get_run(run_ids["main"])
+        cv = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/cross_validation.csv",
+                                                             dst_path=str(tmp_path)))
+        future = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/forecasts.csv",
+                                                                 dst_path=str(tmp_path)))
+    assert run.info.status == "FINISHED"
+    assert "auto_ets could not forecast 3 series (the first has 3 points): the naive forecast stands in" in \
+        printed.getvalue()
+    assert "2 series are too short for a validation window" in printed.getvalue()  # 7 and 8 points
+    assert cv["auto_ets"].notna().all() and np.isfinite(scores["auto_ets_test_smape"])
+    assert cv.ds.dtype.kind == "i" and future.ds.dtype.kind == "i" and cv.cutoff.dtype.kind == "i"
+    source = pd.read_csv(path)
+    assert list(future[future.unique_id == "Y0"].ds) == [source[source.unique_id == "Y0"].ds.max() + k
+                                                         for k in range(1, 5)]
+
+
+@pytest.mark.slow
+def test_a_collection_of_four_series_runs_with_the_defaults(tmp_path):
+    """Four series give four validation windows at one cut-off; 90 % intervals need 9, so
+    `n_windows=auto` takes three cut-offs, and says so."""
+    rows = [f"s{i},{(pd.Period('2015-01', 'M') + k).start_time:%Y-%m-%d},{100 + 10 * np.sin(k / 2) + i:.3f}"
+            for i in range(4) for k in range(60)]
+    path = tmp_path / "four.csv"
+    path.write_text("unique_id,ds,y\n" + "\n".join(rows) + "\n")
+    values = {**params.defaults("main"), "data_source": str(path), "horizon": 6, "season": 12, "hidden_units": 8,
+              "epochs": 2}
+    with temporary_store(tmp_path), contextlib.redirect_stdout(io.StringIO()) as printed:
+        run_ids, scores = main.run(**values)
+        run = mlflow.get_run(run_ids["main"])
+    assert run.info.status == "FINISHED" and run.data.tags["resolved_n_windows"] == "3"
+    assert np.isfinite(scores["test_coverage"])
+    assert "Validation: 3 cut-off(s), 6 apart" in printed.getvalue()

@@ -1,0 +1,158 @@
+"""The forecast stage: the model that is served, trained on every point of the
+series, and its forecast of what comes after the series' last point.
+
+`train` chooses a model on the series' training and validation periods and
+`evaluate` scores it on the test period, which neither has seen; that model
+has never seen the newest 30 % of the series. So with `refit` true this stage
+trains the same choice again, on every window of the whole series, for as
+many epochs as validation chose (`best_epoch`, or `fine_tune_best_epoch` for a
+fine-tuned pretrained model), with no early stopping (nothing is left to stop
+on), and keeps the interval half-widths that validation calibrated. A
+zero-shot pretrained model has nothing to learn: it is served as it is, and
+reads the newest values like any other. With `refit` false the evaluated model
+is served.
+
+Logs `forecasts.csv` (ds, step, forecast, lower, upper: the `horizon` values
+after the series' end, forecast by the served model through its MLflow model,
+as `mlflow models serve` would), the plot `forecast`, the served model three
+ways (as `train` does), and tags saying which model is which:
+`served_model_trained_on`, `evaluated_model_uri`, `newest_time_trained_on`.
+"""
+
+import time
+
+import numpy as np
+
+from pipeline.stages import program
+
+FORECASTS = "forecasts.csv"
+
+
+def run(model_uri, data_uri, refit="true"):
+    """Returns (run id, the served model's models:/ URI, the tags that say which model is which)."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from pipeline import csv_input, logged_model, plots, tracking
+    from pipeline.stages import train
+
+    values = {"model_uri": model_uri, "data_uri": data_uri, "refit": refit}
+    with tracking.stage_run("forecast") as active:
+        tracking.log_params(values)
+        if model_uri == "auto":  # the newest trained model, on the data it was trained on
+            model_uri = f"runs:/{tracking.newest_finished_run('train', 'model_uri').info.run_id}/{train.KERAS_MODEL}"
+        if data_uri == "auto":
+            data_uri = MlflowClient().get_run(tracking.run_id_of(model_uri)).data.tags["resolved_data_uri"]
+        mlflow.set_tags({"resolved_model_uri": model_uri, "resolved_data_uri": data_uri})
+        dataset, manifest = tracking.load_data(data_uri)
+        tracking.log_dataset_input(dataset, manifest, "train", context="training")
+        train_run = MlflowClient().get_run(tracking.run_id_of(model_uri))
+        init = train_run.data.tags.get("resolved_init", "local")
+        times = _series_times(dataset, manifest)
+        last_val = int(np.asarray(dataset["origin_val"])[-1]) + dataset["y_val"].shape[1] - 1
+        newest, evaluated_through = ((csv_input.format_time(times[-1]), csv_input.format_time(times[last_val]))
+                                     if times is not None else (f"point {len(dataset['series'])}",
+                                                                f"point {last_val + 1}"))
+        through = {"evaluated_model_uri": train_run.data.tags["model_uri"],
+                   "evaluated_model_trained_on": f"trained on the training period, chosen on the validation period "
+                                                 f"(through {evaluated_through})"}
+        if refit == "true" and init != "zero_shot":
+            served, input_width, min_window, epochs, seconds = _refit(dataset, train_run, init)
+            through.update(served_model_trained_on=f"trained on every point of the series ({epochs} epochs, as "
+                                                   "validation chose)",
+                           newest_time_trained_on=newest)
+            served_uri = logged_model.log_models(served, input_width, dataset["y_train"].shape[1],
+                                                 float(train_run.data.params["interval_level"]),
+                                                 {**train.trained_on(manifest), **through}, min_window)
+            mlflow.log_metrics({"refit_seconds": seconds, "refit_epochs": epochs})
+        else:
+            served_uri = train_run.data.tags["model_uri"]
+            why = ("the pretrained model zero-shot: it learns nothing from the series, and reads its newest values"
+                   if init == "zero_shot" else "the evaluated model itself (refit=false)")
+            through.update(served_model_trained_on=why,
+                           newest_time_trained_on=newest if init == "zero_shot" else evaluated_through)
+        future = _forecast_future(served_uri, dataset, times, manifest.get("time_step"))
+        mlflow.log_text(future.to_csv(index=False), FORECASTS)
+        tracking.log_figure(plots.future_of_series(dataset["series"], future), "forecast")
+        tracking.log_batch({}, {**through, "model_uri": served_uri})
+        return active.info.run_id, served_uri, through
+
+
+def _series_times(dataset, manifest):
+    """The time of every point of the series, from the windows' times (which cover
+    every point), or None for a series read without a time column."""
+    if manifest.get("parameters", {}).get("time_column", "none") == "none":
+        return None
+    times = np.empty(len(dataset["series"]), dtype=np.asarray(dataset["t_train"]).dtype)
+    for split in ("train", "val", "test"):
+        origins = np.asarray(dataset[f"origin_{split}"])
+        t = np.asarray(dataset[f"t_{split}"])
+        positions = origins[:, None] + np.arange(-dataset[f"x_{split}"].shape[1], dataset[f"y_{split}"].shape[1])
+        times[positions.ravel()] = t.ravel()
+    return times
+
+
+def _refit(dataset, train_run, init):
+    """The chosen model trained anew on every window of the series: (served model,
+    input width, min_window, epochs, seconds)."""
+    import keras
+
+    from pipeline import data, pretrained
+    from pipeline import model as forecaster
+
+    run_params, tags, metrics = train_run.data.params, train_run.data.tags, train_run.data.metrics
+    horizon = dataset["y_train"].shape[1]
+    seed, batch_size = int(run_params["seed"]), int(run_params["batch_size"])
+    learning_rate, level = float(run_params["learning_rate"]), float(run_params["interval_level"])
+    half_widths = np.array([metrics[f"interval_half_width_step{k}"] for k in range(1, horizon + 1)], np.float32)
+    started = time.perf_counter()
+    if init == "local":
+        full = {**data.every_window(dataset), "x_val": dataset["x_val"], "y_val": dataset["y_val"]}
+        target, season = tags["resolved_target"], int(run_params["season"])
+        keras.utils.set_random_seed(seed)
+        model = forecaster.build_model(int(run_params["hidden_units"]), learning_rate, horizon,
+                                       tags["resolved_scaling"], forecaster.standard_scale(full), target, season,
+                                       int(tags["resolved_ensemble_size"]))
+        epochs = int(metrics["best_epoch"])
+        served = forecaster.forecasting_model(model, level)
+        input_width, min_window = dataset["x_train"].shape[1], season if target == "seasonal" else 1
+    else:  # fine_tuned: the pretrained model, fine-tuned on every window for the epochs validation chose
+        start = pretrained.load(tags["init_uri"])
+        longer = data.with_history(dataset, start.input_width)
+        full = {**data.every_window(dataset, start.input_width), "x_val": longer["x_val"], "y_val": longer["y_val"]}
+        keras.utils.set_random_seed(seed)
+        model = pretrained.adapt(start, horizon, learning_rate, forecaster.standard_scale(dataset)[1])
+        epochs = int(metrics["fine_tune_best_epoch"])
+        served = pretrained.forecasting_model(model, level)
+        input_width, min_window = start.input_width, 1
+    if epochs:
+        forecaster.fit(model, full, epochs, batch_size, 0, seed, restore_best=False)
+    served.get_layer(forecaster.INTERVAL_LAYER).half_width.assign(half_widths)
+    return served, input_width, min_window, epochs, time.perf_counter() - started
+
+
+def _forecast_future(served_uri, dataset, times, step):
+    """The served MLflow model's forecast of the `horizon` values after the series' end."""
+    import mlflow
+    import pandas as pd
+
+    from pipeline.stages import predict
+
+    from pipeline import data
+
+    model = mlflow.pyfunc.load_model(served_uri)
+    width = int(model.metadata.metadata["input_width"])
+    window = data.every_window(dataset, width)["x_future"].astype(np.float32)
+    out = model.predict(window, params={"intervals": True})
+    horizon = out["forecast"].shape[1]
+    frame = {"step": np.arange(1, horizon + 1)}
+    future_times = predict.forecast_times(times, step, horizon)
+    if future_times is not None:
+        frame = {"ds": future_times, **frame}
+    for name in ("forecast", "lower", "upper"):
+        frame[name] = np.asarray(out[name], np.float64)[0]
+    return pd.DataFrame(frame)
+
+
+if __name__ == "__main__":
+    program("forecast", run)
