@@ -1,23 +1,31 @@
-"""A collection of series, one global model, one MLflow run.
+"""A collection of series, one global model: a main run and the four stages below it.
 
 `main` comes here when `data_source` is a long-format CSV with the column
 `id_column` (one row per series id, time and value). Everything is checked
-before the run opens; then the run trains one network on windows drawn from
-every series (pipeline.global_model), holds out each series' last `horizon`
-points for testing and the `horizon` before them for validation
-(pipeline.collection), fits statsforecast's baselines on exactly the points
-before each test origin (pipeline.baselines), and logs:
+before any run opens. Each series' last `horizon` points are its test targets;
+`n_windows` validation cut-offs before them choose the epochs and calibrate the
+intervals (pipeline.collection.Folds). The stages, nested under main:
 
-- parameters, `resolved_*` tags, per-epoch `train_loss` and `val_loss` (the
-  mean absolute error in units of each window's spread);
-- `test_<metric>` and `<baseline>_test_<metric>` for sMAPE (M3's), MAPE,
-  MASE, interval coverage and width, averaged over the series;
-- `forecasts.csv` (unique_id, ds, step, y, forecaster, forecast, lower,
-  upper), `per_series_metrics.csv`, `comparison.md`, and plots: the loss
-  curve, the series at the best, median and worst sMAPE relative to
-  AutoTheta, and each forecaster's distribution of per-series sMAPE;
-- the model as `train` logs it (`.keras`, SavedModel, MLflow model), which
-  forecasts any window, of any of the collection's series or a new one.
+- generate_data: the collection as read (`data/`: its arrays and manifest), an
+  MLflow dataset input, `data_sha256`;
+- train: the selection model on windows drawn from every series
+  (pipeline.global_model), early-stopped on the validation cut-offs, per-epoch
+  `train_loss` and `val_loss` (the mean absolute error in units of each window's
+  spread), the intervals calibrated; then (refit) the evaluated model, a new
+  network trained on everything before the test cut-off for the epochs chosen,
+  logged as `train` logs a series' model (`.keras`, SavedModel, MLflow model);
+- evaluate: that model and statsforecast's baselines (pipeline.baselines), fitted
+  on exactly the points before each test origin: `test_<metric>` and
+  `<baseline>_test_<metric>` for sMAPE (M3's), MAPE, MASE, interval coverage
+  and width, averaged over the series; `cross_validation.csv`,
+  `per_series_metrics.csv`, `comparison.md`, plots;
+- forecast: the served model, a new network trained on every point for the same
+  epochs, `forecasts.csv` (its next `horizon` values of every series), the plot
+  of the future, and the model, which forecasts any window, of any of the
+  collection's series or a new one.
+
+main carries the parameters, the headline metrics, the tags `<stage>_run_id`,
+`model_uri` (the served model) and those that say which model is which.
 """
 
 import time
@@ -38,7 +46,6 @@ ENSEMBLE = 1
 # as make about this many (at least 1), so that a large collection validates, and can stop, within minutes.
 MAX_WINDOWS_PER_EPOCH = 1_000_000
 TABLE_METRICS = ("smape", "mape", "mase", "coverage", "interval_width")
-EVALUATED_MODEL = "evaluated_model"
 
 
 def resolve(values, collection_):
@@ -127,7 +134,8 @@ def prepare(values):
 
 
 def run(values, run_name=None, quiet=False, parent_run_id=None, tags=None, epoch_hook=None, register=True):
-    """One collection, one run: see the module's doc. Returns ({"main": run id}, metrics)."""
+    """One collection: a main run and its four stages (see the module's doc).
+    Returns ({stage: run id}, test metrics)."""
     import mlflow
 
     from pipeline import global_model, logged_model, plots, tracking
@@ -141,71 +149,132 @@ def run(values, run_name=None, quiet=False, parent_run_id=None, tags=None, epoch
                    f"{horizon} points are its test targets; {folds.n_windows} validation cut-off(s) before them "
                    "choose the epochs and calibrate the intervals"
                    + ("; the served model is trained on every point." if refit else "."))
+    resolved = {"resolved_time_steps": str(settings.input_width + horizon),
+                "resolved_epochs": str(settings.epochs), "resolved_patience": str(settings.patience),
+                "resolved_target": settings.target, "resolved_scaling": "window",
+                "resolved_ensemble_size": str(settings.ensemble_size),
+                "resolved_windows_per_series": str(settings.windows_per_series),
+                "resolved_n_windows": str(folds.n_windows), "resolved_step_size": str(folds.step)}
+    data_sha256 = _sha256(collection_, folds)
+    run_ids = {}
     with tracking.stage_run("main", run_name, description, parent_run_id, {"data": "collection", **(tags or {})}) as active:
+        run_ids["main"] = active.info.run_id
         tracking.log_params(values)
-        mlflow.set_tags({"resolved_time_steps": str(settings.input_width + horizon),
-                         "resolved_epochs": str(settings.epochs), "resolved_patience": str(settings.patience),
-                         "resolved_target": settings.target, "resolved_scaling": "window",
-                         "resolved_ensemble_size": str(settings.ensemble_size),
-                         "resolved_windows_per_series": str(settings.windows_per_series),
-                         "resolved_n_windows": str(folds.n_windows), "resolved_step_size": str(folds.step),
-                         "series": str(len(collection_)), "data_sha256": _sha256(collection_, folds)})
-        if notes:
-            mlflow.set_tag("notes", "; ".join(notes))
+        mlflow.set_tags({**resolved, "series": str(len(collection_)), "data_sha256": data_sha256,
+                         **({"notes": "; ".join(notes)} if notes else {})})
 
-        # 1. The selection model: early-stopped on the validation cut-offs, which calibrate the intervals.
-        training, serving = global_model.build(settings, global_model.typical_std(collection_, folds.holdout("select")))
-        history, seconds = fit_logged(training, collection_, settings, epoch_hook, folds)
-        tracking.log_figure(plots.loss_curve(history.train_loss, history.val_loss, history.best_epoch,
-                                             ylabel="MAE / window spread"), "loss_curve")
-        half_widths = global_model.calibrate(serving, collection_, settings, folds)
-        mlflow.log_metrics({f"interval_half_width_step{k}": float(q) for k, q in enumerate(half_widths, 1)})
+        # generate_data: the collection as read, and its lineage.
+        with tracking.stage_run("generate_data", tags={"data": "collection"}) as stage:
+            run_ids["generate_data"] = stage.info.run_id
+            mlflow.set_tags({"series": str(len(collection_)), "data_sha256": data_sha256,
+                             **({"data_notes": "; ".join(notes)} if notes else {})})
+            _log_collection(collection_, values, folds, "generated")
+            mlflow.log_metrics({"n_series": len(collection_), "n_points": int(collection_.lengths.sum())})
 
-        # 2. The evaluated model: trained on everything before the test cut-off for the chosen epochs.
-        evaluated = refit_logged(collection_, settings, history.best_epoch, folds.holdout("test"), half_widths,
-                                 "test") if refit else serving
-        forecasts, scores, table, baseline_notes = evaluate(evaluated, collection_, settings, values)
-        for note in baseline_notes:
-            print(f"collection: {note}", flush=True)
-        if baseline_notes:
-            mlflow.set_tag("baseline_notes", "; ".join(baseline_notes))
-        mlflow.log_metrics(scores)
-        per_series = _per_series(forecasts, collection_)
-        _log_tables(forecasts, per_series, collection_, settings)
-        mlflow.log_text(tables.to_markdown(("forecaster",) + TABLE_METRICS, table), "comparison.md")
-        tracking.log_figure(plots.series_grid(collection_, forecasts, per_series, horizon), "series")
-        tracking.log_figure(plots.smape_distribution(per_series), "smape_distribution")
+        # train: the selection model, early-stopped on the validation cut-offs, which calibrate the
+        # intervals; then the evaluated model, trained on everything before the test cut-off.
+        with tracking.stage_run("train", tags={"data": "collection", **resolved}) as stage:
+            run_ids["train"] = stage.info.run_id
+            _log_collection(collection_, values, folds, "training", artifacts=False)
+            training, serving = global_model.build(settings,
+                                                   global_model.typical_std(collection_, folds.holdout("select")))
+            history, seconds = fit_logged(training, collection_, settings, epoch_hook, folds)
+            tracking.log_figure(plots.loss_curve(history.train_loss, history.val_loss, history.best_epoch,
+                                                 ylabel="MAE / window spread"), "loss_curve")
+            half_widths = global_model.calibrate(serving, collection_, settings, folds)
+            mlflow.log_metrics({f"interval_half_width_step{k}": float(q) for k, q in enumerate(half_widths, 1)})
+            evaluated = refit_logged(collection_, settings, history.best_epoch, folds.holdout("test"), half_widths,
+                                     "test") if refit else serving
+            held = {"full": "trained on every point of every series",
+                    "test": f"trained on every series but its last {horizon} points",
+                    "select": f"trained on every series but its last {folds.holdout('select')} points"}
+            trained = trained_on(values, collection_)
+            evaluated_on = held["test" if refit else "select"]
+            evaluated_uri = logged_model.log_models(
+                evaluated, settings.input_width, horizon, settings.interval_level,
+                {**trained, "evaluated_model_trained_on": evaluated_on},
+                season if settings.target == "seasonal" else 1, series_input=True)
+            mlflow.set_tags({"model_uri": evaluated_uri, "evaluated_model_trained_on": evaluated_on})
 
-        # 3. The served model: trained on every point, for the same epochs; it forecasts the future.
-        served = refit_logged(collection_, settings, history.best_epoch, folds.holdout("full"), half_widths,
-                              "full") if refit else serving
-        future = _log_future(served, collection_, settings)
-        tracking.log_figure(plots.future_grid(collection_, future), "forecast")
-        trained = trained_on(values, collection_)
-        held = {"full": "trained on every point of every series",
-                "test": f"trained on every series but its last {horizon} points",
-                "select": f"trained on every series but its last {folds.holdout('select')} points"}
-        through = {"served_model_trained_on": held["full" if refit else "select"],
-                   "evaluated_model_trained_on": held["test" if refit else "select"],
-                   "newest_time_trained_on": csv_input.format_time(
-                       np.max(collection_.last_times) if refit else collection_.tail_times(folds.holdout("select") + 1)
-                       [:, 0].max())}
-        if refit:
-            evaluated_uri = _log_evaluated_model(evaluated)
-            through["evaluated_model_uri"] = evaluated_uri
-        model_uri = logged_model.log_models(served, settings.input_width, horizon, settings.interval_level,
-                                            {**trained, **through}, season if settings.target == "seasonal" else 1,
-                                            series_input=True)
-        mlflow.set_tags({"model_uri": model_uri, **through})
+        # evaluate: the evaluated model and statsforecast's baselines on the same test targets.
+        with tracking.stage_run("evaluate", tags={"data": "collection", "resolved_model_uri": evaluated_uri}) as stage:
+            run_ids["evaluate"] = stage.info.run_id
+            forecasts, scores, table, baseline_notes = evaluate(evaluated, collection_, settings, values)
+            for note in baseline_notes:
+                print(f"collection: {note}", flush=True)
+            if baseline_notes:
+                mlflow.set_tag("baseline_notes", "; ".join(baseline_notes))
+            mlflow.log_metrics(scores)
+            per_series = _per_series(forecasts, collection_)
+            _log_tables(forecasts, per_series, collection_, settings)
+            mlflow.log_text(tables.to_markdown(("forecaster",) + TABLE_METRICS, table), "comparison.md")
+            tracking.log_figure(plots.series_grid(collection_, forecasts, per_series, horizon), "series")
+            tracking.log_figure(plots.smape_distribution(per_series), "smape_distribution")
+
+        # forecast: the served model, trained on every point for the same epochs, and the future.
+        with tracking.stage_run("forecast", tags={"data": "collection", "evaluated_model_uri": evaluated_uri}) as stage:
+            run_ids["forecast"] = stage.info.run_id
+            served = refit_logged(collection_, settings, history.best_epoch, folds.holdout("full"), half_widths,
+                                  "full") if refit else serving
+            future = _log_future(served, collection_, settings)
+            tracking.log_figure(plots.future_grid(collection_, future), "forecast")
+            through = {"served_model_trained_on": held["full" if refit else "select"],
+                       "evaluated_model_trained_on": evaluated_on, "evaluated_model_uri": evaluated_uri,
+                       "newest_time_trained_on": csv_input.format_time(
+                           np.max(collection_.last_times) if refit
+                           else collection_.tail_times(folds.holdout("select") + 1)[:, 0].max())}
+            model_uri = logged_model.log_models(served, settings.input_width, horizon, settings.interval_level,
+                                                {**trained, **through}, season if settings.target == "seasonal" else 1,
+                                                series_input=True) if refit else evaluated_uri
+            mlflow.set_tags({"model_uri": model_uri, **through})
+
+        # The headline on main, where runs are compared: what the champion rule and sweeps read.
+        headline = {**scores, "best_val_loss": min(history.val_loss), "best_epoch": history.best_epoch,
+                    "epochs_trained": len(history.val_loss), "train_seconds": seconds}
+        tracking.log_batch(headline, {**{f"{stage}_run_id": run_id for stage, run_id in run_ids.items()
+                                         if stage != "main"}, "model_uri": model_uri, **through})
     registered = None
     if register:
         from pipeline import registry
 
         registered = registry.update_champion("auto", mlflow.get_run(active.info.run_id))
     if not quiet:
-        print(summary(active.info.run_id, len(collection_), table, settings, folds, model_uri, registered, through,
+        print(summary(run_ids, len(collection_), table, settings, folds, model_uri, registered, through,
                       history.best_epoch))
-    return {"main": active.info.run_id}, scores
+    return run_ids, scores
+
+
+def _log_collection(collection_, values, folds, context, artifacts=True):
+    """The collection as an MLflow dataset input of the active run (the UI's Datasets), and
+    with `artifacts` its arrays and manifest under data/ (values.npy: each series
+    right-aligned; lengths.npy, last_times.npy, ids.json; manifest.json)."""
+    import json
+    import tempfile
+    import warnings
+    from pathlib import Path
+
+    import mlflow
+
+    from pipeline import workarounds
+
+    path = str(Path(values["data_source"]).resolve())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # a local path reads as two kinds of file source
+        logged = mlflow.data.from_numpy(collection_.values, source=path, name=f"{Path(path).stem} (collection)",
+                                        digest=_sha256(collection_)[:16])
+    workarounds.log_input(logged, context)
+    if not artifacts:
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        np.save(folder / "values.npy", collection_.values)
+        np.save(folder / "lengths.npy", collection_.lengths)
+        np.save(folder / "last_times.npy", collection_.last_times)
+        (folder / "ids.json").write_text(json.dumps(collection_.ids))
+        (folder / "manifest.json").write_text(json.dumps({
+            "source": "collection", "path": path, "step": str(collection_.step), "folds": repr(folds),
+            "notes": collection_.notes, "sha256": _sha256(collection_)}, indent=2))
+        mlflow.log_artifacts(str(folder), artifact_path="data")
 
 
 def refit_logged(collection_, settings, epochs, holdout, half_widths, name):
@@ -235,20 +304,6 @@ def refit_logged(collection_, settings, epochs, holdout, half_widths, name):
     mlflow.log_metric(f"refit_{name}_seconds", time.perf_counter() - started)
     serving.get_layer(forecaster.INTERVAL_LAYER).half_width.assign(np.asarray(half_widths, np.float32))
     return serving
-
-
-def _log_evaluated_model(evaluated):
-    """The evaluated model's .keras file, beside the served one: `runs:/<run>/evaluated_model/model.keras`."""
-    import tempfile
-    from pathlib import Path
-
-    import mlflow
-
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "model.keras"
-        evaluated.save(path)
-        mlflow.log_artifact(str(path), artifact_path=EVALUATED_MODEL)
-    return f"runs:/{mlflow.active_run().info.run_id}/{EVALUATED_MODEL}/model.keras"
 
 
 def _log_future(served, collection_, settings):
@@ -396,19 +451,21 @@ def _sha256(collection_, folds=None):
     return digest if folds is None else sha256_of(np.frombuffer(f"{digest} {folds!r}".encode(), np.uint8))
 
 
-def summary(run_id, n_series, table, settings, folds, model_uri, registered, through, best_epoch):
+def summary(run_ids, n_series, table, settings, folds, model_uri, registered, through, best_epoch):
     from pipeline import tracking
 
-    lines = ["", f"Run: main {run_id} (one global model over {n_series} series)", "",
+    lines = ["", f"Runs (one global model over {n_series} series):"]
+    lines += [f"  {stage:<14} {run_id}" for stage, run_id in run_ids.items()]
+    lines += ["",
              f"Validation: {folds.n_windows} cut-off(s), {folds.step} apart, before each series' last "
              f"{settings.horizon} points; best epoch {best_epoch}.",
              f"Evaluated model: {through['evaluated_model_trained_on']}.",
              f"Served model: {through['served_model_trained_on']}, through {through['newest_time_trained_on']}; "
-             "forecasts.csv on the run holds its forecast of the future.", "",
+             "forecasts.csv on the forecast run holds its forecast of the future.", "",
              f"Test metrics, averaged over the series (sMAPE and MAPE in %, coverage of the "
              f"{100 * settings.interval_level:g} % intervals in %):", "",
              tables.to_markdown(("forecaster",) + TABLE_METRICS, table),
-             "Per series: cross_validation.csv and per_series_metrics.csv on the run.", "",
+             "Per series: cross_validation.csv and per_series_metrics.csv on the evaluate run.", "",
              f"Compare runs in the MLflow UI:  {tracking.ui_command()}",
              f"Serve the model on 127.0.0.1:5001:  mlflow models serve -m {model_uri} --env-manager local --port 5001",
              registered or "Not registered.", ""]

@@ -254,10 +254,11 @@ def test_a_collection_runs_through_mlflow_run_serve_and_lstm_predict(tmp_path):
     result = mlflow_run(tmp_path, "-P", f"data_source={csv}", "-P", "id_column=item", "-P", "time_column=quarter",
                         "-P", "column=sales", "-P", "horizon=4", "-P", "season=4", "-P", "epochs=3")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "one global model over 12 series" in result.stdout and "| auto_ets |" in result.stdout
+    assert "Runs (one global model over 12 series)" in result.stdout and "| auto_ets |" in result.stdout
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    runs = mlflow.MlflowClient(uri).search_runs(["0"])
+    runs = mlflow.MlflowClient(uri).search_runs(["0"], "tags.stage = 'main'")
     assert len(runs) == 1 and runs[0].data.tags["data"] == "collection"
+    forecast_run_id = runs[0].data.tags["forecast_run_id"]
     source = pd.read_csv(csv)
     last = source.groupby("item", sort=False).tail(12)
     frame = {"columns": ["unique_id", "ds", "y"],
@@ -268,7 +269,7 @@ def test_a_collection_runs_through_mlflow_run_serve_and_lstm_predict(tmp_path):
     served = pd.DataFrame(answer["predictions"])
     assert list(served.columns) == ["unique_id", "ds", "step", "forecast", "lower", "upper", "padded"]
     # The server answers from the served model, trained on every point: the run's own forecast of the future.
-    future = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{runs[0].info.run_id}/forecasts.csv",
+    future = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{forecast_run_id}/forecasts.csv",
                                                              dst_path=str(tmp_path), tracking_uri=uri))
     np.testing.assert_allclose(served.forecast, future.forecast, rtol=1e-5)
     assert runs[0].data.tags["served_model_trained_on"] == "trained on every point of every series"

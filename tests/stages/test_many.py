@@ -50,12 +50,16 @@ def collection_run(tmp_path_factory):
     with temporary_store(folder):
         run_ids, scores, printed = run_collection(path)
         run = mlflow.get_run(run_ids["main"])
-        files = {name: mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/{name}", dst_path=str(folder))
-                 for name in ("cross_validation.csv", "forecasts.csv", "per_series_metrics.csv", "comparison.md",
-                              "plots")}
-        history = MlflowClient().get_metric_history(run.info.run_id, "val_loss")
+        where = {"cross_validation.csv": "evaluate", "per_series_metrics.csv": "evaluate", "comparison.md": "evaluate",
+                 "plots": "evaluate", "forecasts.csv": "forecast"}
+        files = {name: mlflow.artifacts.download_artifacts(f"runs:/{run_ids[stage]}/{name}",
+                                                           dst_path=str(folder / stage))
+                 for name, stage in where.items()}
+        history = MlflowClient().get_metric_history(run_ids["train"], "val_loss")
         model = mlflow.pyfunc.load_model(run.data.tags["model_uri"])
-        yield run, scores, printed, files, history, model
+        children = {r.data.tags["stage"]: r for r in MlflowClient().search_runs(
+            [run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'")}
+        yield run, scores, printed, files, history, model, children
 
 
 FORECASTERS = ("lstm", "naive", "seasonal_naive", "auto_ets", "auto_theta")
@@ -63,8 +67,13 @@ FORECASTERS = ("lstm", "naive", "seasonal_naive", "auto_ets", "auto_theta")
 
 @pytest.mark.slow
 def test_a_collection_is_one_run_with_every_forecaster_scored_on_the_same_targets(collection_run):
-    run, scores, printed, files, history, _ = collection_run
+    run, scores, printed, files, history, _, children = collection_run
     assert run.info.status == "FINISHED" and run.data.tags["series"] == "12"
+    # The staged pipeline, as for one series: four stages under main, each finished.
+    assert sorted(children) == ["evaluate", "forecast", "generate_data", "train"]
+    assert all(child.info.status == "FINISHED" for child in children.values())
+    assert {run.data.tags[f"{stage}_run_id"] for stage in children} == {c.info.run_id for c in children.values()}
+    assert [d.dataset.name for d in children["generate_data"].inputs.dataset_inputs] == ["sales (collection)"]
     assert len(history) == run.data.metrics["epochs_trained"] == 4
     for prefix in ("", "naive_", "seasonal_naive_", "auto_ets_", "auto_theta_"):
         for metric in ("smape", "mape", "mase", "coverage", "interval_width"):
@@ -79,12 +88,12 @@ def test_a_collection_is_one_run_with_every_forecaster_scored_on_the_same_target
     lstm = per_series[per_series.forecaster == "lstm"]
     assert len(per_series) == 12 * 5 and lstm.smape.mean() == pytest.approx(run.data.metrics["test_smape"])
     assert "| auto_theta |" in open(files["comparison.md"]).read()
-    assert "| auto_theta |" in printed and "one global model over 12 series" in printed
+    assert "| auto_theta |" in printed and "Runs (one global model over 12 series)" in printed
 
 
 @pytest.mark.slow
 def test_the_test_targets_are_each_series_last_values_forecast_from_the_point_before(collection_run, tmp_path):
-    run, _, _, files, _, _ = collection_run
+    run, _, _, files, _, _, _ = collection_run
     cv = pd.read_csv(files["cross_validation.csv"])
     source = pd.read_csv(run.data.params["data_source"])
     for item, rows in source.groupby("item"):
@@ -97,20 +106,20 @@ def test_the_test_targets_are_each_series_last_values_forecast_from_the_point_be
 
 @pytest.mark.slow
 def test_the_served_model_is_trained_on_every_point_and_forecasts_the_future(collection_run):
-    run, _, printed, files, _, model = collection_run
+    run, _, printed, files, _, model, children = collection_run
     tags = run.data.tags
     assert tags["served_model_trained_on"] == "trained on every point of every series"
     assert tags["evaluated_model_trained_on"] == f"trained on every series but its last {HORIZON} points"
     metadata = model.metadata.metadata
     assert metadata["served_model_trained_on"] == "trained on every point of every series"
-    assert metadata["evaluated_model_uri"].endswith("/evaluated_model/model.keras")
+    assert metadata["evaluated_model_uri"] == children["train"].data.tags["model_uri"] != run.data.tags["model_uri"]
     source = pd.read_csv(run.data.params["data_source"])
     assert metadata["newest_time_trained_on"] == source.quarter.max()
     # Each refit trains the epochs validation chose, no more.
     best = run.data.metrics["best_epoch"]
     client = MlflowClient()
-    for name in ("test", "full"):
-        assert len(client.get_metric_history(run.info.run_id, f"refit_{name}_loss")) == best
+    for name, stage in (("test", "train"), ("full", "forecast")):
+        assert len(client.get_metric_history(children[stage].info.run_id, f"refit_{name}_loss")) == best
     future = pd.read_csv(files["forecasts.csv"])
     assert list(future.columns) == ["unique_id", "ds", "step", "forecast", "lower", "upper", "padded"]
     assert len(future) == 12 * HORIZON and future[["forecast", "lower", "upper"]].notna().all().all()
@@ -126,7 +135,7 @@ def test_the_served_model_is_trained_on_every_point_and_forecasts_the_future(col
 
 @pytest.mark.slow
 def test_the_collections_model_forecasts_windows_of_any_series_with_intervals(collection_run):
-    run, _, _, _, _, model = collection_run
+    run, _, _, _, _, model, _ = collection_run
     rng = np.random.default_rng(0)
     windows = (1000 * (2 + rng.normal(0, 0.1, (3, 12, 1)))).astype(np.float32)
     out = model.predict(windows, params={"intervals": True})
@@ -175,7 +184,7 @@ def test_lstm_predict_forecasts_every_series_with_the_served_model_and_says_what
     path = collection_csv(tmp_path / "sales.csv")
     with temporary_store(tmp_path):
         run_ids, _, _ = run_collection(path, epochs=1)
-        run_forecasts = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{run_ids['main']}/forecasts.csv",
+        run_forecasts = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{run_ids['forecast']}/forecasts.csv",
                                                                         dst_path=str(tmp_path)))
         table = predict.run("auto", str(path), "auto", "error", "auto", "auto", ".", "none",
                             str(tmp_path / "next.csv"))
@@ -200,21 +209,17 @@ def test_lstm_predict_forecasts_every_series_with_the_served_model_and_says_what
             "was padded on the left with its first value") in capsys.readouterr().err
 
 
-def _evaluated_and_served(run_id, folder):
-    """The run's evaluated model (a .keras file) and its served MLflow model."""
-    import keras
-
+def _evaluated_and_served(run_id):
+    """The run's evaluated model and its served model, as MLflow models."""
     run = mlflow.get_run(run_id)
-    path = mlflow.artifacts.download_artifacts(run.data.tags["evaluated_model_uri"], dst_path=str(folder))
-    return keras.models.load_model(path), mlflow.pyfunc.load_model(run.data.tags["model_uri"])
+    return (mlflow.pyfunc.load_model(run.data.tags["evaluated_model_uri"]),
+            mlflow.pyfunc.load_model(run.data.tags["model_uri"]))
 
 
 @pytest.mark.slow
 def test_only_the_served_model_has_seen_each_series_last_points(tmp_path):
     """Two files that differ only in each series' last `horizon` values: the models that
     forecast the test (trained before it) are the same; the served models are not."""
-    from pipeline import model as forecaster
-
     path = collection_csv(tmp_path / "sales.csv")
     source = pd.read_csv(path)
     changed = source.copy()
@@ -226,8 +231,8 @@ def test_only_the_served_model_has_seen_each_series_last_points(tmp_path):
     with temporary_store(tmp_path):
         for name in ("sales.csv", "changed.csv"):
             run_ids, _, _ = run_collection(tmp_path / name, register=False)
-            evaluated, served = _evaluated_and_served(run_ids["main"], tmp_path / name.split(".")[0])
-            out[name] = (forecaster.predict(evaluated, windows)["forecast"], served.predict(windows))
+            evaluated, served = _evaluated_and_served(run_ids["main"])
+            out[name] = (evaluated.predict(windows), served.predict(windows))
     np.testing.assert_array_equal(out["sales.csv"][0], out["changed.csv"][0])
     assert np.abs(out["sales.csv"][1] - out["changed.csv"][1]).max() > 1e-3
 
@@ -254,9 +259,9 @@ def test_tiny_series_are_forecast_by_a_fallback_and_integer_times_stay_integers(
     with temporary_store(tmp_path), contextlib.redirect_stdout(printed):
         run_ids, scores = main.run(**values)
         run = mlflow.get_run(run_ids["main"])
-        cv = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/cross_validation.csv",
+        cv = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{run_ids['evaluate']}/cross_validation.csv",
                                                              dst_path=str(tmp_path)))
-        future = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/forecasts.csv",
+        future = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{run_ids['forecast']}/forecasts.csv",
                                                                  dst_path=str(tmp_path)))
     assert run.info.status == "FINISHED"
     assert "auto_ets could not forecast 3 series (the first has 3 points): the naive forecast stands in" in \
