@@ -139,12 +139,19 @@ class _Epoch:
         return float(loss), int(bad), float(val_loss)
 
 
-def fit(training, collection, settings, on_epoch_end=None, folds=None):
+def fit(training, collection, settings, on_epoch_end=None, folds=None, checkpoint_dir=None, resume=None):
     """Trains on every series' windows whose targets precede the earliest
     validation cut-off of `folds` (default: one, the `horizon` points before the
     test), keeping the weights of the epoch with the lowest validation loss over
     every series at every validation cut-off; stops after `patience` epochs
-    without improvement. Returns History."""
+    without improvement. Returns History.
+
+    With `checkpoint_dir`, a checkpoint (`pipeline.model.save_checkpoint`: the
+    weights, Adam's state, the best weights, the history) is written there after
+    every epoch; `resume` is such a folder to continue from, to the same bits:
+    an epoch's windows are drawn from (seed, epoch) alone."""
+    from pipeline import model as forecaster
+
     width, horizon = settings.input_width, settings.horizon
     folds = folds or coll.Folds(horizon)
     rows, ends = coll.training_windows(collection, width, horizon, folds.holdout("select"))
@@ -153,9 +160,15 @@ def fit(training, collection, settings, on_epoch_end=None, folds=None):
                                "is shorter than the holdout needs.")
     val_rows, val_ends = coll.validation_windows(collection, folds)
     x_val, y_val = coll.gather(collection.values, val_rows, val_ends, width, horizon)
+    state, best_weights = forecaster.TrainingState(), None
+    if resume is not None:
+        state, best_weights = forecaster.restore_checkpoint(training, resume)
     steps = _Epoch(training, collection.values, settings, x_val.astype(np.float32), y_val.astype(np.float32))
-    history, best_weights, best = History(), None, math.inf
-    for epoch in range(1, settings.epochs + 1):
+    history = History(list(state.train_loss), list(state.val_loss), state.best_epoch)
+    best = state.best_val_loss
+    for epoch in range(state.epochs_done + 1, settings.epochs + 1):
+        if settings.patience and history.val_loss and epoch - 1 - history.best_epoch >= settings.patience:
+            break
         epoch_rows, epoch_ends = coll.sample_windows(rows, ends, settings.windows_per_series, settings.seed, epoch - 1)
         history.windows_per_epoch = len(epoch_rows)
         loss, bad, val_loss = steps.run(epoch_rows, epoch_ends, settings.seed * 100_003 + epoch)
@@ -166,10 +179,11 @@ def fit(training, collection, settings, on_epoch_end=None, folds=None):
         history.val_loss.append(val_loss)
         if val_loss < best:
             best, history.best_epoch, best_weights = val_loss, epoch, training.get_weights()
+        if checkpoint_dir is not None:
+            forecaster.save_checkpoint(training, forecaster.TrainingState(
+                epoch, history.train_loss, history.val_loss, history.best_epoch, best), best_weights, checkpoint_dir)
         if on_epoch_end is not None:
             on_epoch_end(epoch, {"loss": loss, "val_loss": val_loss})
-        if settings.patience and epoch - history.best_epoch >= settings.patience:
-            break
     training.set_weights(best_weights)
     return history
 

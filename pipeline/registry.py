@@ -24,6 +24,12 @@ def registered_model_name(name, data_source):
     return f"lstm-{stem.strip('-') or 'series'}"
 
 
+def reported_metric(metrics):
+    """The test metric reported beside the validation loss, never compared: a series'
+    RMSE, a collection's mean sMAPE (its series differ in scale)."""
+    return "test_rmse" if "test_rmse" in metrics else "test_smape"
+
+
 def update_champion(name, best):
     """Registers `best`'s model (a finished main run) under `name` ('auto': the
     series' own name, `registered_model_name`); moves the alias `champion` to it
@@ -36,8 +42,7 @@ def update_champion(name, best):
 
     client = MlflowClient()
     name = registered_model_name(name, best.data.params.get("data_source", ""))
-    # Reported beside the validation loss, never compared: a series' RMSE, a collection's mean sMAPE.
-    reported = "test_rmse" if "test_rmse" in best.data.metrics else "test_smape"
+    reported = reported_metric(best.data.metrics)
     val_loss, test_score = best.data.metrics["best_val_loss"], best.data.metrics[reported]
     data_sha256 = best.data.tags.get("data_sha256", "")
     version = mlflow.register_model(

@@ -375,6 +375,27 @@ def log_dataset_input(dataset, manifest, split, context):
     workarounds.log_input(logged, context)  # another run may insert the same dataset at once
 
 
+CHECKPOINTS = "checkpoints"
+
+
+class CheckpointUploads:
+    """Uploads the checkpoint folder to the active run's `checkpoints/` when `every`
+    seconds have passed since the last upload (or since training started), and
+    whenever `upload` is called: see train.CHECKPOINT_UPLOAD_SECONDS."""
+
+    def __init__(self, folder, every):
+        self.folder, self.every = folder, every
+        self.last = time.monotonic()
+
+    def after_epoch(self):
+        if time.monotonic() - self.last >= self.every:
+            self.upload()
+
+    def upload(self):
+        mlflow.log_artifacts(self.folder, artifact_path=CHECKPOINTS)
+        self.last = time.monotonic()
+
+
 def log_figure(figure, name):
     import matplotlib.pyplot as plt
 

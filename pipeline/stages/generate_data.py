@@ -119,20 +119,28 @@ def explain_what_fits(path, n_points, horizon, season, val_fraction, test_fracti
 
 
 def prepare_each(combinations):
-    """Reads and windows every distinct CSV series among `combinations` (dicts of
-    at least the data parameters), so that a series too short for one trial's
-    windows stops a sweep or a study before its first trial."""
+    """Reads and checks every distinct CSV series or collection among `combinations`
+    (dicts of at least the data parameters), so that a series too short for one
+    trial's windows stops a sweep or a study before its first trial."""
     from pipeline import collection
 
+    seen = set()
     for c in combinations:
         if c["data_source"] != "sine" and collection.is_collection(c["data_source"], c.get("id_column", collection.ID),
                                                                    c["separator"]):
-            raise ParamError(
-                f"Received `data_source`={c['data_source']!r}, a collection (it has the column "
-                f"{c.get('id_column', collection.ID)!r}): sweeps and studies of a collection are not supported yet; "
-                "run main once per setting, or pass -P id_column=<a column it lacks> to treat it as one series.")
-    for values in dict.fromkeys(tuple(c[name] for name in params.DATA_PARAMS) for c in combinations):
-        if values[0] != "sine":
+            from pipeline.stages import many
+
+            values = {**params.defaults("main"), **c}
+            # What many.prepare checks: the file as read, the folds, and the settings they constrain.
+            key = tuple(str(values[name]) for name in params.DATA_PARAMS + params.COLLECTION_PARAMS
+                        + ["interval_level", "scaling", "target"])
+            if key not in seen:
+                seen.add(key)
+                many.prepare(values)
+            continue
+        values = tuple(c[name] for name in params.DATA_PARAMS)
+        if values[0] != "sine" and values not in seen:
+            seen.add(values)
             prepare(**dict(zip(params.DATA_PARAMS, values)))
 
 

@@ -43,9 +43,6 @@ def run(run_name=None, quiet=False, parent_run_id=None, tags=None, epoch_hook=No
         if collection.is_collection(values["data_source"], values["id_column"], values["separator"]):
             from pipeline.stages import many
 
-            if values["resume_from"] != "none":
-                raise ParamError("Received `resume_from` for a collection: a collection's run is not resumed "
-                                 "from a checkpoint yet; start it again without resume_from.")
             return many.run(values, run_name, quiet, parent_run_id, tags, epoch_hook, register)
     data_values = {name: values[name] for name in params.DATA_PARAMS}
     train_values = {name: values[name] for name in params.TRAIN_PARAMS}

@@ -141,6 +141,7 @@ def run(values, run_name=None, quiet=False, parent_run_id=None, tags=None, epoch
     from pipeline import global_model, logged_model, plots, tracking
 
     collection_, settings, folds, notes = prepare(values)
+    resume = _checkpoint_to_resume(values) if values.get("resume_from", "none") != "none" else None
     for note in notes:
         print(f"collection: {note}", flush=True)
     horizon, season = settings.horizon, settings.season
@@ -161,7 +162,8 @@ def run(values, run_name=None, quiet=False, parent_run_id=None, tags=None, epoch
         run_ids["main"] = active.info.run_id
         tracking.log_params(values)
         mlflow.set_tags({**resolved, "series": str(len(collection_)), "data_sha256": data_sha256,
-                         **({"notes": "; ".join(notes)} if notes else {})})
+                         **({"notes": "; ".join(notes)} if notes else {}),
+                         **({"resumed_from": values["resume_from"]} if resume is not None else {})})
 
         # generate_data: the collection as read, and its lineage.
         with tracking.stage_run("generate_data", tags={"data": "collection"}) as stage:
@@ -178,7 +180,9 @@ def run(values, run_name=None, quiet=False, parent_run_id=None, tags=None, epoch
             _log_collection(collection_, values, folds, "training", artifacts=False)
             training, serving = global_model.build(settings,
                                                    global_model.typical_std(collection_, folds.holdout("select")))
-            history, seconds = fit_logged(training, collection_, settings, epoch_hook, folds)
+            if resume is not None:
+                mlflow.set_tag("resumed_from", values["resume_from"])
+            history, seconds = _fit_checkpointed(training, collection_, settings, epoch_hook, folds, resume)
             tracking.log_figure(plots.loss_curve(history.train_loss, history.val_loss, history.best_epoch,
                                                  ylabel="MAE / window spread"), "loss_curve")
             half_widths = global_model.calibrate(serving, collection_, settings, folds)
@@ -326,7 +330,55 @@ def _log_future(served, collection_, settings):
     return out
 
 
-def fit_logged(training, collection_, settings, epoch_hook=None, folds=None):
+def _checkpoint_to_resume(values):
+    """The last checkpoint of the train stage under the interrupted main run that
+    `resume_from` names (checked to have run with these values), downloaded."""
+    import mlflow
+
+    from pipeline import tracking
+
+    interrupted = tracking.interrupted_run(values["resume_from"], "main", values)
+    trains = mlflow.search_runs([interrupted.info.experiment_id],
+                                f"tags.mlflow.parentRunId = '{interrupted.info.run_id}' and tags.stage = 'train'",
+                                output_format="list")
+    if not trains or not any(a.path == tracking.CHECKPOINTS for a in
+                             mlflow.MlflowClient().list_artifacts(trains[0].info.run_id)):
+        raise ParamError(f"Received `resume_from`={values['resume_from']}: that main run stopped before its first "
+                         "epoch was checkpointed; start it afresh without resume_from.")
+    return tracking.download(f"runs:/{trains[0].info.run_id}/{tracking.CHECKPOINTS}", "resume_from")
+
+
+def _fit_checkpointed(training, collection_, settings, epoch_hook, folds, resume):
+    """fit_logged, checkpointed after every epoch to a local folder, which is uploaded to
+    the train run's `checkpoints/` every 30 s of training, at the end, and after a failure
+    or an interruption (as a series' train stage does), so that `resume_from` continues it."""
+    import tempfile
+    from pathlib import Path
+
+    from pipeline import model as forecaster
+    from pipeline import tracking
+    from pipeline.stages import train
+
+    with tempfile.TemporaryDirectory() as checkpoint_dir:
+        uploads = tracking.CheckpointUploads(checkpoint_dir, train.CHECKPOINT_UPLOAD_SECONDS)
+
+        def hook(epoch, logs):
+            uploads.after_epoch()
+            if epoch_hook is not None:
+                epoch_hook(epoch, logs)
+
+        try:
+            result = fit_logged(training, collection_, settings, hook, folds, checkpoint_dir, resume)
+        except BaseException as error:
+            written = (Path(checkpoint_dir) / forecaster.CHECKPOINT_STATE).is_file()
+            if written and getattr(error, "pruned_at_epoch", None) is None:  # a pruned trial is not resumed
+                uploads.upload()
+            raise
+        uploads.upload()
+    return result
+
+
+def fit_logged(training, collection_, settings, epoch_hook=None, folds=None, checkpoint_dir=None, resume=None):
     """global_model.fit with each epoch's losses logged and shown, and the run's training
     metrics (seconds, epochs, best epoch and loss, windows per second) logged after: (history, seconds)."""
     import mlflow
@@ -343,9 +395,13 @@ def fit_logged(training, collection_, settings, epoch_hook=None, folds=None):
         if epoch_hook is not None:
             epoch_hook(epoch, logs)
 
+    if resume is not None:  # the epochs the interrupted run trained, on this run's curve too
+        inherited = forecaster_state(resume)
+        for epoch, (loss, val_loss) in enumerate(zip(inherited.train_loss, inherited.val_loss), start=1):
+            mlflow.log_metrics({"train_loss": loss, "val_loss": val_loss}, step=epoch, synchronous=False)
     started = time.perf_counter()
     try:
-        history = global_model.fit(training, collection_, settings, on_epoch_end, folds)
+        history = global_model.fit(training, collection_, settings, on_epoch_end, folds, checkpoint_dir, resume)
     finally:
         progress.close()
     seconds = time.perf_counter() - started
@@ -354,6 +410,16 @@ def fit_logged(training, collection_, settings, epoch_hook=None, folds=None):
                         "windows_per_epoch": history.windows_per_epoch,
                         "windows_per_second": history.windows_per_epoch * len(history.val_loss) / seconds})
     return history, seconds
+
+
+def forecaster_state(folder):
+    """The TrainingState (history, best epoch) of a checkpoint folder."""
+    import json
+    from pathlib import Path
+
+    from pipeline import model as forecaster
+
+    return forecaster.TrainingState(**json.loads((Path(folder) / forecaster.CHECKPOINT_STATE).read_text()))
 
 
 def trained_on(values, collection_):

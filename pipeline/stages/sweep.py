@@ -5,9 +5,10 @@ Each trial is a whole `main` run nested under one parent run tagged
 `stage=sweep`; trials share their data runs when the data parameters agree.
 A failed trial is recorded as FAILED and the sweep goes on. The best trial is
 the one with the lowest validation loss (`best_val_loss`); the test split only
-reports. The parent logs `best_val_loss` and `best_test_rmse`, the tag
-`best_run_id`, the results table (`results.csv`, `results.md`),
-`plots/test_rmse_by_parameter.png` and `plots/val_loss_curves.png`, and
+reports. The parent logs `best_val_loss` and `best_test_rmse` (a collection:
+`best_test_smape`), the tag `best_run_id`, the results table (`results.csv`,
+`results.md`), `plots/test_rmse_by_parameter.png` (`test_smape_...`) and
+`plots/val_loss_curves.png`, and
 registers the best trial's model, moving the alias `champion` only when it has
 a lower validation loss than the current champion on the same data (the same
 data means the same validation split).
@@ -88,13 +89,14 @@ def run(max_trials, sweep_seed, registered_model_name, **grid):
                 print(f"trial {name} failed:\n{traceback.format_exc(limit=3)}", flush=True)
 
         runs = compare.pipeline_runs([parent.info.experiment_id], parent.info.run_id)
-        finished = [r for r in runs if r.info.status == "FINISHED" and "test_rmse" in r.data.metrics]
+        finished = [r for r in runs if r.info.status == "FINISHED" and "best_val_loss" in r.data.metrics]
         mlflow.log_metrics({"n_trials": len(runs), "n_failed": len(runs) - len(finished)})
         _log_plots(finished, swept)
         best = min(finished, key=lambda r: r.data.metrics["best_val_loss"]) if finished else None
         if best is not None:
+            reported = registry.reported_metric(best.data.metrics)
             mlflow.log_metrics({"best_val_loss": best.data.metrics["best_val_loss"],
-                                "best_test_rmse": best.data.metrics["test_rmse"]})
+                                f"best_{reported}": best.data.metrics[reported]})
             mlflow.set_tag("best_run_id", best.info.run_id)
             message = registry.update_champion(registered_model_name, best)
         else:
@@ -114,10 +116,11 @@ def run(max_trials, sweep_seed, registered_model_name, **grid):
 def _log_plots(finished, swept):
     if not finished:
         return
-    rmse = [r.data.metrics["test_rmse"] for r in finished]
+    reported = registry.reported_metric(finished[0].data.metrics)
+    scores = [r.data.metrics.get(reported, float("nan")) for r in finished]
     if swept:
         values = {name: [r.data.params[name] for r in finished] for name in swept}
-        tracking.log_figure(plots.metric_by_parameter(values, rmse, "test_rmse"), "test_rmse_by_parameter")
+        tracking.log_figure(plots.metric_by_parameter(values, scores, reported), f"{reported}_by_parameter")
     client = MlflowClient()
     curves = {}
     for r in finished:

@@ -31,7 +31,7 @@ KERAS_MODEL = forecaster.KERAS_MODEL
 SAVED_MODEL = logged_model.SAVED_MODEL
 # The last checkpoint (pipeline.model.save_checkpoint); after a failure or an
 # interruption also the best weights as a .keras model.
-CHECKPOINTS = "checkpoints"
+CHECKPOINTS = tracking.CHECKPOINTS
 BEST_CHECKPOINT = "best.keras"
 # The checkpoint is written to a local folder after every epoch (atomically) and
 # uploaded to the run when this many seconds of training have passed since the
@@ -151,7 +151,7 @@ def _train_local(dataset, values, chosen, scale, resume, epoch_hook, summary):
     metrics_logged = [0]  # the last epoch whose losses were logged
 
     with tempfile.TemporaryDirectory() as checkpoint_dir:
-        uploads = CheckpointUploads(checkpoint_dir, CHECKPOINT_UPLOAD_SECONDS)
+        uploads = tracking.CheckpointUploads(checkpoint_dir, CHECKPOINT_UPLOAD_SECONDS)
 
         def on_epoch_end(epoch, logs):
             losses.log(epoch_losses(logs), step=epoch)
@@ -336,24 +336,6 @@ def epoch_losses(logs):
     losses.update({name[len("val_"):].replace("_mse", "_val_loss"): value
                    for name, value in logs.items() if name.startswith("val_") and name != "val_loss"})
     return losses
-
-
-class CheckpointUploads:
-    """Uploads the checkpoint folder to the active run's `checkpoints/` when `every`
-    seconds have passed since the last upload (or since training started), and
-    whenever `upload` is called: see CHECKPOINT_UPLOAD_SECONDS."""
-
-    def __init__(self, folder, every):
-        self.folder, self.every = folder, every
-        self.last = time.monotonic()
-
-    def after_epoch(self):
-        if time.monotonic() - self.last >= self.every:
-            self.upload()
-
-    def upload(self):
-        mlflow.log_artifacts(self.folder, artifact_path=CHECKPOINTS)
-        self.last = time.monotonic()
 
 
 def _log_inherited_history(checkpoint):

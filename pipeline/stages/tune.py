@@ -359,7 +359,8 @@ def objective(space, sampler, tune_seed, n_trials, parent_run_id, study_name):
         train_run = MlflowClient().get_run(run_ids["train"])
         trial.set_user_attr("main_run_id", run_ids["main"])
         trial.set_user_attr("epochs", len(epochs))
-        trial.set_user_attr("test_rmse", scores["test_rmse"])  # recorded, never the objective
+        reported = registry.reported_metric(scores)
+        trial.set_user_attr(reported, scores[reported])  # recorded, never the objective
         return train_run.data.metrics["best_val_loss"]
 
     return run_trial
@@ -504,15 +505,16 @@ def finish(study, parent_run_id, registered_model_name):
         [client.get_run(parent_run_id).info.experiment_id],
         f"tags.mlflow.parentRunId = '{parent_run_id}' and tags.stage = 'main'", max_results=5000)}
     searched = sorted({name for t in trials for name in t.params})
+    reported = registry.reported_metric(next((r.data.metrics for r in runs.values() if r.data.metrics), {}))
     rows = []
     for t in trials:
         r = runs.get(str(t.number))
         rows.append([t.number, t.state.name, r.info.run_name if r else "", r.info.run_id if r else "",
                      t.value if t.value is not None else math.nan, t.user_attrs.get("epochs", ""),
                      r.data.tags.get("pruned_at_epoch", "") if r else "",
-                     r.data.metrics.get("test_rmse", math.nan) if r else math.nan]
+                     r.data.metrics.get(reported, math.nan) if r else math.nan]
                     + [t.params.get(name, "") for name in searched])
-    header = RESULTS_HEADER + searched
+    header = RESULTS_HEADER[:-1] + [reported] + searched  # a collection reports test_smape
     client.log_text(parent_run_id, tables.to_csv(header, rows), "results.csv")
     client.log_text(parent_run_id, tables.to_markdown(header, rows), "results.md")
     state = report(study)
@@ -525,7 +527,7 @@ def finish(study, parent_run_id, registered_model_name):
         best_run = runs.get(str(best.number))
         metrics["best_val_loss"] = best.value
         if best_run is not None:
-            metrics["best_test_rmse"] = best_run.data.metrics.get("test_rmse", math.nan)
+            metrics[f"best_{reported}"] = best_run.data.metrics.get(reported, math.nan)
             client.set_tag(parent_run_id, "best_run_id", best_run.info.run_id)
             message = registry.update_champion(registered_model_name, best_run)
     for name, value in metrics.items():

@@ -33,13 +33,13 @@ def collection_csv(path, n=12):
     return path
 
 
-def run_collection(path, register=True, **overrides):
+def run_collection(path, register=True, epoch_hook=None, **overrides):
     values = {**params.defaults("main"), "data_source": str(path), "id_column": "item", "time_column": "quarter",
               "column": "sales", "horizon": HORIZON, "season": 4, "time_steps": 12 + HORIZON, "hidden_units": 8,
               "learning_rate": 0.01, "epochs": 4, "seed": 0, **overrides}
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        run_ids, scores = main.run(register=register, **values)
+        run_ids, scores = main.run(register=register, epoch_hook=epoch_hook, **values)
     return run_ids, scores, printed.getvalue()
 
 
@@ -168,13 +168,39 @@ def test_a_collection_refused_before_any_run_opens_and_the_advice_runs(tmp_path)
         assert np.isfinite(scores["test_smape"])
 
 
-def test_a_sweep_of_a_collection_is_refused_in_one_line(tmp_path):
+COLLECTION = {"id_column": "item", "time_column": "quarter", "column": "sales", "horizon": str(HORIZON),
+              "season": "4", "time_steps": str(12 + HORIZON), "learning_rate": "0.01", "epochs": "2"}
+
+
+@pytest.mark.slow
+def test_a_sweep_and_a_study_of_a_collection_register_the_trial_validation_chose(tracking_store, tmp_path):
+    from pipeline.stages import sweep, tune
+
+    path = collection_csv(tmp_path / "sales.csv")
+    raw = {**COLLECTION, "data_source": str(path), "hidden_units": "4,8"}
+    parent_id, best_id = sweep.run(**sweep.parse_grid("sweep", raw))
+    parent = mlflow.get_run(parent_id)
+    trials = MlflowClient().search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'")
+    assert len(trials) == 2 and all(t.data.tags["data"] == "collection" for t in trials)
+    best = min(trials, key=lambda t: t.data.metrics["best_val_loss"])
+    assert best.info.run_id == best_id == parent.data.tags["best_run_id"]
+    assert parent.data.metrics["best_test_smape"] == best.data.metrics["test_smape"]
+    champion = MlflowClient().get_model_version_by_alias("lstm-sales", "champion")
+    assert champion.tags["run_id"] == best_id
+    state = tune.run(**tune.parse_space("tune", {**raw, "study": "stores", "n_trials": "2", "pruner": "none"}))
+    assert (state["complete"], state["total"]) == (2, 2)
+    (study,) = MlflowClient().search_runs([parent.info.experiment_id], "tags.stage = 'tune'")
+    assert "best_test_smape" in study.data.metrics and "best_run_id" in study.data.tags
+
+
+def test_a_sweep_of_a_collection_is_refused_before_its_first_trial_when_one_corner_cannot_run(tmp_path):
     from pipeline.stages import generate_data
 
     path = collection_csv(tmp_path / "sales.csv")
-    with pytest.raises(ParamError, match=r"^Received `data_source`='.*sales.csv', a collection \(it has the column "
-                                         r"'item'\): sweeps and studies of a collection are not supported yet"):
-        generate_data.prepare_each([{**params.defaults("main"), "data_source": str(path), "id_column": "item"}])
+    base = {**params.defaults("main"), "data_source": str(path), "id_column": "item", "time_column": "quarter",
+            "column": "sales", "season": 4}
+    with pytest.raises(ParamError, match=r"^Series 'series 11' has 13 points; with horizon 13 a test needs at least 14"):
+        generate_data.prepare_each([{**base, "horizon": 4}, {**base, "horizon": 13}])
 
 
 @pytest.mark.slow
@@ -290,3 +316,30 @@ def test_a_collection_of_four_series_runs_with_the_defaults(tmp_path):
     assert run.info.status == "FINISHED" and run.data.tags["resolved_n_windows"] == "3"
     assert np.isfinite(scores["test_coverage"])
     assert "Validation: 3 cut-off(s), 6 apart" in printed.getvalue()
+
+
+@pytest.mark.slow
+def test_an_interrupted_collection_run_resumes_from_its_checkpoint_to_the_same_numbers(tmp_path):
+    path = collection_csv(tmp_path / "sales.csv")
+
+    def interrupt(epoch, logs):
+        if epoch == 2:
+            raise KeyboardInterrupt("stopped at epoch 2")
+
+    client = MlflowClient
+    with temporary_store(tmp_path):
+        whole, whole_scores, _ = run_collection(path, register=False)
+        with pytest.raises(KeyboardInterrupt):
+            run_collection(path, register=False, epoch_hook=interrupt)
+        (killed,) = [r for r in mlflow.search_runs(output_format="list", filter_string="tags.stage = 'main'")
+                     if r.info.status == "KILLED"]
+        resumed, resumed_scores, printed = run_collection(path, register=False, resume_from=killed.info.run_id)
+        histories = [[m.value for m in sorted(client().get_metric_history(ids["train"], "val_loss"),
+                                              key=lambda m: m.step)] for ids in (whole, resumed)]
+        resumed_main = mlflow.get_run(resumed["main"])
+        with pytest.raises(ParamError, match=r"^Received `resume_from`=.*, which ran with other parameters: resume it "
+                                             r"with the same ones \(-P epochs=4\)"):
+            run_collection(path, register=False, resume_from=killed.info.run_id, epochs=5)
+    assert len(histories[0]) == 4 and histories[0] == histories[1]
+    assert resumed_scores == whole_scores
+    assert resumed_main.data.tags["resumed_from"] == killed.info.run_id
