@@ -48,13 +48,17 @@ def run(model_uri, data_uri, season, free_run_steps):
             # the baselines keep the data's windows.
             model_data = data.with_history(dataset, model.get_layer(forecaster.FIT_WINDOW_LAYER).width)
         test_forecast = forecaster.predict(model, model_data["x_test"])
-        scores, table = score(test_forecast, dataset, season)
+        scores, table, forecasts = score(test_forecast, dataset, season)
         free = free_run(model, dataset, manifest, free_run_steps)
         scores["free_run_rmse"] = float(np.sqrt(np.mean((free["truth"] - free["forecast"]) ** 2)))
         mlflow.log_metrics(scores)
         mlflow.log_text(tables.to_csv(metrics.COMPARISON_HEADER, table), "comparison.csv")
         mlflow.log_text(tables.to_markdown(metrics.COMPARISON_HEADER, table), "comparison.md")
         log_plots(model, dataset, test_forecast, free)
+        if manifest["source"] == "csv":
+            level = model.get_layer(forecaster.INTERVAL_LAYER).level
+            mlflow.log_text(cross_validation(dataset, manifest, test_forecast, forecasts, level).to_csv(index=False),
+                            "cross_validation.csv")
         return active.info.run_id, scores, table
 
 
@@ -105,7 +109,36 @@ def score(test_forecast, dataset, season):
     scores = metrics.forecast_metrics(y_test, forecasts, scale)
     scores.update({f"test_{name}": value for name, value in
                    metrics.interval_scores(y_test, test_forecast["lower"], test_forecast["upper"]).items()})
-    return scores, metrics.comparison_table(scores, names)
+    return scores, metrics.comparison_table(scores, names), forecasts
+
+
+def cross_validation(dataset, manifest, test_forecast, forecasts, level):
+    """The test period in statsforecast's `cross_validation` layout: one row per test
+    window and step, `unique_id` (the column), `ds` (the target's time), `cutoff`
+    (the time of the last value before the window's first target), `y`, then the
+    LSTM (`lstm`, `lstm-lo-<level>`, `lstm-hi-<level>`) and every baseline."""
+    import pandas as pd
+
+    from pipeline import csv_input
+
+    y, t = dataset["y_test"], dataset["t_test"]
+    n, horizon = y.shape
+    input_width = dataset["x_test"].shape[1]
+    has_times = manifest.get("parameters", {}).get("time_column", "none") != "none"
+
+    def text(times):
+        return [csv_input.format_time(value) for value in times] if has_times else list(times)
+
+    frame = {"unique_id": manifest.get("column", "y"), "ds": text(t[:, input_width:].ravel()),
+             "cutoff": text(np.repeat(t[:, input_width - 1], horizon)), "y": y.ravel(),
+             "lstm": test_forecast["forecast"].ravel()}
+    percent = f"{100 * level:g}"
+    frame[f"lstm-lo-{percent}"] = test_forecast["lower"].ravel()
+    frame[f"lstm-hi-{percent}"] = test_forecast["upper"].ravel()
+    for name, forecast in forecasts.items():
+        if name:
+            frame[name] = np.asarray(forecast, np.float64).reshape(n * horizon)
+    return pd.DataFrame(frame)
 
 
 def free_run(model, dataset, manifest, n_steps):

@@ -79,3 +79,23 @@ def test_the_future_is_forecast_by_the_served_model_and_lstm_predict_agrees(tmp_
     # refit=false: the evaluated model is served.
     assert plain.data.tags["model_uri"] == plain_train.data.tags["model_uri"]
     assert plain.data.tags["served_model_trained_on"] == "the evaluated model itself (refit=false)"
+
+
+@pytest.mark.slow
+def test_a_series_test_period_is_logged_as_statsforecasts_cross_validation(tmp_path):
+    path = monthly(tmp_path / "sales.csv")
+    with temporary_store(tmp_path):
+        run_ids, _ = run_series(path)
+        cv = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{run_ids['evaluate']}/cross_validation.csv",
+                                                             dst_path=str(tmp_path)))
+        main_run = mlflow.get_run(run_ids["main"])
+    assert list(cv.columns) == ["unique_id", "ds", "cutoff", "y", "lstm", "lstm-lo-90", "lstm-hi-90", "persistence",
+                                "seasonal_naive", "ets", "linear"]
+    source = pd.read_csv(path)
+    # Every test window, forecast from each origin in the test period (the last 20 % of the 96 months).
+    assert set(cv.ds) <= set(source.month[-20:]) and cv.ds.iloc[-1] == source.month.iloc[-1]
+    first = cv.iloc[0]
+    assert source.month.tolist().index(first.cutoff) == source.month.tolist().index(first.ds) - 1
+    np.testing.assert_allclose(cv.y, source.set_index("month").loc[cv.ds, "y"].to_numpy(), rtol=1e-6)
+    rmse = np.sqrt(np.mean((cv.lstm - cv.y) ** 2))
+    assert rmse == pytest.approx(main_run.data.metrics["test_rmse"], rel=1e-5)
