@@ -147,6 +147,7 @@ def read_collection(path, id_column=ID, time_column=TIME, column=VALUE, fill_mis
     step, positions = _grid_positions(times, numbers, codes, same_series, path, time_column)
     starts = np.flatnonzero(np.r_[True, ~same_series])
     ends = np.r_[starts[1:], len(codes)]
+    _check_one_step(positions, codes, same_series, starts, ends, unique_ids, step, path, time_column)
     arrays, last_times, filled = [], [], 0
     for start, end in zip(starts, ends):
         span = positions[start:end] - positions[start]
@@ -174,6 +175,22 @@ def read_collection(path, id_column=ID, time_column=TIME, column=VALUE, fill_mis
     if last_times.dtype.kind == "f" and isinstance(step, int) and np.all(last_times == np.round(last_times)):
         last_times = last_times.astype(np.int64)  # whole-numbered times stay integers in every output
     return from_arrays(unique_ids, arrays, last_times, step, notes)
+
+
+def _check_one_step(positions, codes, same_series, starts, ends, unique_ids, step, path, time_column):
+    """Refuses a collection whose series follow different steps (monthly and quarterly
+    mixed): a series none of whose consecutive times are one step apart steps by more."""
+    gaps = np.where(same_series, np.diff(positions), 0)
+    one_step = np.flatnonzero(gaps == 1)
+    unit = csv_input._step_name(step) if isinstance(step, str) else f"{step:g}"
+    for start, end in zip(starts, ends):
+        own = gaps[start:end - 1]
+        if len(own) and own.min() > 1 and len(one_step):
+            other = unique_ids[codes[one_step[0]]]
+            raise ParamError(
+                f"Column {time_column!r} of {path}: series {unique_ids[codes[start]]!r} steps by {int(own.min())} × "
+                f"{unit}, series {other!r} by {unit}: a collection needs one step that every series follows; "
+                "forecast them as separate collections.")
 
 
 def _grid_positions(times, numbers, codes, same_series, path, time_column):

@@ -180,3 +180,14 @@ def test_the_folds_place_every_cut_off_and_every_model_stops_before_its_own():
                                                                     (1, 10)]
     x, y = coll.gather(c.values, rows, ends, 4, 3)
     np.testing.assert_array_equal(y[(rows == 1) & (c.width - ends == 10)], [[105, 106, 107]])
+
+
+def test_series_on_different_steps_are_refused_naming_one_of_each(tmp_path):
+    monthly = [f"M,2020-{m:02d}-01,{m}" for m in range(1, 13)]
+    quarterly = [f"Q,2020-{m:02d}-01,{m}" for m in (1, 4, 7, 10)]
+    with pytest.raises(ParamError, match=r"^Column 'ds' of .*mixed.csv: series 'Q' steps by 3 × one month, series 'M' "
+                                         r"by one month: a collection needs one step that every series follows"):
+        coll.read_collection(write(tmp_path / "mixed.csv", monthly + quarterly))
+    numbered = ["a,1,1", "a,2,2", "a,3,3", "b,10,1", "b,12,2", "b,14,3"]
+    with pytest.raises(ParamError, match=r"series 'b' steps by 2 × 1, series 'a' by 1"):
+        coll.read_collection(write(tmp_path / "numbered.csv", numbered))
