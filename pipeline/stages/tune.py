@@ -505,7 +505,7 @@ def finish(study, parent_run_id, registered_model_name):
         [client.get_run(parent_run_id).info.experiment_id],
         f"tags.mlflow.parentRunId = '{parent_run_id}' and tags.stage = 'main'", max_results=5000)}
     searched = sorted({name for t in trials for name in t.params})
-    reported = registry.reported_metric(next((r.data.metrics for r in runs.values() if r.data.metrics), {}))
+    reported = "test_smape" if any(r.data.tags.get("data") == "collection" for r in runs.values()) else "test_rmse"
     rows = []
     for t in trials:
         r = runs.get(str(t.number))
