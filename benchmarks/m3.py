@@ -265,6 +265,28 @@ def pipeline_markdown(results, chosen):
     return "\n".join(lines) + "\n"
 
 
+def compare_markdown(before, after):
+    """The LSTM's sMAPE (mean ± sd over seeds), coverage and seconds per group in two
+    results files side by side: `before` and `after` are (label, m3.json contents)."""
+    groups = after[1]["groups"]
+    columns = groups + ["Average"]
+    lines = ["| | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
+    for label, results in (before, after):
+        values = results["smape"]["lstm"]
+        lines.append(f"| LSTM sMAPE, {label} | " + " | ".join(
+            f"{values[g][0]:.2f} ± {values[g][1]:.2f}" for g in columns) + " |")
+    for label, results in (before, after):
+        lines.append(f"| LSTM 90 % coverage, {label} | " + " | ".join(
+            f"{results['coverage'][g]:.1f} %" for g in groups) + " | |")
+    for label, results in (before, after):
+        lines.append(f"| LSTM seconds per run, {label} | " + " | ".join(
+            f"{results['seconds']['lstm'][g]:.0f}" for g in groups) + " | |")
+    for name in ("auto_ets", "auto_theta"):
+        lines.append(f"| {name} sMAPE | " + " | ".join(f"{after[1]['smape'][name][g][0]:.2f}" for g in columns) + " |")
+    lines.append("| Theta (published) | " + " | ".join(f"{PUBLISHED['Theta'][g]:.2f}" for g in columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--groups", default=",".join(GROUPS))
@@ -273,8 +295,17 @@ def main(argv=None):
     parser.add_argument("--seeds", default="0,1,2", help="with --pipeline: the seeds, comma-separated")
     parser.add_argument("--peers", action="store_true",
                         help="with --pipeline: neuralforecast's LSTM and NHITS too (pip install neuralforecast)")
+    parser.add_argument("--compare", default=None, metavar="BEFORE.json",
+                        help="write m3_compare.md: the LSTM in BEFORE.json beside m3.json, group by group")
     args = parser.parse_args(argv)
     args.argv = argv if argv is not None else sys.argv[1:]
+    if args.compare:
+        before = json.loads(Path(args.compare).read_text())
+        after = json.loads((RESULTS / "m3.json").read_text())
+        text = compare_markdown(("before (one validation cut-off, no refit)", before), ("now (refits)", after))
+        (RESULTS / "m3_compare.md").write_text(text)
+        print(text)
+        return None
     chosen = [name.strip() for name in args.groups.split(",")]
     if args.pipeline:
         return pipeline_main(args, chosen, load_m3())
