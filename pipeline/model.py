@@ -358,6 +358,11 @@ def save_checkpoint(model, state, best_weights, folder, current=None):
     (folder / f"partial-{CHECKPOINT_STATE}").replace(folder / CHECKPOINT_STATE)
 
 
+def checkpoint_state(folder):
+    """The TrainingState (history, best epoch) a checkpoint folder holds."""
+    return TrainingState(**json.loads((Path(folder) / CHECKPOINT_STATE).read_text()))
+
+
 def restore_checkpoint(model, folder):
     """Loads a checkpoint written by `save_checkpoint` into `model`, which must
     be built with the same parameters; returns (TrainingState, best weights)."""

@@ -376,12 +376,15 @@ def log_dataset_input(dataset, manifest, split, context):
 
 
 CHECKPOINTS = "checkpoints"
+# A stage's checkpoint reaches the store every this many seconds of training (and at the end, and
+# after a failure): a machine lost outright loses at most this much training.
+CHECKPOINT_UPLOAD_SECONDS = 30
 
 
 class CheckpointUploads:
     """Uploads the checkpoint folder to the active run's `checkpoints/` when `every`
     seconds have passed since the last upload (or since training started), and
-    whenever `upload` is called: see train.CHECKPOINT_UPLOAD_SECONDS."""
+    whenever `upload` is called: see CHECKPOINT_UPLOAD_SECONDS."""
 
     def __init__(self, folder, every):
         self.folder, self.every = folder, every

@@ -68,7 +68,7 @@ def resolve(values, collection_):
                          f"({input_width} values): pass a longer -P time_steps or another target.")
     step_size = horizon if values.get("step_size", "auto") == "auto" else values["step_size"]
     needed = transforms.min_windows_for(values["interval_level"])
-    folds = _folds(collection_, horizon, values.get("n_windows", "auto"), step_size, needed, values["id_column"])
+    folds = _folds(collection_, horizon, values.get("n_windows", "auto"), step_size, needed)
     every = coll.count_training_windows(collection_, input_width, horizon, folds.holdout("select")) \
         <= MAX_WINDOWS_PER_EPOCH
     auto = {"epochs": EPOCHS, "patience": PATIENCE, "ensemble_size": ENSEMBLE,
@@ -89,7 +89,7 @@ def resolve(values, collection_):
     return settings, folds
 
 
-def _folds(collection_, horizon, n_windows, step_size, needed, id_column):
+def _folds(collection_, horizon, n_windows, step_size, needed):
     """The validation cut-offs: `n_windows` of them, or for 'auto' 1, or the fewest
     (up to what the series' lengths allow) that give the intervals `needed` windows."""
     def windows(n):
@@ -357,10 +357,9 @@ def _fit_checkpointed(training, collection_, settings, epoch_hook, folds, resume
 
     from pipeline import model as forecaster
     from pipeline import tracking
-    from pipeline.stages import train
 
     with tempfile.TemporaryDirectory() as checkpoint_dir:
-        uploads = tracking.CheckpointUploads(checkpoint_dir, train.CHECKPOINT_UPLOAD_SECONDS)
+        uploads = tracking.CheckpointUploads(checkpoint_dir, tracking.CHECKPOINT_UPLOAD_SECONDS)
 
         def hook(epoch, logs):
             uploads.after_epoch()
@@ -384,6 +383,7 @@ def fit_logged(training, collection_, settings, epoch_hook=None, folds=None, che
     import mlflow
 
     from pipeline import global_model
+    from pipeline import model as forecaster
     from pipeline.progress import EpochProgress
 
     progress = EpochProgress(settings.epochs)
@@ -396,7 +396,7 @@ def fit_logged(training, collection_, settings, epoch_hook=None, folds=None, che
             epoch_hook(epoch, logs)
 
     if resume is not None:  # the epochs the interrupted run trained, on this run's curve too
-        inherited = forecaster_state(resume)
+        inherited = forecaster.checkpoint_state(resume)
         for epoch, (loss, val_loss) in enumerate(zip(inherited.train_loss, inherited.val_loss), start=1):
             mlflow.log_metrics({"train_loss": loss, "val_loss": val_loss}, step=epoch, synchronous=False)
     started = time.perf_counter()
@@ -410,16 +410,6 @@ def fit_logged(training, collection_, settings, epoch_hook=None, folds=None, che
                         "windows_per_epoch": history.windows_per_epoch,
                         "windows_per_second": history.windows_per_epoch * len(history.val_loss) / seconds})
     return history, seconds
-
-
-def forecaster_state(folder):
-    """The TrainingState (history, best epoch) of a checkpoint folder."""
-    import json
-    from pathlib import Path
-
-    from pipeline import model as forecaster
-
-    return forecaster.TrainingState(**json.loads((Path(folder) / forecaster.CHECKPOINT_STATE).read_text()))
 
 
 def trained_on(values, collection_):

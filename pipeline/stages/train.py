@@ -10,7 +10,6 @@ CHECKPOINT_UPLOAD_SECONDS), the loss curve, the `.keras` model under `keras_mode
 `model`, whose models:/ URI is the tag `model_uri`.
 """
 
-import json
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -38,7 +37,7 @@ BEST_CHECKPOINT = "best.keras"
 # last upload, when training ends, and after a failure or an interruption (Ctrl-C,
 # SIGTERM): an epoch never waits for the store, and only a machine lost outright
 # loses more than the epoch under way, at most this much training.
-CHECKPOINT_UPLOAD_SECONDS = 30
+CHECKPOINT_UPLOAD_SECONDS = tracking.CHECKPOINT_UPLOAD_SECONDS
 # Per-epoch losses reach the store in one request at most this often (each keeps its
 # epoch and the time it was measured): tracking.EpochMetrics.
 METRICS_EVERY_SECONDS = 1
@@ -321,7 +320,7 @@ def _log_last_checkpoint(checkpoint_dir, metrics_logged):
     state_file = Path(checkpoint_dir) / forecaster.CHECKPOINT_STATE
     if not state_file.is_file():
         return  # not one epoch finished
-    state = forecaster.TrainingState(**json.loads(state_file.read_text()))
+    state = forecaster.checkpoint_state(checkpoint_dir)
     missing = tracking.EpochMetrics(every=float("inf"))
     for epoch in range(metrics_logged + 1, state.epochs_done + 1):
         missing.log({"train_loss": state.train_loss[epoch - 1], "val_loss": state.val_loss[epoch - 1]}, step=epoch)
@@ -339,7 +338,7 @@ def epoch_losses(logs):
 
 
 def _log_inherited_history(checkpoint):
-    state = forecaster.TrainingState(**json.loads((Path(checkpoint) / forecaster.CHECKPOINT_STATE).read_text()))
+    state = forecaster.checkpoint_state(checkpoint)
     history = tracking.EpochMetrics(every=float("inf"))
     for epoch, (train_loss, val_loss) in enumerate(zip(state.train_loss, state.val_loss), start=1):
         history.log({"train_loss": train_loss, "val_loss": val_loss}, step=epoch)
