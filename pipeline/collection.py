@@ -87,6 +87,40 @@ def from_arrays(ids, arrays, last_times=None, step=1, notes=()):
     return Collection([str(i) for i in ids], values, lengths, np.asarray(last_times), step, list(notes))
 
 
+# A collection as generate_data logs it under data/ (pipeline.data.save_dataset): these arrays, and in
+# the manifest its ids, step, notes and folds.
+ARRAYS = ("values", "lengths", "last_times")
+
+
+def to_dataset(collection):
+    """(arrays, manifest entries): what `from_dataset` reads back."""
+    return ({"values": collection.values, "lengths": collection.lengths, "last_times": collection.last_times},
+            {"ids": list(collection.ids), "time_step": str(collection.step), "notes": list(collection.notes),
+             "n_series": len(collection)})
+
+
+def from_dataset(dataset, manifest):
+    """The Collection a generate_data run logged, and its Folds."""
+    step = manifest["time_step"]  # a pandas frequency ('MS') or a number, as text
+    try:
+        step = float(step)
+        step = int(step) if step.is_integer() else step
+    except ValueError:
+        pass
+    collection = Collection(list(manifest["ids"]), dataset["values"], dataset["lengths"], dataset["last_times"],
+                            step, list(manifest.get("notes", [])))
+    return collection, Folds(**manifest["folds"])
+
+
+def sha256(collection, folds=None):
+    """The data's identity for the champion rule: its values and, for a run, its
+    validation cut-offs (a validation loss compares only on the same ones)."""
+    from pipeline.data import sha256_of
+
+    digest = sha256_of(collection.values)
+    return digest if folds is None else sha256_of(np.frombuffer(f"{digest} {folds!r}".encode(), np.uint8))
+
+
 def is_collection(path, id_column=ID, separator="auto"):
     """Whether the CSV at `path` has the column `id_column` in its header."""
     path = Path(path)

@@ -289,7 +289,8 @@ def save_dataset(dataset, manifest, folder):
 def load_dataset(folder):
     """Reads a folder written by `save_dataset`, checking every array as it is
     read: present, readable without pickle, the manifest's sha256 (which covers
-    dtype and shape), finite values, and the six arrays a dataset has.
+    dtype and shape), finite values, and the arrays a dataset has (six splits, or a
+    collection's three: pipeline.collection.to_dataset).
 
     Returns (dataset, manifest); raises ParamError naming the file on any mismatch.
     """
@@ -303,7 +304,8 @@ def load_dataset(folder):
     except (ValueError, KeyError, TypeError) as error:
         raise ParamError(f"Data manifest {manifest_path} is not valid ({type(error).__name__}: {error}). "
                          "Regenerate the data.") from None
-    expected = {f"{name}_{split}" for name in ("x", "y") for split in SPLITS}
+    expected = ({"values", "lengths", "last_times"} if manifest.get("source") == "collection"
+                else {f"{name}_{split}" for name in ("x", "y") for split in SPLITS})
     if not expected <= set(entries):
         raise ParamError(f"Data manifest {manifest_path} lists {sorted(entries)}, expected at least "
                          f"{sorted(expected)}. Regenerate the data.")

@@ -250,7 +250,7 @@ _PARAMS = [
           lambda v: v == "none" or _run_id(v),
           "continue an interrupted train (or main) run from its last checkpoint, with the same "
           "parameters, to the same number of epochs"),
-    # main, for a collection (a CSV with id_column; pipeline/stages/many.py)
+    # a collection (a CSV with id_column): generate_data, train and evaluate read them
     Param("id_column", str, "unique_id", "a column name", bool,
           "a CSV with this column is a collection in long format (id, time_column, column; default "
           "unique_id, ds, y): one global model over all its series"),
@@ -303,20 +303,23 @@ _PARAMS = [
 
 PARAMS = {param.name: param for param in _PARAMS}
 
+# Each stage's parameters. A collection (a CSV with id_column) and a series run the same stages; the
+# parameters of COLLECTION_PARAMS mean something for a collection only, and a series refuses a value of
+# them other than the default.
 DATA_PARAMS = [
     "data_source", "column", "time_column", "fill_missing", "time_format", "separator", "decimal", "thousands",
     "n_samples", "time_steps", "horizon", "noise", "val_fraction", "test_fraction", "seed", "season",
+    "id_column", "min_length", "n_windows", "step_size", "interval_level",
 ]
 # How a CSV file is read (pipeline.csv_input): a model remembers them, and predict reads its series so.
 CSV_READING_PARAMS = ["time_column", "fill_missing", "time_format", "separator", "decimal", "thousands"]
 TRAIN_PARAMS = ["hidden_units", "learning_rate", "epochs", "batch_size", "scaling", "patience", "target",
-                "season", "ensemble_size", "interval_level", "seed", "init", "fine_tune_epochs"]
-EVALUATE_PARAMS = ["season", "free_run_steps"]
-COLLECTION_PARAMS = ["id_column", "windows_per_series", "min_length", "auto_arima", "n_windows", "step_size",
-                     "refit"]
-# main's own: data, then training and evaluation not already named, then these two.
-MAIN_PARAMS = (DATA_PARAMS + [name for name in TRAIN_PARAMS + EVALUATE_PARAMS if name not in DATA_PARAMS]
-               + COLLECTION_PARAMS + ["reuse_data", "resume_from"])
+                "season", "ensemble_size", "interval_level", "seed", "init", "fine_tune_epochs",
+                "windows_per_series", "refit"]
+EVALUATE_PARAMS = ["season", "free_run_steps", "auto_arima"]
+COLLECTION_PARAMS = ["id_column", "windows_per_series", "min_length", "auto_arima", "n_windows", "step_size"]
+# main's own: every stage's, once each, then these two.
+MAIN_PARAMS = list(dict.fromkeys(DATA_PARAMS + TRAIN_PARAMS + EVALUATE_PARAMS + ["reuse_data", "resume_from"]))
 # A sweep or a study takes every parameter of main but resume_from, each as a grid or a search space.
 SEARCHED_PARAMS = [name for name in MAIN_PARAMS if name != "resume_from"]
 

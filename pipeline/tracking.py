@@ -357,10 +357,15 @@ def log_dataset_input(dataset, manifest, split, context):
     """Logs one split of the dataset as an MLflow dataset input of the active run
     (the UI's Datasets column and filter): named for its source and split, with
     the dataset's sha256 (the `data_sha256` tag, shortened) as its digest, and
-    as source the CSV file, or for the sine the parameters that generate it."""
+    as source the CSV file, or for the sine the parameters that generate it. A
+    collection is one input: its matrix of series (`split` does not apply)."""
     from mlflow.data.code_dataset_source import CodeDatasetSource
 
-    if manifest["source"] == "csv":
+    arrays = {"features": dataset.get(f"x_{split}"), "targets": dataset.get(f"y_{split}")}
+    if manifest["source"] == "collection":  # every series, right-aligned in one matrix
+        source, name, split = manifest["path"], Path(manifest["path"]).stem, "collection"
+        arrays = {"features": dataset["values"], "targets": None}
+    elif manifest["source"] == "csv":
         source, name = manifest["path"], f"{Path(manifest['path']).stem}:{manifest['column']}"
     else:
         values = {**manifest["parameters"], "time_steps": manifest["time_steps"]}
@@ -370,8 +375,8 @@ def log_dataset_input(dataset, manifest, split, context):
     with warnings.catch_warnings():
         # A local path could be read as two kinds of file source; both mean the file.
         warnings.simplefilter("ignore", UserWarning)
-        logged = mlflow.data.from_numpy(dataset[f"x_{split}"], targets=dataset[f"y_{split}"], source=source,
-                                        name=f"{name} ({split})", digest=data.sha256_of_dataset(dataset)[:16])
+        logged = mlflow.data.from_numpy(**arrays, source=source, name=f"{name} ({split})",
+                                        digest=data.sha256_of_dataset(dataset)[:16])
     workarounds.log_input(logged, context)  # another run may insert the same dataset at once
 
 

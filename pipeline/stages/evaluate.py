@@ -6,7 +6,10 @@ metric in mse, rmse, mae, smape, mase (plus `test_rmse_step<k>` for a horizon
 above 1), the LSTM's `test_coverage` and `test_interval_width`, `free_run_rmse`,
 the comparison table as `comparison.csv` and `comparison.md`, and under
 `plots/`: predictions, residuals, free_run, gate_activations and, for a horizon
-above 1, forecast_fan.
+above 1, forecast_fan. A CSV series also logs `cross_validation.csv`.
+
+A collection (`_evaluate_collection`) is scored on each series' test cut-off,
+the competition protocol, by the metrics the competitions publish.
 """
 
 import mlflow
@@ -20,7 +23,7 @@ from pipeline.stages import program
 from pipeline.stages.train import KERAS_MODEL
 
 
-def run(model_uri, data_uri, season, free_run_steps):
+def run(model_uri, data_uri, season, free_run_steps, auto_arima="false"):
     """Evaluates and logs; returns (run id, metrics, comparison table rows)."""
     values = dict(locals())
     # Given both (as main gives them), what they resolve to goes with the request that creates the run.
@@ -37,6 +40,14 @@ def run(model_uri, data_uri, season, free_run_steps):
             mlflow.set_tags({"resolved_model_uri": model_uri, "resolved_data_uri": data_uri})
         dataset, manifest = tracking.load_data(data_uri)
         tracking.log_dataset_input(dataset, manifest, "test", context="evaluation")
+        if manifest["source"] == "collection":
+            mlflow.set_tag("data", "collection")
+            model = forecaster.load_model(tracking.download(model_uri, "model_uri", reuse=True))
+            scores, table = _evaluate_collection(model, dataset, manifest, season, auto_arima == "true")
+            return active.info.run_id, scores, table
+        if auto_arima != "false":
+            raise ParamError(f"Received `auto_arima`={auto_arima} for one series: it applies to a collection (a CSV "
+                             "with id_column); drop it.")
         # The one check that needs the data: a season that fits its windows.
         input_width, horizon = dataset["x_test"].shape[1], dataset["y_test"].shape[1]
         params.check_combination({"season": season, "time_steps": input_width + horizon, "horizon": horizon,
@@ -189,6 +200,109 @@ def log_plots(model, dataset, test_forecast, free):
         plots.gate_activations({name: values[0] for name, values in activations.items()}, window[0]),
         "gate_activations",
     )
+
+
+
+
+# A collection ---------------------------------------------------------------------------------------
+
+COLLECTION_METRICS = ("smape", "mape", "mase", "coverage", "interval_width")
+
+
+def _evaluate_collection(model, dataset, manifest, season, auto_arima):
+    """A collection's model and statsforecast's baselines (pipeline.baselines), fitted on
+    exactly the points before each series' test cut-off: `test_<metric>` and
+    `<baseline>_test_<metric>` for sMAPE (M3's), MAPE, MASE, interval coverage and width,
+    averaged over the series; `cross_validation.csv`, `per_series_metrics.csv`,
+    `comparison.md`, plots. Returns (scores, table rows)."""
+    from pipeline import collection as coll
+    from pipeline.global_model import GlobalSettings
+
+    collection_, folds = coll.from_dataset(dataset, manifest)
+    horizon = folds.horizon
+    level = model.get_layer(forecaster.INTERVAL_LAYER).level
+    settings = GlobalSettings(input_width=manifest["time_steps"] - horizon, horizon=horizon, season=season,
+                              interval_level=level)
+    forecasts, scores, table, baseline_notes = score_collection(model, collection_, settings, auto_arima)
+    for note in baseline_notes:
+        print(f"evaluate: {note}", flush=True)
+    if baseline_notes:
+        mlflow.set_tag("baseline_notes", "; ".join(baseline_notes))
+    mlflow.log_metrics(scores)
+    per_series = _per_series(forecasts, collection_)
+    _log_collection_tables(forecasts, per_series, collection_, settings)
+    mlflow.log_text(tables.to_markdown(("forecaster",) + COLLECTION_METRICS, table), "comparison.md")
+    tracking.log_figure(plots.series_grid(collection_, forecasts, per_series, horizon), "series")
+    tracking.log_figure(plots.smape_distribution(per_series), "smape_distribution")
+    return scores, table
+
+
+def score_collection(serving, collection_, settings, auto_arima=False):
+    """Every forecaster's test forecasts and scores: (forecasts {name: {forecast,
+    lower, upper}}, scores {test_<metric>, <name>_test_<metric>}, table rows, notes
+    on the baselines that fell back to a simpler forecast for some series)."""
+    from pipeline import baselines, global_model
+
+    horizon, season = settings.horizon, settings.season
+    out, _, y_test = global_model.forecast_split(serving, collection_, settings, "test")
+    before = [collection_.series(i)[:-horizon] for i in range(len(collection_))]
+    names = baselines.DEFAULT_BASELINES + (("auto_arima",) if auto_arima else ())
+    notes = []
+    forecasts = {"lstm": out, **baselines.forecast(before, horizon, season, names, settings.interval_level,
+                                                   notes=notes)}
+    scale = np.array([metrics.seasonal_naive_scale(series, season) for series in before])
+    scores, table = {}, []
+    for name, forecast in forecasts.items():
+        per_series = metrics.per_series_scores(y_test, forecast["forecast"], forecast["lower"], forecast["upper"], scale)
+        prefix = "" if name == "lstm" else f"{name}_"
+        row = [name]
+        for metric in COLLECTION_METRICS:
+            value = float(np.nanmean(per_series[metric]))
+            scores[f"{prefix}test_{metric}"] = value
+            row.append(value)
+        table.append(row)
+        forecast["scores"] = per_series
+    forecasts["actual"] = y_test
+    return forecasts, scores, table, notes
+
+
+def _per_series(forecasts, collection_):
+    import pandas as pd
+
+    frames = []
+    for name, forecast in forecasts.items():
+        if name == "actual":
+            continue
+        frames.append(pd.DataFrame({"unique_id": collection_.ids, "length": collection_.lengths, "forecaster": name,
+                                    **forecast["scores"]}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _log_collection_tables(forecasts, per_series, collection_, settings):
+    """cross_validation.csv, in statsforecast's layout: one row per series and test
+    target (unique_id, ds, cutoff: the time of the last point before the target's
+    cut-off, y, `history`: the points the forecasts read), then each forecaster's
+    forecast and interval bounds (`<name>`, `<name>-lo-<level>`, `<name>-hi-<level>`);
+    and per_series_metrics.csv."""
+    import pandas as pd
+
+    from pipeline import csv_input
+
+    horizon = settings.horizon
+    times = collection_.tail_times(horizon + 1)
+    percent = int(round(100 * settings.interval_level))
+    table = {"unique_id": np.repeat(collection_.ids, horizon),
+             "ds": [csv_input.format_time(t) for t in times[:, 1:].ravel()],
+             "cutoff": [csv_input.format_time(t) for t in np.repeat(times[:, 0], horizon)],
+             "y": forecasts["actual"].ravel(), "history": np.repeat(collection_.lengths - horizon, horizon)}
+    for name, forecast in forecasts.items():
+        if name == "actual":
+            continue
+        table[name] = forecast["forecast"].ravel()
+        table[f"{name}-lo-{percent}"] = forecast["lower"].ravel()
+        table[f"{name}-hi-{percent}"] = forecast["upper"].ravel()
+    mlflow.log_text(pd.DataFrame(table).to_csv(index=False), "cross_validation.csv")
+    mlflow.log_text(per_series.to_csv(index=False), "per_series_metrics.csv")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,10 @@ after the series' end, forecast by the served model through its MLflow model,
 as `mlflow models serve` would), the plot `forecast`, the served model three
 ways (as `train` does), and tags saying which model is which:
 `served_model_trained_on`, `evaluated_model_uri`, `newest_time_trained_on`.
+
+For a collection (`_forecast_collection`) the same: a new global network on
+every point of every series, `forecasts.csv` with each series' next `horizon`
+values (unique_id, ds, step, forecast, lower, upper, padded).
 """
 
 import time
@@ -47,6 +51,11 @@ def run(model_uri, data_uri, refit="true"):
         dataset, manifest = tracking.load_data(data_uri)
         tracking.log_dataset_input(dataset, manifest, "train", context="training")
         train_run = MlflowClient().get_run(tracking.run_id_of(model_uri))
+        if manifest["source"] == "collection":
+            mlflow.set_tag("data", "collection")
+            served_uri, through = _forecast_collection(dataset, manifest, train_run, model_uri, refit == "true")
+            tracking.log_batch({}, {**through, "model_uri": served_uri})
+            return active.info.run_id, served_uri, through
         init = train_run.data.tags.get("resolved_init", "local")
         times = _series_times(dataset, manifest)
         last_val = int(np.asarray(dataset["origin_val"])[-1]) + dataset["y_val"].shape[1] - 1
@@ -152,6 +161,62 @@ def _forecast_future(served_uri, dataset, times, step):
     for name in ("forecast", "lower", "upper"):
         frame[name] = np.asarray(out[name], np.float64)[0]
     return pd.DataFrame(frame)
+
+
+def _forecast_collection(dataset, manifest, train_run, model_uri, refit):
+    """A collection's served model: a new network trained on every point of every
+    series for the epochs validation chose, with the intervals it calibrated (or,
+    without `refit`, the train run's model); forecasts.csv and the plot of the
+    future. Returns (its models:/ URI, the tags that say which model is which)."""
+    from pipeline import collection as coll
+    from pipeline import csv_input, logged_model, params, plots, tracking
+    from pipeline import model as forecaster
+    from pipeline.stages import train
+
+    collection_, folds = coll.from_dataset(dataset, manifest)
+    run_params, tags, metrics = train_run.data.params, train_run.data.tags, train_run.data.metrics
+    values = {name: params.PARAMS[name].parse(run_params[name]) for name in params.TRAIN_PARAMS}
+    settings = train.collection_settings(values, collection_, folds, manifest)
+    half_widths = [metrics[f"interval_half_width_step{k}"] for k in range(1, settings.horizon + 1)]
+    evaluated_on = tags["evaluated_model_trained_on"]
+    if refit:
+        served = train.refit_collection(collection_, settings, int(metrics["best_epoch"]), folds.holdout("full"),
+                                        half_widths, "full")
+        newest = np.max(collection_.last_times)
+    else:  # the evaluated model, which is the selection model
+        served = forecaster.load_model(tracking.download(model_uri, "model_uri", reuse=True))
+        newest = collection_.tail_times(folds.holdout("select") + 1)[:, 0].max()
+    future = _log_collection_future(served, collection_, settings)
+    tracking.log_figure(plots.future_grid(collection_, future), "forecast")
+    through = {"served_model_trained_on": train.held_out(folds, "full" if refit else "select"),
+               "evaluated_model_trained_on": evaluated_on, "evaluated_model_uri": tags["model_uri"],
+               "newest_time_trained_on": csv_input.format_time(newest)}
+    served_uri = logged_model.log_models(
+        served, settings.input_width, settings.horizon, settings.interval_level,
+        {**train.trained_on(manifest), **through}, settings.season if settings.target == "seasonal" else 1,
+        series_input=True)
+    return served_uri, through
+
+
+def _log_collection_future(served, collection_, settings):
+    """forecasts.csv: the served model's forecast of the `horizon` steps after each
+    series' end, with `padded`: how many of the values it read were padding."""
+    import mlflow
+    import pandas as pd
+
+    from pipeline import csv_input, global_model
+    from pipeline.serving import future_times
+
+    out, _, _ = global_model.forecast_split(served, collection_, settings, "future")
+    horizon, n = settings.horizon, len(collection_)
+    times = [t for last in collection_.last_times for t in future_times(
+        csv_input.format_time(last) if collection_.last_times.dtype.kind == "M" else last, collection_.step, horizon)]
+    frame = pd.DataFrame({"unique_id": np.repeat(collection_.ids, horizon), "ds": times,
+                          "step": np.tile(np.arange(1, horizon + 1), n), "forecast": out["forecast"].ravel(),
+                          "lower": out["lower"].ravel(), "upper": out["upper"].ravel(),
+                          "padded": np.repeat(np.maximum(settings.input_width - collection_.lengths, 0), horizon)})
+    mlflow.log_text(frame.to_csv(index=False), FORECASTS)
+    return out
 
 
 if __name__ == "__main__":

@@ -1,9 +1,15 @@
-"""Stage 1: the series as windows, split chronologically, logged under `data/`.
+"""Stage 1: the data, logged under `data/`.
 
-The series is the seed tutorial's sine (`data_source=sine`) or a column of a
-CSV file. Every problem with the file is reported before the run opens.
+A series (the seed tutorial's sine, `data_source=sine`, or a column of a CSV
+file) is cut into windows, split chronologically. A collection (a long-format
+CSV with the column `id_column`: one row per series id, time and value) is
+logged as its series, right-aligned in one matrix, and its folds: the test
+cut-off at each series' last `horizon` points, and `n_windows` validation
+cut-offs before it (pipeline.collection.Folds). Every problem with the file
+is reported before the run opens.
 """
 
+import dataclasses
 import hashlib
 import itertools
 from pathlib import Path
@@ -11,6 +17,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 
+from pipeline import collection as coll
 from pipeline import csv_input, data, metrics, params, tracking
 from pipeline.errors import ParamError
 from pipeline.stages import program
@@ -122,39 +129,34 @@ def prepare_each(combinations):
     """Reads and checks every distinct CSV series or collection among `combinations`
     (dicts of at least the data parameters), so that a series too short for one
     trial's windows stops a sweep or a study before its first trial."""
-    from pipeline import collection
-
     seen = set()
     for c in combinations:
-        if c["data_source"] != "sine" and collection.is_collection(c["data_source"], c.get("id_column", collection.ID),
-                                                                   c["separator"]):
-            from pipeline.stages import many
-
-            values = {**params.defaults("main"), **c}
-            # What many.prepare checks: the file as read, the folds, and the settings they constrain.
-            key = tuple(str(values[name]) for name in params.DATA_PARAMS + params.COLLECTION_PARAMS
-                        + ["interval_level", "scaling", "target"])
-            if key not in seen:
-                seen.add(key)
-                many.prepare(values)
-            continue
-        values = tuple(c[name] for name in params.DATA_PARAMS)
+        values = tuple(c.get(name, params.PARAMS[name].default) for name in params.DATA_PARAMS)
         if values[0] != "sine" and values not in seen:
             seen.add(values)
             prepare(**dict(zip(params.DATA_PARAMS, values)))
 
 
 def prepare(data_source, column, time_column, fill_missing, time_format, separator, decimal, thousands,
-            n_samples, time_steps, horizon, noise, val_fraction, test_fraction, seed, season=0, interval_level=None):
+            n_samples, time_steps, horizon, noise, val_fraction, test_fraction, seed, season=0,
+            id_column=coll.ID, min_length=0, n_windows="auto", step_size="auto", interval_level=0.9):
     """Builds and checks the dataset, logging nothing: (dataset, manifest, tags).
 
-    `season` sizes time_steps='auto' and must fit a CSV series twice before its
-    test period. `interval_level`, when the caller will train, is checked
-    against the validation windows too. Every problem with the parameters or
-    the file is a ParamError, raised before any run is opened.
+    A CSV with the column `id_column` is a collection (`prepare_collection`).
+    For a series, `season` sizes time_steps='auto' and must fit it twice before
+    its test period. Every problem with the parameters or the file is a
+    ParamError, raised before any run is opened.
     """
     values = dict(locals())
-    del values["interval_level"]
+    if data_source != "sine" and coll.is_collection(data_source, id_column, separator):
+        return prepare_collection(values)
+    given = [f"{name}={values[name]}" for name in ("min_length", "n_windows", "step_size")
+             if values[name] != params.PARAMS[name].default]
+    if given:
+        raise ParamError(f"Received {', '.join(given)} for {data_source}, which is one series (it has no column "
+                         f"{id_column!r}): they apply to a collection; drop them.")
+    for name in ("id_column", "min_length", "n_windows", "step_size", "interval_level"):
+        del values[name]  # the manifest keeps a series' own parameters
     time_steps = params.resolve_time_steps(time_steps, horizon, season, data_source == "sine")
     windowing = data.Windowing(time_steps, horizon)
     manifest = {"parameters": values, "time_steps": time_steps, "windowing": repr(windowing),
@@ -187,6 +189,84 @@ def prepare(data_source, column, time_column, fill_missing, time_format, separat
     return dataset, manifest, tags
 
 
+def prepare_collection(values):
+    """A collection's (arrays, manifest, tags): the series as read
+    (pipeline.collection), those too short dropped with min_length, and the
+    folds (pipeline.collection.Folds): `n_windows` validation cut-offs `step_size`
+    apart before each series' last `horizon` points ('auto': 1, or the fewest
+    that give `interval_level` enough windows)."""
+    from custom_layers import transforms
+
+    path, horizon, season = values["data_source"], values["horizon"], values["season"]
+    reading = {name: values[name] for name in ("fill_missing", "time_format", "separator", "decimal", "thousands")}
+    time_column = coll.TIME if values["time_column"] == "none" else values["time_column"]
+    column = coll.VALUE if values["column"] == "auto" else values["column"]
+    sha256 = source_sha256(path)
+    collection_ = coll.read_collection(path, values["id_column"], time_column, column, **reading)
+    collection_, note = coll.check_lengths(collection_, horizon, min_length=values["min_length"])
+    time_steps = values["time_steps"]
+    input_width = coll.default_input_width(horizon, season) if time_steps == "auto" else time_steps - horizon
+    if input_width < 1:
+        raise ParamError(f"Received `time_steps`={time_steps} with `horizon`={horizon}: the window must be longer "
+                         "than the horizon.")
+    step_size = horizon if values["step_size"] == "auto" else values["step_size"]
+    folds = _folds(collection_, horizon, values["n_windows"], step_size,
+                   transforms.min_windows_for(values["interval_level"]))
+    if not coll.count_training_windows(collection_, input_width, horizon, folds.holdout("select")):
+        longest = int(np.argmax(collection_.lengths))
+        raise ParamError(
+            f"No series has a training window before the first validation cut-off: the longest, "
+            f"{collection_.ids[longest]!r}, has {collection_.lengths[longest]} points and {folds!r} hold out its last "
+            f"{folds.holdout('select')}; a series needs {folds.holdout('select') + horizon + 1}. Pass -P n_windows=1 "
+            "or a shorter horizon.")
+    notes = list(collection_.notes) + ([note] if note else [])
+    for model, what in (("select", "the first validation cut-off"), ("test", "the test cut-off")):
+        short = coll.no_training_window(collection_, input_width, horizon, folds.holdout(model))
+        if short.any():
+            first = int(np.flatnonzero(short)[0])
+            notes.append(f"{int(short.sum())} series have no training window before {what} (the first, "
+                         f"{collection_.ids[first]!r}, has {collection_.lengths[first]} points): the model learns "
+                         "from the others and forecasts them from what they have")
+    unvalidated = collection_.lengths < folds.shortest_validated()
+    if unvalidated.any():
+        notes.append(f"{int(unvalidated.sum())} series are too short for a validation window: they are tested, "
+                     "but choose nothing")
+    ends = np.unique(collection_.last_times)
+    if len(ends) > 1:
+        notes.append(f"the series end at {len(ends)} different times ({csv_input.format_time(ends[0])} to "
+                     f"{csv_input.format_time(ends[-1])}): each is cut at its own end, as statsforecast's "
+                     "cross_validation cuts, so one series' training windows may reach past another's test cut-off")
+    collection_.notes = notes
+    arrays, entries = coll.to_dataset(collection_)
+    manifest = {"parameters": values, "source": "collection", "path": str(Path(path).resolve()),
+                "id_column": values["id_column"], "time_column": time_column, "column": column,
+                "time_steps": input_width + horizon, "horizon": horizon, "season": season,
+                "folds": dataclasses.asdict(folds), "folds_text": repr(folds), "source_sha256": sha256,
+                "code_version": tracking.code_version(), **entries}
+    return arrays, manifest, {"source_sha256": sha256, "series": str(len(collection_))}
+
+
+def _folds(collection_, horizon, n_windows, step_size, needed):
+    """The validation cut-offs: `n_windows` of them, or for 'auto' 1, or the fewest
+    (up to what the series' lengths allow) that give the intervals `needed` windows."""
+    def windows(n):
+        return len(coll.validation_windows(collection_, coll.Folds(horizon, n, step_size))[0])
+
+    if n_windows == "auto":
+        most = max(1, (int(collection_.lengths.max()) - 1 - 2 * horizon) // step_size + 1)
+        n_windows = next((n for n in range(1, most + 1) if windows(n) >= needed), most)
+    folds = coll.Folds(horizon, n_windows, step_size)
+    found = windows(n_windows)
+    if not found:
+        raise ParamError(f"No series has a validation window: {folds!r}, and the longest series has "
+                         f"{int(collection_.lengths.max())} points. Pass -P n_windows=1 or a shorter horizon.")
+    if found < needed:
+        raise ParamError(
+            f"The collection has {found} validation windows ({len(collection_)} series, {folds!r}); intervals need "
+            f"{needed} to be calibrated: pass a larger -P n_windows, a lower -P interval_level, or a shorter horizon.")
+    return folds
+
+
 def with_ets_forecasts(dataset):
     """The sine's dataset with `ets_test`: ETS's forecasts of its test windows, the
     baseline evaluate compares with. ETS is fitted to each window alone (200 fits
@@ -198,7 +278,8 @@ def with_ets_forecasts(dataset):
 
 
 def run(data_source, column, time_column, fill_missing, time_format, separator, decimal, thousands, n_samples,
-        time_steps, horizon, noise, val_fraction, test_fraction, seed, season=0, prepared=None):
+        time_steps, horizon, noise, val_fraction, test_fraction, seed, season=0, id_column=coll.ID, min_length=0,
+        n_windows="auto", step_size="auto", interval_level=0.9, prepared=None):
     """Generates and logs the dataset; returns the run id (its data: runs:/<id>/data).
 
     `prepared`: what `prepare` returned for these values, if it was called already.
@@ -210,16 +291,22 @@ def run(data_source, column, time_column, fill_missing, time_format, separator, 
         print(f"generate_data: {note}", flush=True)
     if manifest["source"] == "sine":
         dataset = with_ets_forecasts(dataset)
-    with tracking.stage_run("generate_data") as active:
+    with tracking.stage_run("generate_data", tags={"data": "collection"} if manifest["source"] == "collection"
+                            else None) as active:
         tracking.log_params(values)
-        # The content of the data: what "the same data" means when models are compared.
-        tags = {**tags, "data_sha256": data.sha256_of_dataset(dataset)}
+        # The content of the data: what "the same data" means when models are compared (for a collection
+        # with its validation cut-offs: a validation loss compares only on the same ones).
+        tags = {**tags, "data_sha256": coll.sha256(*coll.from_dataset(dataset, manifest))
+                if manifest["source"] == "collection" else data.sha256_of_dataset(dataset)}
         if manifest.get("notes"):
             tags["data_notes"] = "; ".join(manifest["notes"])
         mlflow.set_tags(tags)
         tracking.log_dataset(dataset, manifest)
         tracking.log_dataset_input(dataset, manifest, "train", context="generated")
-        counts = {f"n_{split}": len(dataset[f"y_{split}"]) for split in data.SPLITS}
+        if manifest["source"] == "collection":
+            counts = {"n_series": len(manifest["ids"]), "n_points": int(dataset["lengths"].sum())}
+        else:
+            counts = {f"n_{split}": len(dataset[f"y_{split}"]) for split in data.SPLITS}
         if manifest["source"] == "csv":
             counts.update(n_points=manifest["n_points"], n_filled=manifest["n_filled"])
         mlflow.log_metrics(counts)

@@ -1,5 +1,7 @@
 """The whole pipeline as one parent run: generate_data → train → evaluate, and
-for a CSV series → forecast (the served model, trained on every point).
+for a CSV series or a collection → forecast (the served model, trained on
+every point). A series and a collection (a long-format CSV with the column
+`id_column`) run the same stages; each stage reads which it has from the data.
 
 Each stage is a nested child run; outputs pass between them as artifact URIs.
 A finished generate_data run with exactly the same parameters (as logged) and
@@ -20,7 +22,7 @@ from pipeline.stages import program
 
 
 def run(run_name=None, quiet=False, parent_run_id=None, tags=None, epoch_hook=None, register=True, **values):
-    """Runs the three stages under one parent run; returns the run ids and metrics.
+    """Runs the stages under one parent run; returns the run ids and metrics.
 
     With `register`, the finished model is a candidate for its series' champion
     (registry.update_champion: registered as lstm-<series>, champion if its
@@ -37,25 +39,24 @@ def run(run_name=None, quiet=False, parent_run_id=None, tags=None, epoch_hook=No
     from pipeline.stages import evaluate, forecast, generate_data, train
 
     values = {**params.defaults("main"), **values}
-    if values["data_source"] != "sine":
-        from pipeline import collection
-
-        if collection.is_collection(values["data_source"], values["id_column"], values["separator"]):
-            from pipeline.stages import many
-
-            return many.run(values, run_name, quiet, parent_run_id, tags, epoch_hook, register)
     data_values = {name: values[name] for name in params.DATA_PARAMS}
     train_values = {name: values[name] for name in params.TRAIN_PARAMS}
     evaluate_values = {name: values[name] for name in params.EVALUATE_PARAMS}
-    description = (
-        f"The whole pipeline on {values['data_source']}: generate_data → train → evaluate, "
-        "nested below. Headline test metrics are logged here; the comparison table is on the evaluate run."
-    )
     # Everything that can be checked is, before the run opens: the series must
     # give every split a window, the training choices must suit it, a run to
     # resume must match.
-    prepared = generate_data.prepare(**data_values, interval_level=values["interval_level"])
-    train.check_data(train_values, prepared[0], prepared[1])
+    prepared = generate_data.prepare(**data_values)
+    chosen_settings = train.check_data(train_values, prepared[0], prepared[1])
+    many = prepared[1]["source"] == "collection"
+    stages = "generate_data → train → evaluate" + (" → forecast" if values["data_source"] != "sine" else "")
+    description = (
+        f"The whole pipeline on {values['data_source']}: {stages}, nested below"
+        + (f" (one global LSTM over its {len(prepared[1]['ids'])} series; each series' last {values['horizon']} "
+           f"points are its test targets, {prepared[1]['folds_text']})" if many else "")
+        + ". Headline test metrics are logged here; the comparison table is on the evaluate run."
+    )
+    if many:
+        tags = {"data": "collection", **(tags or {})}
     resume_from = values.get("resume_from", "none")
     interrupted_train = None
     if resume_from != "none":
@@ -96,8 +97,12 @@ def run(run_name=None, quiet=False, parent_run_id=None, tags=None, epoch_hook=No
         if values["data_source"] != "sine":  # a series has a future; the sine's windows are not one series
             run_ids["forecast"], served_uri, through = forecast.run(
                 model_uri=f"runs:/{train_run_id}/{train.KERAS_MODEL}", data_uri=data_uri, refit=values["refit"])
-        headline = {name: scores[name] for name in metrics.HEADLINE_METRICS if name in scores}
         trained = mlflow.get_run(train_run_id).data
+        if many:  # every forecaster's scores, and how training went
+            headline = {**scores, **{name: trained.metrics[name] for name in
+                                     ("best_epoch", "epochs_trained", "train_seconds")}}
+        else:
+            headline = {name: scores[name] for name in metrics.HEADLINE_METRICS if name in scores}
         # The validation loss of the weights kept (the model's best epoch): the score models are chosen by.
         headline["best_val_loss"] = trained.metrics["best_val_loss"]
         data_tags = (reused or mlflow.get_run(data_run_id)).data.tags
@@ -113,6 +118,8 @@ def run(run_name=None, quiet=False, parent_run_id=None, tags=None, epoch_hook=No
             "data_reused": str(reused is not None).lower(),
             "model_uri": model_uri,
             "data_sha256": data_tags.get("data_sha256", ""),
+            **({"series": data_tags["series"]} if many else {}),
+            **({"notes": data_tags["data_notes"]} if many and "data_notes" in data_tags else {}),
             **through,
         })
     registered = None
@@ -120,7 +127,10 @@ def run(run_name=None, quiet=False, parent_run_id=None, tags=None, epoch_hook=No
         from pipeline import registry
 
         registered = registry.update_champion("auto", mlflow.get_run(parent.info.run_id))
-    if not quiet:
+    if not quiet and many:
+        print(collection_summary(run_ids, prepared[1], table, chosen_settings, model_uri, registered, through,
+                                 int(trained.metrics["best_epoch"])))
+    elif not quiet:
         chosen = {name: trained.tags.get(f"resolved_{name}", "") for name in train.AUTO_TRAIN_PARAMS}
         print(summary(run_ids, reused is not None, table, model_uri, chosen, values["interval_level"], scores,
                       registered, trained.tags.get("init_choice")
@@ -173,6 +183,29 @@ def summary(run_ids, data_reused, table, model_uri, chosen, interval_level, scor
         registered or "Not registered.",
         "",
     ]
+    return "\n".join(lines)
+
+
+def collection_summary(run_ids, manifest, table, settings, model_uri, registered, through, best_epoch):
+    from pipeline import tracking
+    from pipeline.stages.evaluate import COLLECTION_METRICS
+
+    lines = ["", f"Runs (one global model over {len(manifest['ids'])} series):"]
+    lines += [f"  {stage:<14} {run_id}" for stage, run_id in run_ids.items()]
+    folds = manifest["folds"]
+    lines += ["",
+              f"Validation: {folds['n_windows']} cut-off(s), {folds['step_size'] or folds['horizon']} apart, before "
+              f"each series' last {settings.horizon} points; best epoch {best_epoch}.",
+              f"Evaluated model: {through['evaluated_model_trained_on']}.",
+              f"Served model: {through['served_model_trained_on']}, through {through['newest_time_trained_on']}; "
+              "forecasts.csv on the forecast run holds its forecast of the future.", "",
+              f"Test metrics, averaged over the series (sMAPE and MAPE in %, coverage of the "
+              f"{100 * settings.interval_level:g} % intervals in %):", "",
+              tables.to_markdown(("forecaster",) + COLLECTION_METRICS, table),
+              "Per series: cross_validation.csv and per_series_metrics.csv on the evaluate run.", "",
+              f"Compare runs in the MLflow UI:  {tracking.ui_command()}",
+              f"Serve the model on 127.0.0.1:5001:  mlflow models serve -m {model_uri} --env-manager local --port 5001",
+              registered or "Not registered.", ""]
     return "\n".join(lines)
 
 

@@ -10,7 +10,7 @@ epoch kept, the interval calibrated across series); series too short for that
 are skipped and counted. Training windows show a random number (at least
 `min_visible`) of their last values, the rest padded, so that the model
 forecasts from short histories as well as long ones. Logged as a collection's
-run is (pipeline/stages/many.py): per-epoch losses, the model in every format,
+train run is (pipeline/stages/train.py): per-epoch losses, the model in every format,
 test sMAPE and MASE beside the naive forecast's, and tags that name the corpus
 (`corpus_series`, `corpus_sha256`, the held-out ids) and the code version.
 """
@@ -70,8 +70,9 @@ def run(**values):
     """Pretrains, logs and registers; returns the run id."""
     import mlflow
 
+    from pipeline import collection as coll
     from pipeline import global_model, logged_model, metrics, plots, pretrained, registry, tracking
-    from pipeline.stages import many
+    from pipeline.stages import train
 
     collection_, settings, notes = prepare(values)
     for note in notes:
@@ -84,12 +85,12 @@ def run(**values):
         mlflow.set_tags({
             "resolved_epochs": str(settings.epochs), "resolved_patience": str(settings.patience),
             "resolved_windows_per_series": str(settings.windows_per_series), "corpus_series": str(len(collection_)),
-            "corpus_sha256": many._sha256(collection_), "data_sha256": many._sha256(collection_),
+            "corpus_sha256": coll.sha256(collection_), "data_sha256": coll.sha256(collection_),
             "held_out": " ".join(f"{name}/{key}" for name, keys in pretrained.HELD_OUT.items() for key in keys)})
         if notes:
             mlflow.set_tag("notes", "; ".join(notes))
         training, serving = global_model.build(settings, float(np.median(np.std(collection_.values, axis=1))) or 1.0)
-        history, seconds = many.fit_logged(training, collection_, settings)
+        history, seconds = train.fit_collection(training, collection_, settings)
         half_widths = global_model.calibrate(serving, collection_, settings)
         out, x, y = global_model.forecast_split(serving, collection_, settings, "test")
         before = [collection_.series(i)[:-horizon] for i in range(len(collection_))]

@@ -1,4 +1,8 @@
-"""Stage 2: train the custom-cell LSTM on a generate_data run's windows.
+"""Stage 2: train the custom-cell LSTM on a generate_data run's data.
+
+A collection trains one global network over its series instead
+(`_train_collection`, below): checkpointed, resumed and logged alike, the model
+it logs is the one evaluate scores.
 
 Resolves every 'auto' for the data (tags `resolved_<name>`), trains the
 ensemble, calibrates the prediction interval on the validation windows
@@ -44,8 +48,8 @@ METRICS_EVERY_SECONDS = 1
 
 
 def run(data_uri, hidden_units, learning_rate, epochs, batch_size, scaling, patience, target="auto", season=0,
-        ensemble_size="auto", interval_level=0.9, seed=42, init="auto", fine_tune_epochs="auto", resume_from="none",
-        epoch_hook=None):
+        ensemble_size="auto", interval_level=0.9, seed=42, init="auto", fine_tune_epochs="auto",
+        windows_per_series="auto", refit="true", resume_from="none", epoch_hook=None):
     """Trains and logs the model; returns the run id.
 
     `epoch_hook(epoch, logs)`, if given, is called after every epoch has been
@@ -68,6 +72,10 @@ def run(data_uri, hidden_units, learning_rate, epochs, batch_size, scaling, pati
             data_uri = f"runs:/{tracking.newest_finished_run('generate_data', 'data_uri').info.run_id}/data"
         dataset, manifest = tracking.load_data(data_uri)
         tracking.log_dataset_input(dataset, manifest, "train", context="training")
+        if manifest["source"] == "collection":
+            mlflow.set_tag("data", "collection")
+            _train_collection(dataset, manifest, values, data_uri, resume, epoch_hook)
+            return active.info.run_id
         horizon = dataset["y_train"].shape[1]
         input_width = dataset["x_train"].shape[1]
         chosen = check_data(values, dataset, manifest)
@@ -258,7 +266,15 @@ def check_data(values, dataset, manifest):
     """The train values with 'auto' resolved for this data (params.resolve_training)
     and `init_plan` (InitPlan), after the checks that need the data: a season that
     fits the window for target='seasonal', an init model that can serve the
-    horizon, no option the init overrides. Raises a one-line ParamError."""
+    horizon, no option the init overrides. For a collection: its GlobalSettings
+    (collection_settings). Raises a one-line ParamError."""
+    if manifest["source"] == "collection":
+        from pipeline import collection as coll
+
+        return collection_settings(values, *coll.from_dataset(dataset, manifest), manifest)
+    if values.get("windows_per_series", "auto") != "auto":
+        raise params.ParamError(f"Received `windows_per_series`={values['windows_per_series']} for one series: it "
+                                "applies to a collection (a CSV with id_column); drop it.")
     is_sine = manifest["source"] == "sine"
     input_width, horizon = dataset["x_train"].shape[1], dataset["y_train"].shape[1]
     chosen = params.resolve_training(
@@ -363,11 +379,188 @@ def _log_best_checkpoint(model, checkpoint_dir):
 
 def trained_on(manifest):
     """What the model remembers of its data (the MLflow model's metadata), so that
-    `predict` reads the same column of the same series by default."""
+    `predict` reads the same column of the same series by default (a collection's
+    model: how to read its file, and the time step, so that it dates its forecasts)."""
+    if manifest["source"] == "collection":
+        reading = {name: manifest["parameters"][name] for name in params.CSV_READING_PARAMS}
+        return {"data_source": manifest["path"], "id_column": manifest["id_column"], "column": manifest["column"],
+                **reading, "time_column": manifest["time_column"], "time_step": manifest["time_step"]}
     if manifest["source"] != "csv":
         return {"data_source": "sine"}
     reading = {name: manifest["parameters"].get(name, params.PARAMS[name].default) for name in params.CSV_READING_PARAMS}
     return {"data_source": manifest["path"], "column": manifest["column"], **reading}
+
+
+# A collection: one global network over every series (pipeline.global_model) ------------------------
+
+# What 'auto' becomes for a collection (docs/forecasting.md, "Many series"; chosen on M3's validation
+# targets, benchmarks/m3.py).
+COLLECTION_EPOCHS = 100
+COLLECTION_PATIENCE = 10
+COLLECTION_TARGET = "last"
+COLLECTION_ENSEMBLE = 1
+# 'auto' draws every window, unless an epoch would then exceed this many: then as many per series
+# as make about this many (at least 1), so that a large collection validates, and can stop, within minutes.
+MAX_WINDOWS_PER_EPOCH = 1_000_000
+
+
+def collection_settings(values, collection_, folds, manifest):
+    """The GlobalSettings of these train values, every 'auto' made a value for this collection."""
+    from pipeline import collection as coll
+    from pipeline.global_model import GlobalSettings
+
+    horizon, season = manifest["horizon"], manifest["season"]
+    input_width = manifest["time_steps"] - horizon
+    if values["scaling"] not in ("auto", "window"):
+        raise params.ParamError(f"Received `scaling`={values['scaling']!r} for a collection: a global model scales "
+                                "each window by itself so that series of any size are alike; pass -P scaling=auto "
+                                "or window.")
+    target = COLLECTION_TARGET if values["target"] == "auto" else values["target"]
+    if target == "seasonal" and not season:
+        raise params.ParamError("Received `target`='seasonal' with `season`=0: the seasonal target is the change "
+                                "from the value one season earlier; pass -P season=<steps per season>.")
+    if target == "seasonal" and season > input_width:
+        raise params.ParamError(f"Received `target`='seasonal' with `season`={season} longer than the input window "
+                                f"({input_width} values): pass a longer -P time_steps or another target.")
+    if values.get("init", "auto") not in ("auto", "none") or values.get("fine_tune_epochs", "auto") != "auto":
+        raise params.ParamError(f"Received `init`={values['init']!r} for a collection: a collection trains its own "
+                                "global network (init applies to a single series); drop it.")
+    every = coll.count_training_windows(collection_, input_width, horizon, folds.holdout("select")) \
+        <= MAX_WINDOWS_PER_EPOCH
+    auto = {"epochs": COLLECTION_EPOCHS, "patience": COLLECTION_PATIENCE, "ensemble_size": COLLECTION_ENSEMBLE,
+            "windows_per_series": 0 if every else max(1, MAX_WINDOWS_PER_EPOCH // len(collection_))}
+    chosen = {name: auto[name] if values[name] == "auto" else values[name] for name in auto}
+    return GlobalSettings(
+        input_width=input_width, horizon=horizon, hidden_units=values["hidden_units"],
+        learning_rate=values["learning_rate"], batch_size=values["batch_size"], epochs=chosen["epochs"],
+        patience=chosen["patience"], target=target, season=season, ensemble_size=chosen["ensemble_size"],
+        windows_per_series=chosen["windows_per_series"], interval_level=values["interval_level"], seed=values["seed"])
+
+
+def resolved_of(settings):
+    """What 'auto' became for a collection: the tags `resolved_<name>`."""
+    return {"resolved_time_steps": str(settings.input_width + settings.horizon),
+            "resolved_epochs": str(settings.epochs), "resolved_patience": str(settings.patience),
+            "resolved_target": settings.target, "resolved_scaling": "window",
+            "resolved_ensemble_size": str(settings.ensemble_size),
+            "resolved_windows_per_series": str(settings.windows_per_series)}
+
+
+def held_out(folds, model):
+    """What a collection's model was trained on, in words."""
+    return {"full": "trained on every point of every series",
+            "test": f"trained on every series but its last {folds.horizon} points",
+            "select": f"trained on every series but its last {folds.holdout('select')} points"}[model]
+
+
+def _train_collection(dataset, manifest, values, data_uri, resume, epoch_hook):
+    """The selection model on windows drawn from every series, early-stopped on the
+    validation cut-offs, which also calibrate its intervals; then (refit) the
+    evaluated model, a new network trained on everything before the test cut-off
+    for the epochs chosen. Logs the evaluated model as a series' train run logs its model."""
+    from pipeline import collection as coll
+    from pipeline import global_model
+
+    collection_, folds = coll.from_dataset(dataset, manifest)
+    settings = collection_settings(values, collection_, folds, manifest)
+    mlflow.set_tags({"resolved_data_uri": data_uri, **resolved_of(settings),
+                     "resolved_n_windows": str(folds.n_windows), "resolved_step_size": str(folds.step),
+                     **({"resumed_from": values["resume_from"]} if resume is not None else {})})
+    training, serving = global_model.build(settings, global_model.typical_std(collection_, folds.holdout("select")))
+    history, _ = _fit_checkpointed(training, collection_, settings, epoch_hook, folds, resume)
+    tracking.log_figure(plots.loss_curve(history.train_loss, history.val_loss, history.best_epoch,
+                                         ylabel="MAE / window spread"), "loss_curve")
+    half_widths = global_model.calibrate(serving, collection_, settings, folds)
+    refit = values["refit"] == "true"
+    evaluated = refit_collection(collection_, settings, history.best_epoch, folds.holdout("test"), half_widths,
+                                 "test") if refit else serving
+    evaluated_on = held_out(folds, "test" if refit else "select")
+    model_uri = logged_model.log_models(
+        evaluated, settings.input_width, settings.horizon, settings.interval_level,
+        {**trained_on(manifest), "evaluated_model_trained_on": evaluated_on},
+        settings.season if settings.target == "seasonal" else 1, series_input=True)
+    tracking.log_batch({f"interval_half_width_step{k}": float(q) for k, q in enumerate(half_widths, 1)},
+                       {"model_uri": model_uri, "evaluated_model_trained_on": evaluated_on})
+
+
+def refit_collection(collection_, settings, epochs, holdout, half_widths, name):
+    """A new network, trained `epochs` epochs on the windows whose targets precede the
+    last `holdout` points, with the selection model's interval half-widths: its
+    serving model. Logs `refit_<name>_loss` per epoch and `refit_<name>_seconds`."""
+    from pipeline import global_model
+
+    training, serving = global_model.build(settings, global_model.typical_std(collection_, holdout))
+    progress = EpochProgress(epochs)
+    what = "before the test cut-off" if holdout else "on every point"
+    print(f"refit {what}: {epochs} epochs, as validation chose", flush=True)
+
+    def on_epoch_end(epoch, logs):
+        mlflow.log_metric(f"refit_{name}_loss", logs["loss"], step=epoch, synchronous=False)
+        progress(epoch, {"loss": logs["loss"], "val_loss": float("nan")})
+
+    started = time.perf_counter()
+    try:
+        global_model.refit(training, collection_, settings, epochs, holdout, on_epoch_end)
+    finally:
+        progress.close()
+    mlflow.log_metric(f"refit_{name}_seconds", time.perf_counter() - started)
+    serving.get_layer(forecaster.INTERVAL_LAYER).half_width.assign(np.asarray(half_widths, np.float32))
+    return serving
+
+
+def _fit_checkpointed(training, collection_, settings, epoch_hook, folds, resume):
+    """fit_collection, checkpointed after every epoch to a local folder, which is uploaded
+    to the run's `checkpoints/` every CHECKPOINT_UPLOAD_SECONDS of training, at the end,
+    and after a failure or an interruption (as a series' is), so that `resume_from`
+    continues it."""
+    with tempfile.TemporaryDirectory() as checkpoint_dir:
+        uploads = tracking.CheckpointUploads(checkpoint_dir, CHECKPOINT_UPLOAD_SECONDS)
+
+        def hook(epoch, logs):
+            uploads.after_epoch()
+            if epoch_hook is not None:
+                epoch_hook(epoch, logs)
+
+        try:
+            result = fit_collection(training, collection_, settings, hook, folds, checkpoint_dir, resume)
+        except BaseException as error:
+            written = (Path(checkpoint_dir) / forecaster.CHECKPOINT_STATE).is_file()
+            if written and getattr(error, "pruned_at_epoch", None) is None:  # a pruned trial is not resumed
+                uploads.upload()
+            raise
+        uploads.upload()
+    return result
+
+
+def fit_collection(training, collection_, settings, epoch_hook=None, folds=None, checkpoint_dir=None, resume=None):
+    """global_model.fit with each epoch's losses logged and shown, and the run's training
+    metrics (seconds, epochs, best epoch and loss, windows per second) logged after:
+    (history, seconds). `train_loss` and `val_loss` are the mean absolute error in
+    units of each window's spread."""
+    from pipeline import global_model
+
+    progress = EpochProgress(settings.epochs)
+
+    def on_epoch_end(epoch, logs):
+        mlflow.log_metrics({"train_loss": logs["loss"], "val_loss": logs["val_loss"]}, step=epoch,
+                           synchronous=False)
+        progress(epoch, logs)
+        if epoch_hook is not None:
+            epoch_hook(epoch, logs)
+
+    if resume is not None:  # the epochs the interrupted run trained, on this run's curve too
+        _log_inherited_history(resume)
+    started = time.perf_counter()
+    try:
+        history = global_model.fit(training, collection_, settings, on_epoch_end, folds, checkpoint_dir, resume)
+    finally:
+        progress.close()
+    seconds = time.perf_counter() - started
+    mlflow.log_metrics({"train_seconds": seconds, "epochs_trained": len(history.val_loss),
+                        "best_epoch": history.best_epoch, "best_val_loss": min(history.val_loss),
+                        "windows_per_epoch": history.windows_per_epoch,
+                        "windows_per_second": history.windows_per_epoch * len(history.val_loss) / seconds})
+    return history, seconds
 
 
 if __name__ == "__main__":

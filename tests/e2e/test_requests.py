@@ -2,7 +2,7 @@
 in the access log of a real `mlflow server` on 127.0.0.1 (benchmarks.store_requests).
 
 Against a server every request is a round trip, and with sign-in a password
-check: the README and docs/performance.md state how many a default run and a
+check: docs/performance.md states how many a default run and a
 trial make (benchmarks/requests_made.py measured them).
 These tests fail if a small run or trial makes more than that.
 """
@@ -19,7 +19,7 @@ from tests.conftest import REPO
 
 pytestmark = pytest.mark.e2e
 
-# The figures the README and docs/performance.md state (benchmarks/results/requests.json, "now"),
+# The figures docs/performance.md states (benchmarks/results/requests.json, "now"),
 # measured on the default `mlflow run .` (data reused) and on trials of 20 epochs: the runs here
 # are smaller and make no more.
 REQUESTS_PER_RUN = 92

@@ -138,17 +138,18 @@ def test_the_baselines_are_statsforecasts_own_forecasts_on_the_same_points():
 
 def test_auto_draws_every_window_unless_an_epoch_would_exceed_a_million():
     from pipeline import params
-    from pipeline.stages import many
+    from pipeline.stages import train
 
-    values = {**params.defaults("main"), "horizon": 2, "season": 0}
+    values = params.defaults("train")
+    manifest = {"horizon": 2, "season": 0, "time_steps": 6}
     small = coll.from_arrays(["a", "b"], [np.arange(30.0), np.arange(12.0)])
     assert coll.count_training_windows(small, 4, 2) == len(coll.training_windows(small, 4, 2)[0]) == 30
-    assert many.resolve(values, small)[0].windows_per_series == 0
+    assert train.collection_settings(values, small, coll.Folds(2), manifest).windows_per_series == 0
     # 20 000 series of 60 points: 20 000 × 54 windows (one real input suffices); 50 per series make a million.
     large = coll.Collection([str(i) for i in range(20_000)], np.zeros((20_000, 60), np.float32),
                             np.full(20_000, 60), np.zeros(20_000))
     assert coll.count_training_windows(large, 4, 2) == 20_000 * 54
-    assert many.resolve(values, large)[0].windows_per_series == 50
+    assert train.collection_settings(values, large, coll.Folds(2), manifest).windows_per_series == 50
 
 
 def test_a_file_that_is_not_text_is_refused_as_a_single_series_file_is(tmp_path):

@@ -343,3 +343,48 @@ def test_an_interrupted_collection_run_resumes_from_its_checkpoint_to_the_same_n
     assert len(histories[0]) == 4 and histories[0] == histories[1]
     assert resumed_scores == whole_scores
     assert resumed_main.data.tags["resumed_from"] == killed.info.run_id
+
+
+@pytest.mark.slow
+def test_a_collection_runs_stage_by_stage_through_the_entry_points_a_series_runs(collection_run, tmp_path):
+    """The stages main nests are the entry points `mlflow run . -e <stage>` runs: one
+    at a time, on the same file with the same values, they give main's very forecasts."""
+    from pipeline.stages import command_line, evaluate, forecast, generate_data, train
+
+    main_run, _, _, files, _, _, _ = collection_run
+    given = {"data_source": main_run.data.params["data_source"], "id_column": "item", "time_column": "quarter",
+             "column": "sales", "horizon": HORIZON, "season": 4, "time_steps": 12 + HORIZON}
+    trained = {"hidden_units": 8, "learning_rate": 0.01, "epochs": 4, "seed": 0, "season": 4}
+
+    def argv(values):
+        return [text for name, value in values.items() for text in (f"--{name}", str(value))]
+
+    def entry_point(stage, run, values):  # as `mlflow run . -e <stage>` runs it; returns what run returned
+        returned = []
+        command_line(stage, lambda **parsed: returned.append(run(**parsed)), argv(values))
+        return returned[0]
+
+    with temporary_store(tmp_path):
+        data_run = entry_point("generate_data", generate_data.run, given)
+        data_uri = f"runs:/{data_run}/data"
+        train_run = entry_point("train", train.run, {"data_uri": data_uri, **trained})
+        model_uri = f"runs:/{train_run}/keras_model/model.keras"
+        entry_point("evaluate", evaluate.run, {"model_uri": model_uri, "data_uri": data_uri, "season": 4})
+        forecast_run = entry_point("forecast", forecast.run, {"model_uri": model_uri, "data_uri": data_uri})[0]
+        future = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{forecast_run}/forecasts.csv",
+                                                                 dst_path=str(tmp_path / "mine")))
+        tags = {stage: mlflow.get_run(run_id).data.tags for stage, run_id in
+                (("generate_data", data_run), ("train", train_run), ("forecast", forecast_run))}
+    assert all(t["data"] == "collection" for t in tags.values())
+    assert tags["generate_data"]["data_sha256"] == main_run.data.tags["data_sha256"]
+    pd.testing.assert_frame_equal(future, pd.read_csv(files["forecasts.csv"]))
+
+
+def test_the_parameters_of_a_collection_are_refused_for_one_series(tmp_path):
+    path = tmp_path / "one.csv"
+    path.write_text("t,y\n" + "\n".join(f"{t},{np.sin(t / 3):.4f}" for t in range(200)) + "\n")
+    with pytest.raises(ParamError, match=r"^Received n_windows=3 for .*one.csv, which is one series \(it has no "
+                                         r"column 'unique_id'\): they apply to a collection; drop them\.$"):
+        main.run(data_source=str(path), time_column="t", n_windows=3)
+    with pytest.raises(ParamError, match=r"^Received `windows_per_series`=5 for one series"):
+        main.run(data_source=str(path), time_column="t", windows_per_series=5)

@@ -20,7 +20,7 @@ def monthly_csv(path, n):
 
 def prepare(csv, **values):
     data = {**params.defaults("generate_data"), "data_source": str(csv), "time_column": "month", **values}
-    return generate_data.prepare(**data, interval_level=0.9)
+    return generate_data.prepare(**data)
 
 
 def test_a_30_point_monthly_series_runs_with_a_shorter_window_and_says_so(tmp_path):
@@ -62,10 +62,9 @@ def test_a_series_too_short_for_any_window_is_refused_once_with_settings_that_ru
     suggested = {name: value.rstrip(".") for name, value in
                  re.findall(r"-P (\w+)=(\S+)", message.split("this would run: ")[1])}
     values = {name: params.PARAMS[name].parse(value) for name, value in suggested.items()}
-    values.pop("interval_level", None)
     dataset, manifest, _ = generate_data.prepare(
         **{**params.defaults("generate_data"), "data_source": str(csv), "time_column": "month", "season": 12,
-           "horizon": 12, **values}, interval_level=0.9)
+           "horizon": 12, **values})
     assert len(dataset["y_val"]) >= 1 and len(dataset["y_train"]) >= 1
 
 

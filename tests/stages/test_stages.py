@@ -109,7 +109,7 @@ def test_train_logs_losses_per_epoch_models_and_plots(pipeline_run):
         "data_uri": f"runs:/{run_ids['generate_data']}/data", "hidden_units": "8", "learning_rate": "0.01",
         "epochs": "3", "batch_size": "16", "scaling": "auto", "patience": "0", "seed": "0", "resume_from": "none",
         "target": "auto", "season": "0", "ensemble_size": "auto", "interval_level": "0.9", "init": "auto",
-        "fine_tune_epochs": "auto",
+        "fine_tune_epochs": "auto", "windows_per_series": "auto", "refit": "true",
     }
     assert "scaling_mean" not in run.data.metrics  # 'auto' keeps the seed's unscaled model for the sine
     # What 'auto' became for the sine: the seed's model.
@@ -198,7 +198,8 @@ def test_standalone_stages_pick_the_newest_runs_for_auto(tracking_store):
     assert trained.tags["resolved_data_uri"] == f"runs:/{data_run}/data"
     evaluate_run, *_ = evaluate.run(model_uri="auto", data_uri="auto", season=0, free_run_steps=5)
     evaluated = client.get_run(evaluate_run).data
-    assert evaluated.params == {"model_uri": "auto", "data_uri": "auto", "season": "0", "free_run_steps": "5"}
+    assert evaluated.params == {"model_uri": "auto", "data_uri": "auto", "season": "0", "free_run_steps": "5",
+                                "auto_arima": "false"}
     assert evaluated.tags["resolved_model_uri"] == f"runs:/{train_run}/keras_model/model.keras"
     assert evaluated.tags["resolved_data_uri"] == f"runs:/{data_run}/data"
 
