@@ -1,6 +1,7 @@
 """Forecast accuracy out of the box: the whole pipeline, defaults only, on real series.
 
     python benchmarks/accuracy.py [--cases sunspots,co2,...] [--horizons all|1] [--init auto|none]
+    python benchmarks/accuracy.py --compare benchmarks/results/accuracy_before_refit.json
 
 For every series of benchmarks/series.py (the two examples, two series that
 ship inside pmdarima: `pip install -e ".[bench]"`, and 12 M1 series held out
@@ -159,13 +160,58 @@ def zero_shot_seconds(path, store):
     return seconds
 
 
+def compare(before_path, after_path):
+    """Markdown: each row's LSTM figures in two results files side by side (what the evaluated
+    model scores, which start validation chose, and what the whole run cost)."""
+    before, after = (json.loads(Path(path).read_text()) for path in (before_path, after_path))
+    old = {(r["series"], r["horizon"]): r for r in before["rows"]}
+    lines = [f"LSTM rows of `{Path(before_path).name}` (before) and `{Path(after_path).name}` (after); "
+             f"commands: `{before['command']}`, `{after['command']}`.", "",
+             "| series | h | MASE before | MASE after | RMSE before | RMSE after | coverage before | coverage after | "
+             "chosen before | chosen after | seconds before | seconds after |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|"]
+    for row in after["rows"]:
+        was = old.get((row["series"], row["horizon"]))
+        if was is None:
+            continue
+        a, b = row["metrics"]["LSTM"], was["metrics"]["LSTM"]
+        lines.append(f"| {row['series']} | {row['horizon']} | {b['mase']:.3f} | {a['mase']:.3f} | {b['rmse']:.4g} | "
+                     f"{a['rmse']:.4g} | {was['coverage']:.1f} | {row['coverage']:.1f} | {was.get('init', 'local')} | "
+                     f"{row.get('init', 'local')} | {was['seconds']:.0f} | {row['seconds']:.0f} |")
+    pairs = [(r, old[(r["series"], r["horizon"])]) for r in after["rows"] if (r["series"], r["horizon"]) in old]
+
+    def moved(row, was):  # the largest relative change of the LSTM's MASE, RMSE or sMAPE
+        return max(abs(row["metrics"]["LSTM"][m] / was["metrics"]["LSTM"][m] - 1) for m in ("mase", "rmse", "smape"))
+
+    same = sum(moved(r, w) <= 1e-6 for r, w in pairs)
+    others = [f"{r['series']} h={r['horizon']} (MASE {w['metrics']['LSTM']['mase']:.3f} → "
+              f"{r['metrics']['LSTM']['mase']:.3f})" for r, w in pairs if moved(r, w) > 1e-3]
+    seconds = [r["seconds"] / old[(r["series"], r["horizon"])]["seconds"] for r in after["rows"]
+               if (r["series"], r["horizon"]) in old]
+    lines += ["", f"- LSTM test metrics within a millionth on {same} of {len(pairs)} rows; moved by more than a "
+              f"thousandth on {len(others)}" + (": " + ", ".join(others) if others else "") + ".",
+              f"- Seconds per run, after ÷ before: median {statistics.median(seconds):.2f} "
+              f"({min(seconds):.2f} to {max(seconds):.2f}); the load differed (before "
+              f"{before.get('load_average_1_5_15_min')}, after {after.get('load_average_1_5_15_min')})."]
+    for label, results in (("before", before), ("after", after)):
+        lines += ["", f"Goals, {label}:", ""] + [f"- {line}" for line in results["goals"]]
+    return "\n".join(lines) + "\n"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--compare", default=None, metavar="BEFORE.json",
+                        help="write accuracy_compare.md: the LSTM rows of BEFORE.json beside accuracy.json's, "
+                        "and run nothing")
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--horizons", choices=["all", "1"], default="all")
     parser.add_argument("--init", default="auto", help="the pipeline's init (none: a new network only, as "
                         "before the pretrained model); results then go to accuracy_init-<init>.{json,md}")
     args = parser.parse_args()
+    if args.compare:
+        (RESULTS / "accuracy_compare.md").write_text(compare(args.compare, RESULTS / "accuracy.json"))
+        print(f"written: {RESULTS / 'accuracy_compare.md'}")
+        return
     load_before = os.getloadavg()
     folder = Path(tempfile.mkdtemp(prefix="accuracy-"))
     paths = write_csvs(folder / "series")
