@@ -10,7 +10,6 @@ and robust to the odd wild series. The intervals are conformal in the same
 units: forecast ∓ q_k · s.
 """
 
-import math
 from dataclasses import dataclass, field
 
 import keras
@@ -149,9 +148,8 @@ def fit(training, collection, settings, on_epoch_end=None, folds=None, checkpoin
     With `checkpoint_dir`, a checkpoint (`pipeline.model.save_checkpoint`: the
     weights, Adam's state, the best weights, the history) is written there after
     every epoch; `resume` is such a folder to continue from, to the same bits:
-    an epoch's windows are drawn from (seed, epoch) alone."""
-    from pipeline import model as forecaster
-
+    an epoch's windows are drawn from (seed, epoch) alone. The loop is the one a
+    series trains with (pipeline.model.train_epochs)."""
     width, horizon = settings.input_width, settings.horizon
     folds = folds or coll.Folds(horizon)
     rows, ends = coll.training_windows(collection, width, horizon, folds.holdout("select"))
@@ -160,32 +158,10 @@ def fit(training, collection, settings, on_epoch_end=None, folds=None, checkpoin
                                "is shorter than the holdout needs.")
     val_rows, val_ends = coll.validation_windows(collection, folds)
     x_val, y_val = coll.gather(collection.values, val_rows, val_ends, width, horizon)
-    state, best_weights = forecaster.TrainingState(), None
-    if resume is not None:
-        state, best_weights = forecaster.restore_checkpoint(training, resume)
-    steps = _Epoch(training, collection.values, settings, x_val.astype(np.float32), y_val.astype(np.float32))
-    history = History(list(state.train_loss), list(state.val_loss), state.best_epoch)
-    best = state.best_val_loss
-    for epoch in range(state.epochs_done + 1, settings.epochs + 1):
-        if settings.patience and history.val_loss and epoch - 1 - history.best_epoch >= settings.patience:
-            break
-        epoch_rows, epoch_ends = coll.sample_windows(rows, ends, settings.windows_per_series, settings.seed, epoch - 1)
-        history.windows_per_epoch = len(epoch_rows)
-        loss, bad, val_loss = steps.run(epoch_rows, epoch_ends, settings.seed * 100_003 + epoch)
-        if bad >= 0 or not math.isfinite(val_loss):
-            raise TrainingDiverged(f"Training diverged at epoch {epoch} (loss {loss}, validation loss {val_loss}): "
-                                   f"try a lower learning rate (-P learning_rate, now {settings.learning_rate:g}).")
-        history.train_loss.append(loss)
-        history.val_loss.append(val_loss)
-        if val_loss < best:
-            best, history.best_epoch, best_weights = val_loss, epoch, training.get_weights()
-        if checkpoint_dir is not None:
-            forecaster.save_checkpoint(training, forecaster.TrainingState(
-                epoch, history.train_loss, history.val_loss, history.best_epoch, best), best_weights, checkpoint_dir)
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, {"loss": loss, "val_loss": val_loss})
-    training.set_weights(best_weights)
-    return history
+    steps, windows = _epochs(training, collection, settings, rows, ends, x_val, y_val)
+    state = forecaster.train_epochs(training, steps, settings.epochs, settings.patience, checkpoint_dir,
+                                    on_epoch_end, resume, advice=None)
+    return History(state.train_loss, state.val_loss, state.best_epoch, windows[0])
 
 
 def refit(training, collection, settings, epochs, holdout, on_epoch_end=None):
@@ -193,23 +169,35 @@ def refit(training, collection, settings, epochs, holdout, on_epoch_end=None):
     every window whose targets precede the last `holdout` points (0: every point),
     with no early stopping: nothing it forecasts is looked at. Returns History
     (no validation loss)."""
-    width, horizon = settings.input_width, settings.horizon
-    rows, ends = coll.training_windows(collection, width, horizon, holdout)
+    rows, ends = coll.training_windows(collection, settings.input_width, settings.horizon, holdout)
     if not len(rows):
         raise TrainingDiverged("No series has a training window for the refit.")
-    steps = _Epoch(training, collection.values, settings, None, None)
-    history = History(best_epoch=epochs)
-    for epoch in range(1, epochs + 1):
-        epoch_rows, epoch_ends = coll.sample_windows(rows, ends, settings.windows_per_series, settings.seed, epoch - 1)
-        history.windows_per_epoch = len(epoch_rows)
-        loss, bad, _ = steps.run(epoch_rows, epoch_ends, settings.seed * 100_003 + epoch)
-        if bad >= 0:
-            raise TrainingDiverged(f"The refit diverged at epoch {epoch} (loss {loss}): try a lower learning rate "
-                                   f"(-P learning_rate, now {settings.learning_rate:g}).")
-        history.train_loss.append(loss)
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, {"loss": loss})
-    return history
+    steps, windows = _epochs(training, collection, settings, rows, ends)
+    state = forecaster.train_epochs(training, steps, epochs, 0, on_epoch_end=on_epoch_end, validated=False,
+                                    advice=None)
+    return History(state.train_loss, best_epoch=epochs, windows_per_epoch=windows[0])
+
+
+def _epochs(training, collection, settings, rows, ends, x_val=None, y_val=None):
+    """For pipeline.model.train_epochs: (steps, [windows in the last epoch]). An epoch
+    draws its windows from (seed, epoch) alone (coll.sample_windows), so a resumed
+    run trains on the very windows the uninterrupted one would have."""
+    windows = [0]
+
+    def steps():
+        validation = None if x_val is None else (x_val.astype(np.float32), y_val.astype(np.float32))
+        epoch_steps = _Epoch(training, collection.values, settings, *(validation or (None, None)))
+
+        def run(epoch):
+            epoch_rows, epoch_ends = coll.sample_windows(rows, ends, settings.windows_per_series, settings.seed,
+                                                         epoch - 1)
+            windows[0] = len(epoch_rows)
+            loss, bad, val_loss = epoch_steps.run(epoch_rows, epoch_ends, settings.seed * 100_003 + epoch)
+            return {"loss": loss, **({"val_loss": val_loss} if validation is not None else {})}, bad, loss
+
+        return run
+
+    return steps, windows
 
 
 def typical_std(collection, holdout=0):

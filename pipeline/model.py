@@ -258,31 +258,55 @@ def fit(model, dataset, epochs, batch_size, patience, seed=0, checkpoint_dir=Non
 
     The model is any compiled Keras model; each epoch's windows are visited in
     `epoch_order`. Returns the TrainingState: per-epoch losses and the 1-based
-    best epoch.
+    best epoch. The loop is `train_epochs`, which a collection's model shares.
     """
+    def steps():
+        compiled = _Steps(model, dataset, batch_size)
+        return lambda epoch: compiled.run(epoch_order(len(dataset["x_train"]), seed, epoch - 1))
+
+    return train_epochs(model, steps, epochs, patience, checkpoint_dir, on_epoch_end, resume, restore_best)
+
+
+SERIES_ADVICE = "-P scaling=standard for a series of large values, or a smaller batch_size"
+
+
+def train_epochs(model, steps, epochs, patience, checkpoint_dir=None, on_epoch_end=None, resume=None,
+                 restore_best=True, validated=True, advice=SERIES_ADVICE):
+    """The one training loop, for a series' windows (`fit`) and a collection's
+    (pipeline.global_model): early stopping on the validation loss, the best
+    weights kept, a checkpoint after every epoch, resume, and a loss that is not
+    finite refused at once.
+
+    `steps()` is called once, before the first epoch is trained (it may compile,
+    and build the optimizer): it returns `run(epoch)`, which trains the 1-based
+    epoch and returns (logs with `loss` and, when `validated`, `val_loss`; the
+    0-based index of the first batch whose loss was not finite, or -1; that
+    loss). Without `validated` (a refit for epochs chosen beforehand), every
+    epoch runs and the last weights stay. `advice` ends the divergence message,
+    after the learning rate. Returns the TrainingState."""
     state, best_weights = TrainingState(), None
     if resume is not None:
         state, best_weights = restore_checkpoint(model, resume)
 
     def stopped_early():
-        return patience and state.epochs_done - state.best_epoch >= patience
+        return validated and patience and state.epochs_done - state.best_epoch >= patience
 
     with _lean_first_epoch():
-        steps = None
+        run = None
         while state.epochs_done < epochs and not stopped_early():
-            if steps is None:
-                steps = _Steps(model, dataset, batch_size)
+            if run is None:
+                run = steps()
                 read_variables = _VariableReader(model)
             epoch = state.epochs_done + 1
-            logs, first_bad, bad_loss = steps.run(epoch_order(len(dataset["x_train"]), seed, epoch - 1))
+            logs, first_bad, bad_loss = run(epoch)
             if first_bad >= 0:
-                _diverged(model, "train_loss", bad_loss, f"epoch {epoch}, batch {first_bad + 1}")
-            if not math.isfinite(logs["val_loss"]):
-                _diverged(model, "val_loss", logs["val_loss"], f"epoch {epoch}")
+                _diverged(model, "train_loss", bad_loss, f"epoch {epoch}, batch {first_bad + 1}", advice)
+            if validated and not math.isfinite(logs["val_loss"]):
+                _diverged(model, "val_loss", logs["val_loss"], f"epoch {epoch}", advice)
             state.epochs_done = epoch
             state.train_loss.append(logs["loss"])
-            state.val_loss.append(logs["val_loss"])
-            improved = state.val_loss[-1] < state.best_val_loss
+            state.val_loss.append(logs["val_loss"] if validated else math.nan)
+            improved = validated and state.val_loss[-1] < state.best_val_loss
             current = read_variables() if improved or checkpoint_dir is not None else None
             if improved:
                 state.best_epoch, state.best_val_loss = epoch, state.val_loss[-1]
@@ -291,7 +315,7 @@ def fit(model, dataset, epochs, batch_size, patience, seed=0, checkpoint_dir=Non
                 save_checkpoint(model, state, best_weights, checkpoint_dir, current)
             if on_epoch_end is not None:
                 on_epoch_end(epoch, logs)
-    if best_weights is not None and restore_best:
+    if best_weights is not None and restore_best and validated:
         model.set_weights(best_weights)
     return state
 
@@ -327,11 +351,10 @@ def _lean_first_epoch():
         gc.unfreeze()
 
 
-def _diverged(model, name, value, where):
+def _diverged(model, name, value, where, advice=SERIES_ADVICE):
     raise TrainingDiverged(
         f"Training diverged: {name} became {value} at {where}. Try a lower learning rate "
-        f"(-P learning_rate, now {float(model.optimizer.learning_rate.numpy()):g}), "
-        "-P scaling=standard for a series of large values, or a smaller batch_size."
+        f"(-P learning_rate, now {float(model.optimizer.learning_rate.numpy()):g})" + (f", {advice}." if advice else ".")
     )
 
 
