@@ -128,13 +128,23 @@ def explain_what_fits(path, n_points, horizon, season, val_fraction, test_fracti
 def prepare_each(combinations):
     """Reads and checks every distinct CSV series or collection among `combinations`
     (dicts of at least the data parameters), so that a series too short for one
-    trial's windows stops a sweep or a study before its first trial."""
-    seen = set()
+    trial's windows, or a collection given a setting it refuses (scaling=standard),
+    stops a sweep or a study before its first trial."""
+    prepared, checked = {}, set()
     for c in combinations:
         values = tuple(c.get(name, params.PARAMS[name].default) for name in params.DATA_PARAMS)
-        if values[0] != "sine" and values not in seen:
-            seen.add(values)
-            prepare(**dict(zip(params.DATA_PARAMS, values)))
+        if values[0] == "sine":
+            continue
+        if values not in prepared:
+            prepared[values] = prepare(**dict(zip(params.DATA_PARAMS, values)))
+        dataset, manifest, _ = prepared[values]
+        trained = {name: c.get(name, params.PARAMS[name].default) for name in params.TRAIN_PARAMS}
+        key = (values, tuple(map(str, trained.values())))
+        if manifest["source"] == "collection" and key not in checked:  # the settings its data constrains
+            from pipeline.stages import train
+
+            checked.add(key)
+            train.check_data(trained, dataset, manifest)
 
 
 def prepare(data_source, column, time_column, fill_missing, time_format, separator, decimal, thousands,

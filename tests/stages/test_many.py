@@ -201,6 +201,8 @@ def test_a_sweep_of_a_collection_is_refused_before_its_first_trial_when_one_corn
             "column": "sales", "season": 4}
     with pytest.raises(ParamError, match=r"^Series 'series 11' has 13 points; with horizon 13 a test needs at least 14"):
         generate_data.prepare_each([{**base, "horizon": 4}, {**base, "horizon": 13}])
+    with pytest.raises(ParamError, match=r"^Received `scaling`='standard' for a collection"):
+        generate_data.prepare_each([{**base, "horizon": 4}, {**base, "horizon": 4, "scaling": "standard"}])
 
 
 @pytest.mark.slow
