@@ -5,6 +5,7 @@ one stays; when the output is a file or a pipe (CI logs, a tuning worker's
 log), each epoch gets its own plain line.
 """
 
+import math
 import sys
 import time
 
@@ -33,8 +34,9 @@ class EpochProgress:
         if val_loss < self.best[0]:
             self.best = (val_loss, epoch)
         width = len(str(self.epochs))
-        text = (f"epoch {epoch:>{width}}/{self.epochs}  train {train_loss:.4g}  val {val_loss:.4g}  "
-                f"best {self.best[0]:.4g} (epoch {self.best[1]})  {elapsed:.1f} s")
+        validated = "" if math.isnan(val_loss) else (  # a refit, for epochs chosen beforehand, validates nothing
+            f"val {val_loss:.4g}  best {self.best[0]:.4g} (epoch {self.best[1]})  ")
+        text = f"epoch {epoch:>{width}}/{self.epochs}  train {train_loss:.4g}  {validated}{elapsed:.1f} s"
         if epoch == self.first_epoch:
             return text
         per_epoch = (elapsed - self.first_elapsed) / (epoch - self.first_epoch)

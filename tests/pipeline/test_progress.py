@@ -26,6 +26,12 @@ def test_one_plain_line_per_epoch_when_the_output_is_not_a_terminal():
     assert "\r" not in out.getvalue() and "best 0.05 (epoch 4)" in lines[1]
 
 
+def test_a_refit_which_validates_nothing_shows_its_training_loss_alone():
+    progress = EpochProgress(40, stream=io.StringIO())
+    assert progress.line(1, 0.06, float("nan"), elapsed=1.0) == "epoch  1/40  train 0.06  1.0 s"
+    assert progress.line(3, 0.05, float("nan"), elapsed=2.0) == "epoch  3/40  train 0.05  2.0 s, about 18 s left"
+
+
 def test_a_resumed_run_counts_time_from_its_own_first_epoch():
     progress = EpochProgress(100, stream=io.StringIO())
     assert progress.line(41, 0.1, 0.1, elapsed=10.0).endswith("(epoch 41)  10.0 s")
