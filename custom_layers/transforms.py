@@ -165,12 +165,22 @@ class ConformalInterval(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="lstm_forecaster")
 class WindowSpread(keras.layers.Layer):
-    """x (batch, timesteps, 1) → s (batch, 1) = mean |x| + std x (+ 1e-8): the
-    scale in which a global model's errors and intervals are measured, so that
-    series of any size weigh alike. It is 0 only for a window of zeros."""
+    """x (batch, timesteps, 1) → s (batch, 1) = max(mean |x| + std x, floor)
+    (+ 1e-8): the scale in which a global model's errors and intervals are
+    measured, so that series of any size weigh alike. Without a `floor` it is
+    1e-8 for a window of zeros; a collection's model sets the floor to the
+    smallest of its series' scales (pipeline.collection.series_scales)."""
+
+    def __init__(self, floor=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.floor = float(floor)
 
     def call(self, x):
-        return (ops.mean(ops.abs(x), axis=(1, 2)) + ops.std(x, axis=(1, 2)))[:, None] + 1e-8
+        spread = ops.mean(ops.abs(x), axis=(1, 2)) + ops.std(x, axis=(1, 2))
+        return ops.maximum(spread, self.floor)[:, None] + 1e-8
+
+    def get_config(self):
+        return {**super().get_config(), "floor": self.floor}
 
 
 @keras.saving.register_keras_serializable(package="lstm_forecaster")

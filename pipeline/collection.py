@@ -27,6 +27,7 @@ from what it has (the fused LSTM kernel takes no mask; the padding is its
 first value repeated, which per-window scaling treats as a flat start).
 """
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -341,6 +342,25 @@ def subset(collection, rows):
     rows = np.asarray(rows)
     return Collection([collection.ids[i] for i in rows], collection.values[rows], collection.lengths[rows],
                       collection.last_times[rows], collection.step, list(collection.notes))
+
+
+def series_scales(collection, holdout=0):
+    """Per series, the scale below which no window of it is measured: the mean
+    absolute step of its real points before the last `holdout` (MASE's scale),
+    or for a flat series its mean |value|. A series of zeros, or one with too few
+    points, takes the smallest positive scale of the others (1 if none has one),
+    so that a window of zeros weighs like any other in a global model's loss."""
+    columns = np.arange(collection.width)
+    seen = (columns >= collection.width - collection.lengths[:, None]) & (columns < collection.width - holdout)
+    values = np.where(seen, collection.values, np.nan)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # rows with no or one point seen: NaN, filled below
+        steps = np.nanmean(np.abs(np.diff(values, axis=1)), axis=1)
+        levels = np.nanmean(np.abs(values), axis=1)
+    scales = np.where(np.nan_to_num(steps) > 0, steps, levels)
+    scales = np.where(np.isfinite(scales) & (scales > 0), scales, np.nan)
+    fill = np.nanmin(scales) if np.isfinite(scales).any() else 1.0
+    return np.where(np.isnan(scales), fill, scales).astype(np.float32)
 
 
 def training_windows(collection, input_width, horizon, holdout=None, min_inputs=1):

@@ -6,8 +6,11 @@ The network is `pipeline.model`'s (per-window scaling, the `level`/`last`/
 collection differ in scale by orders of magnitude, so the loss is each
 window's mean absolute error divided by its spread s = mean |x| + std x
 (`transforms.WindowSpread`): scale-free like the sMAPE the competitions score,
-and robust to the odd wild series. The intervals are conformal in the same
-units: forecast ∓ q_k · s.
+and robust to the odd wild series. s never falls below its series' own scale
+(`collection.series_scales`, MASE's mean absolute step), so a window of zeros
+weighs like any other instead of dividing by nothing. The intervals are
+conformal in the same units: forecast ∓ q_k · s, s floored at the smallest
+series scale (a served model sees a window, not its series).
 """
 
 from dataclasses import dataclass, field
@@ -51,9 +54,10 @@ class History:
     windows_per_epoch: int = 0
 
 
-def build(settings, typical_std=1.0):
+def build(settings, typical_std=1.0, spread_floor=0.0):
     """The training model (members stacked) and the forecasting model
-    (forecast, lower, upper) sharing its layers, with relative intervals."""
+    (forecast, lower, upper) sharing its layers, with relative intervals in units
+    of each window's spread, at least `spread_floor` (`spread_floor`, below)."""
     keras.utils.set_random_seed(settings.seed)
     training = forecaster.build_model(settings.hidden_units, settings.learning_rate, settings.horizon, "window",
                                       (0.0, typical_std), settings.target, settings.season, settings.ensemble_size,
@@ -62,43 +66,59 @@ def build(settings, typical_std=1.0):
     window = training.get_layer(forecaster.FIT_WINDOW_LAYER).output
     members = training.get_layer(forecaster.MEMBERS_LAYER).output
     forecast = transforms.Median(name="median")(members)
-    spread = transforms.WindowSpread(name=SPREAD_LAYER)(window)
+    spread = transforms.WindowSpread(spread_floor, name=SPREAD_LAYER)(window)
     lower, upper = transforms.ConformalInterval(settings.interval_level, relative=True,
                                                 name=forecaster.INTERVAL_LAYER)(forecast, spread)
     serving = keras.Model(training.inputs, {"forecast": forecast, "lower": lower, "upper": upper}, name="lstm_forecaster")
     return training, serving
 
 
+def build_for(settings, collection, holdout=0):
+    """`build` scaled for `collection`, from its points before the last `holdout`."""
+    return build(settings, typical_std(collection, holdout), spread_floor(collection, holdout))
+
+
+def window_losses(members, x, y, scales):
+    """The training loss of each window: the mean absolute error of every member
+    (batch, n, horizon) against y (batch, horizon), in units of the window's
+    spread of x (batch, width, 1), at least its series' scale (batch,)."""
+    from keras import ops
+
+    spread = ops.maximum(_SPREAD(x), ops.cast(scales, x.dtype)[:, None])
+    return ops.mean(ops.abs(members - y[:, None, :]) / spread[:, :, None], axis=(1, 2))
+
+
+_SPREAD = transforms.WindowSpread()
+
+
 class _Epoch:
     """One epoch in one TensorFlow call: batches gathered from the collection's
     matrix by (row, end) inside the loop, then the validation windows' loss."""
 
-    def __init__(self, model, values, settings, x_val, y_val):
+    def __init__(self, model, values, scales, settings, x_val, y_val, val_scales):
         import tensorflow as tf
 
-        self.values = tf.constant(values)
+        self.values, self.scales = tf.constant(values), tf.constant(scales)
         validate = x_val is not None and len(x_val) > 0
         empty = np.zeros((0, settings.input_width, 1), np.float32), np.zeros((0, settings.horizon), np.float32)
         self.x_val, self.y_val = (tf.constant(x_val), tf.constant(y_val)) if validate else map(tf.constant, empty)
+        self.val_scales = tf.constant(val_scales if validate else np.zeros(0, np.float32))
         width, horizon, batch_size = settings.input_width, settings.horizon, settings.batch_size
         variables, optimizer = model.trainable_variables, model.optimizer
         if not optimizer.built:
             optimizer.build(variables)
         offsets = tf.range(-width, horizon)
         min_visible = settings.min_visible
-        spread_of = transforms.WindowSpread()
 
-        def loss_of(x, y, training):
-            members = model(x, training=training)  # (batch, n, horizon)
-            errors = tf.abs(members - y[:, None, :]) / spread_of(x)[:, :, None]
-            return tf.reduce_mean(errors, axis=(1, 2))  # per window
+        def loss_of(x, y, scale, training):
+            return window_losses(model(x, training=training), x, y, scale)
 
         def hide_early_values(x, seed):
             visible = tf.random.stateless_uniform(tf.shape(x)[:1], seed, min_visible, width + 1, tf.int32)
             positions = tf.maximum(tf.range(width)[None, :], (width - visible)[:, None])
             return tf.gather(x, positions, batch_dims=1)
 
-        def train(rows, ends, values, seed):
+        def train(rows, ends, values, scales, seed):
             n = tf.shape(rows)[0]
             batches = (n + batch_size - 1) // batch_size
 
@@ -113,7 +133,7 @@ class _Epoch:
                     x = hide_early_values(x, tf.stack([seed, tf.cast(batch, tf.int64)]))
                 x = x[:, :, None]
                 with tf.GradientTape() as tape:
-                    loss = tf.reduce_mean(loss_of(x, y, True))
+                    loss = tf.reduce_mean(loss_of(x, y, tf.gather(scales, rows[start:stop]), True))
                 optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
                 bad = tf.where(tf.math.is_finite(loss), bad, batch)
                 return batch + 1, total + loss * tf.cast(stop - start, loss.dtype), bad
@@ -122,11 +142,12 @@ class _Epoch:
                                           (tf.constant(0), tf.constant(0.0), tf.constant(-1)), parallel_iterations=1)
             return total / tf.cast(n, total.dtype), bad
 
-        def epoch(rows, ends, values, x_val, y_val, seed):
-            loss, bad = train(rows, ends, values, seed)
+        def epoch(rows, ends, values, scales, x_val, y_val, val_scales, seed):
+            loss, bad = train(rows, ends, values, scales, seed)
             if not validate:
                 return loss, bad, tf.constant(float("nan"))
-            val = [loss_of(x_val[i:i + 4096], y_val[i:i + 4096], False) for i in range(0, x_val.shape[0], 4096)]
+            val = [loss_of(x_val[i:i + 4096], y_val[i:i + 4096], val_scales[i:i + 4096], False)
+                   for i in range(0, x_val.shape[0], 4096)]
             return loss, bad, tf.reduce_mean(tf.concat(val, 0))
 
         self.epoch = tf.function(epoch, autograph=False)
@@ -134,7 +155,8 @@ class _Epoch:
     def run(self, rows, ends, seed=0):
         import tensorflow as tf
 
-        loss, bad, val_loss = self.epoch(rows, ends, self.values, self.x_val, self.y_val, tf.constant(seed, tf.int64))
+        loss, bad, val_loss = self.epoch(rows, ends, self.values, self.scales, self.x_val, self.y_val, self.val_scales,
+                                         tf.constant(seed, tf.int64))
         return float(loss), int(bad), float(val_loss)
 
 
@@ -158,7 +180,8 @@ def fit(training, collection, settings, on_epoch_end=None, folds=None, checkpoin
                                "is shorter than the holdout needs.")
     val_rows, val_ends = coll.validation_windows(collection, folds)
     x_val, y_val = coll.gather(collection.values, val_rows, val_ends, width, horizon)
-    steps, windows = _epochs(training, collection, settings, rows, ends, x_val, y_val)
+    scales = coll.series_scales(collection, folds.holdout("select"))
+    steps, windows = _epochs(training, collection, scales, settings, rows, ends, x_val, y_val, scales[val_rows])
     state = forecaster.train_epochs(training, steps, settings.epochs, settings.patience, checkpoint_dir,
                                     on_epoch_end, resume, advice=None)
     return History(state.train_loss, state.val_loss, state.best_epoch, windows[0])
@@ -172,13 +195,13 @@ def refit(training, collection, settings, epochs, holdout, on_epoch_end=None):
     rows, ends = coll.training_windows(collection, settings.input_width, settings.horizon, holdout)
     if not len(rows):
         raise TrainingDiverged("No series has a training window for the refit.")
-    steps, windows = _epochs(training, collection, settings, rows, ends)
+    steps, windows = _epochs(training, collection, coll.series_scales(collection, holdout), settings, rows, ends)
     state = forecaster.train_epochs(training, steps, epochs, 0, on_epoch_end=on_epoch_end, validated=False,
                                     advice=None)
     return History(state.train_loss, best_epoch=epochs, windows_per_epoch=windows[0])
 
 
-def _epochs(training, collection, settings, rows, ends, x_val=None, y_val=None):
+def _epochs(training, collection, scales, settings, rows, ends, x_val=None, y_val=None, val_scales=None):
     """For pipeline.model.train_epochs: (steps, [windows in the last epoch]). An epoch
     draws its windows from (seed, epoch) alone (coll.sample_windows), so a resumed
     run trains on the very windows the uninterrupted one would have."""
@@ -186,7 +209,7 @@ def _epochs(training, collection, settings, rows, ends, x_val=None, y_val=None):
 
     def steps():
         validation = None if x_val is None else (x_val.astype(np.float32), y_val.astype(np.float32))
-        epoch_steps = _Epoch(training, collection.values, settings, *(validation or (None, None)))
+        epoch_steps = _Epoch(training, collection.values, scales, settings, *(validation or (None, None)), val_scales)
 
         def run(epoch):
             epoch_rows, epoch_ends = coll.sample_windows(rows, ends, settings.windows_per_series, settings.seed,
@@ -198,6 +221,12 @@ def _epochs(training, collection, settings, rows, ends, x_val=None, y_val=None):
         return run
 
     return steps, windows
+
+
+def spread_floor(collection, holdout=0):
+    """The served model's least spread: the smallest series scale, on the points
+    before the last `holdout` (a window of zeros then has intervals of that scale)."""
+    return float(coll.series_scales(collection, holdout).min())
 
 
 def typical_std(collection, holdout=0):
@@ -225,3 +254,33 @@ def calibrate(serving, collection, settings, folds=None):
     out = forecaster.predict(serving, x, batch_size=4096)
     spread = np.asarray(serving.get_layer(SPREAD_LAYER)(x.astype(np.float32)))
     return serving.get_layer(forecaster.INTERVAL_LAYER).calibrate(y - np.asarray(out["forecast"], np.float64), spread)
+
+
+def versus_seasonal_naive(serving, collection, settings, folds=None):
+    """How the model fares against the seasonal naive forecast (the naive one for
+    season 0 or 1) on every validation window of `folds`, series by series: a frame
+    of unique_id, validation_windows, the mean absolute error of each and their
+    MASE (in units of `collection.series_scales`), and `worse` where the model's
+    error is the larger."""
+    import pandas as pd
+
+    folds = folds or coll.Folds(settings.horizon)
+    width, horizon, season = settings.input_width, settings.horizon, max(settings.season, 1)
+    rows, ends = coll.validation_windows(collection, folds)
+    x, y = coll.gather(collection.values, rows, ends, width, horizon)
+    forecast = np.asarray(forecaster.predict(serving, x, batch_size=4096)["forecast"], np.float64)
+    # The value one season before each target's season position, from the matrix (the padding rule before a start).
+    columns = np.maximum(ends[:, None] - season + np.arange(horizon) % season, 0)
+    naive = collection.values[rows[:, None], columns].astype(np.float64)
+    windows = np.bincount(rows, minlength=len(collection))
+    seen = windows > 0
+
+    def mae(errors):
+        return np.bincount(rows, errors.mean(axis=1), minlength=len(collection))[seen] / windows[seen]
+
+    scales = coll.series_scales(collection, folds.holdout("select"))[seen].astype(np.float64)
+    lstm, baseline = mae(np.abs(forecast - y)), mae(np.abs(naive - y))
+    return pd.DataFrame({"unique_id": np.asarray(collection.ids, dtype=object)[seen],
+                         "validation_windows": windows[seen], "lstm_mae": lstm, "seasonal_naive_mae": baseline,
+                         "lstm_mase": lstm / scales, "seasonal_naive_mase": baseline / scales,
+                         "worse": lstm > baseline})

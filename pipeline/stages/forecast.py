@@ -186,7 +186,7 @@ def _forecast_collection(dataset, manifest, train_run, model_uri, refit):
     else:  # the evaluated model, which is the selection model
         served = forecaster.load_model(tracking.download(model_uri, "model_uri", reuse=True))
         newest = collection_.tail_times(folds.holdout("select") + 1)[:, 0].max()
-    future = _log_collection_future(served, collection_, settings)
+    future = _log_collection_future(served, collection_, settings, _worse_than_naive(train_run))
     tracking.log_figure(plots.future_grid(collection_, future), "forecast")
     through = {"served_model_trained_on": train.held_out(folds, "full" if refit else "select"),
                "evaluated_model_trained_on": evaluated_on, "evaluated_model_uri": tags["model_uri"],
@@ -198,9 +198,26 @@ def _forecast_collection(dataset, manifest, train_run, model_uri, refit):
     return served_uri, through
 
 
-def _log_collection_future(served, collection_, settings):
+def _worse_than_naive(train_run):
+    """{unique_id: whether validation found the model worse than the seasonal naive
+    forecast on it} from the train run (train.VERSUS_NAIVE)."""
+    import io
+
+    import mlflow
+    import pandas as pd
+
+    from pipeline.stages import train
+
+    text = mlflow.artifacts.load_text(f"runs:/{train_run.info.run_id}/{train.VERSUS_NAIVE}")
+    frame = pd.read_csv(io.StringIO(text), dtype={"unique_id": str})
+    return dict(zip(frame["unique_id"], frame["worse"].astype(bool)))
+
+
+def _log_collection_future(served, collection_, settings, worse):
     """forecasts.csv: the served model's forecast of the `horizon` steps after each
-    series' end, with `padded`: how many of the values it read were padding."""
+    series' end, with `padded` (how many of the values it read were padding) and
+    `worse_than_seasonal_naive` (on validation; empty for a series too short to be
+    validated)."""
     import mlflow
     import pandas as pd
 
@@ -214,7 +231,8 @@ def _log_collection_future(served, collection_, settings):
     frame = pd.DataFrame({"unique_id": np.repeat(collection_.ids, horizon), "ds": times,
                           "step": np.tile(np.arange(1, horizon + 1), n), "forecast": out["forecast"].ravel(),
                           "lower": out["lower"].ravel(), "upper": out["upper"].ravel(),
-                          "padded": np.repeat(np.maximum(settings.input_width - collection_.lengths, 0), horizon)})
+                          "padded": np.repeat(np.maximum(settings.input_width - collection_.lengths, 0), horizon),
+                          "worse_than_seasonal_naive": np.repeat([worse.get(i) for i in collection_.ids], horizon)})
     mlflow.log_text(frame.to_csv(index=False), FORECASTS)
     return out
 

@@ -100,7 +100,8 @@ def run(run_name=None, quiet=False, parent_run_id=None, tags=None, epoch_hook=No
         trained = mlflow.get_run(train_run_id).data
         if many:  # every forecaster's scores, and how training went
             headline = {**scores, **{name: trained.metrics[name] for name in
-                                     ("best_epoch", "epochs_trained", "train_seconds")}}
+                                     ("best_epoch", "epochs_trained", "train_seconds", "val_mase",
+                                      "seasonal_naive_val_mase", "series_worse_than_seasonal_naive")}}
         else:
             headline = {name: scores[name] for name in metrics.HEADLINE_METRICS if name in scores}
         # The validation loss of the weights kept (the model's best epoch): the score models are chosen by.
@@ -118,7 +119,8 @@ def run(run_name=None, quiet=False, parent_run_id=None, tags=None, epoch_hook=No
             "data_reused": str(reused is not None).lower(),
             "model_uri": model_uri,
             "data_sha256": data_tags.get("data_sha256", ""),
-            **({"series": data_tags["series"]} if many else {}),
+            **({"series": data_tags["series"],
+                "worse_than_seasonal_naive": trained.tags["worse_than_seasonal_naive"]} if many else {}),
             **({"notes": data_tags["data_notes"]} if many and "data_notes" in data_tags else {}),
             **through,
         })
@@ -129,7 +131,7 @@ def run(run_name=None, quiet=False, parent_run_id=None, tags=None, epoch_hook=No
         registered = registry.update_champion("auto", mlflow.get_run(parent.info.run_id))
     if not quiet and many:
         print(collection_summary(run_ids, prepared[1], table, chosen_settings, model_uri, registered, through,
-                                 int(trained.metrics["best_epoch"])))
+                                 trained.metrics))
     elif not quiet:
         chosen = {name: trained.tags.get(f"resolved_{name}", "") for name in train.AUTO_TRAIN_PARAMS}
         print(summary(run_ids, reused is not None, table, model_uri, chosen, values["interval_level"], scores,
@@ -186,8 +188,9 @@ def summary(run_ids, data_reused, table, model_uri, chosen, interval_level, scor
     return "\n".join(lines)
 
 
-def collection_summary(run_ids, manifest, table, settings, model_uri, registered, through, best_epoch):
+def collection_summary(run_ids, manifest, table, settings, model_uri, registered, through, trained):
     from pipeline import tracking
+    from pipeline.stages import train
     from pipeline.stages.evaluate import COLLECTION_METRICS
 
     lines = ["", f"Runs (one global model over {len(manifest['ids'])} series):"]
@@ -195,7 +198,10 @@ def collection_summary(run_ids, manifest, table, settings, model_uri, registered
     folds = manifest["folds"]
     lines += ["",
               f"Validation: {folds['n_windows']} cut-off(s), {folds['step_size'] or folds['horizon']} apart, before "
-              f"each series' last {settings.horizon} points; best epoch {best_epoch}.",
+              f"each series' last {settings.horizon} points; best epoch {int(trained['best_epoch'])}.",
+              train.versus_naive_line(trained["val_mase"], trained["seasonal_naive_val_mase"],
+                                      int(trained["series_worse_than_seasonal_naive"]), len(manifest["ids"]),
+                                      folds["n_windows"]),
               f"Evaluated model: {through['evaluated_model_trained_on']}.",
               f"Served model: {through['served_model_trained_on']}, through {through['newest_time_trained_on']}; "
               "forecasts.csv on the forecast run holds its forecast of the future.", "",

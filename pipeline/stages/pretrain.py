@@ -89,7 +89,7 @@ def run(**values):
             "held_out": " ".join(f"{name}/{key}" for name, keys in pretrained.HELD_OUT.items() for key in keys)})
         if notes:
             mlflow.set_tag("notes", "; ".join(notes))
-        training, serving = global_model.build(settings, float(np.median(np.std(collection_.values, axis=1))) or 1.0)
+        training, serving = global_model.build(settings, global_model.typical_std(collection_))  # no spread floor: any series
         history, seconds = train.fit_collection(training, collection_, settings)
         half_widths = global_model.calibrate(serving, collection_, settings)
         out, x, y = global_model.forecast_split(serving, collection_, settings, "test")

@@ -466,11 +466,13 @@ def _train_collection(dataset, manifest, values, data_uri, resume, epoch_hook):
     mlflow.set_tags({"resolved_data_uri": data_uri, **resolved_of(settings),
                      "resolved_n_windows": str(folds.n_windows), "resolved_step_size": str(folds.step),
                      **({"resumed_from": values["resume_from"]} if resume is not None else {})})
-    training, serving = global_model.build(settings, global_model.typical_std(collection_, folds.holdout("select")))
+    training, serving = global_model.build_for(settings, collection_, folds.holdout("select"))
     history, _ = _fit_checkpointed(training, collection_, settings, epoch_hook, folds, resume)
     tracking.log_figure(plots.loss_curve(history.train_loss, history.val_loss, history.best_epoch,
                                          ylabel="MAE / window spread"), "loss_curve")
     half_widths = global_model.calibrate(serving, collection_, settings, folds)
+    log_versus_seasonal_naive(global_model.versus_seasonal_naive(serving, collection_, settings, folds),
+                              folds.n_windows)
     refit = values["refit"] == "true"
     evaluated = refit_collection(collection_, settings, history.best_epoch, folds.holdout("test"), half_widths,
                                  "test") if refit else serving
@@ -483,13 +485,37 @@ def _train_collection(dataset, manifest, values, data_uri, resume, epoch_hook):
                        {"model_uri": model_uri, "evaluated_model_trained_on": evaluated_on})
 
 
+VERSUS_NAIVE = "validation_vs_seasonal_naive.csv"
+
+
+def log_versus_seasonal_naive(comparison, cut_offs):
+    """Says, in the console, tags and metrics, whether the model's validation MASE
+    (the mean over series) is worse than the seasonal naive forecast's, and how many
+    series it forecast worse; the series by series figures as VERSUS_NAIVE."""
+    lstm, naive = float(comparison["lstm_mase"].mean()), float(comparison["seasonal_naive_mase"].mean())
+    worse, n = int(comparison["worse"].sum()), len(comparison)
+    mlflow.log_text(comparison.to_csv(index=False), VERSUS_NAIVE)
+    tracking.log_batch({"val_mase": lstm, "seasonal_naive_val_mase": naive, "series_worse_than_seasonal_naive": worse},
+                       {"worse_than_seasonal_naive": str(lstm > naive).lower()})
+    print(versus_naive_line(lstm, naive, worse, n, cut_offs), flush=True)
+
+
+def versus_naive_line(lstm, naive, worse, n, cut_offs):
+    """One line: the model against the seasonal naive forecast on the validation cut-offs."""
+    verdict = ("WORSE: see validation_vs_seasonal_naive.csv on the train run before serving it" if lstm > naive
+               else "better")
+    return (f"Validation ({cut_offs} cut-off(s)): the LSTM's MASE {lstm:.3f} against the seasonal naive forecast's "
+            f"{naive:.3f}, {verdict}; {worse} of {n} series forecast worse than by the seasonal naive (marked in "
+            "forecasts.csv).")
+
+
 def refit_collection(collection_, settings, epochs, holdout, half_widths, name):
     """A new network, trained `epochs` epochs on the windows whose targets precede the
     last `holdout` points, with the selection model's interval half-widths: its
     serving model. Logs `refit_<name>_loss` per epoch and `refit_<name>_seconds`."""
     from pipeline import global_model
 
-    training, serving = global_model.build(settings, global_model.typical_std(collection_, holdout))
+    training, serving = global_model.build_for(settings, collection_, holdout)
     progress = EpochProgress(epochs)
     what = "before the test cut-off" if holdout else "on every point"
     print(f"refit {what}: {epochs} epochs, as validation chose", flush=True)

@@ -121,7 +121,8 @@ def test_the_served_model_is_trained_on_every_point_and_forecasts_the_future(col
     for name, stage in (("test", "train"), ("full", "forecast")):
         assert len(client.get_metric_history(children[stage].info.run_id, f"refit_{name}_loss")) == best
     future = pd.read_csv(files["forecasts.csv"])
-    assert list(future.columns) == ["unique_id", "ds", "step", "forecast", "lower", "upper", "padded"]
+    assert list(future.columns) == ["unique_id", "ds", "step", "forecast", "lower", "upper", "padded",
+                                    "worse_than_seasonal_naive"]
     assert len(future) == 12 * HORIZON and future[["forecast", "lower", "upper"]].notna().all().all()
     for item, rows in source.groupby("item"):
         last = pd.Timestamp(rows.quarter.iloc[-1])
@@ -226,8 +227,10 @@ def test_lstm_predict_forecasts_every_series_with_the_served_model_and_says_what
     written = pd.read_csv(tmp_path / "next.csv")
     assert len(written) == len(table) == 12 * HORIZON
     assert list(written.columns) == ["unique_id", "ds", "step", "forecast", "lower", "upper", "padded"]
-    # The model lstm-predict finds is the one the run served: the run's own forecasts of the future.
-    pd.testing.assert_frame_equal(written, run_forecasts, check_exact=False, rtol=1e-5)
+    # The model lstm-predict finds is the one the run served: the run's own forecasts of the future (the run
+    # also marks the series its validation found worse than the seasonal naive forecast).
+    pd.testing.assert_frame_equal(written, run_forecasts.drop(columns="worse_than_seasonal_naive"), check_exact=False,
+                                  rtol=1e-5)
     last = pd.Timestamp(source[source["item"] == "series 3"]["quarter"].iloc[-1])
     assert list(written[written.unique_id == "series 3"].ds) == [
         f"{last + pd.DateOffset(months=3 * k):%Y-%m-%d}" for k in range(1, HORIZON + 1)]
@@ -300,6 +303,44 @@ def test_tiny_series_are_forecast_by_a_fallback_and_integer_times_stay_integers(
     source = pd.read_csv(path)
     assert list(future[future.unique_id == "Y0"].ds) == [source[source.unique_id == "Y0"].ds.max() + k
                                                          for k in range(1, 5)]
+
+
+@pytest.mark.slow
+def test_the_run_says_how_the_model_fared_against_the_seasonal_naive_forecast_on_validation(collection_run):
+    run, _, printed, files, _, _, children = collection_run
+    comparison = pd.read_csv(mlflow.artifacts.download_artifacts(
+        f"runs:/{children['train'].info.run_id}/validation_vs_seasonal_naive.csv"))
+    assert len(comparison) == 12 and (comparison.validation_windows >= 1).all()
+    assert run.data.metrics["val_mase"] == pytest.approx(comparison.lstm_mase.mean())
+    assert run.data.metrics["seasonal_naive_val_mase"] == pytest.approx(comparison.seasonal_naive_mase.mean())
+    assert run.data.metrics["series_worse_than_seasonal_naive"] == comparison.worse.sum()
+    loses = run.data.metrics["val_mase"] > run.data.metrics["seasonal_naive_val_mase"]
+    assert run.data.tags["worse_than_seasonal_naive"] == str(loses).lower()
+    future = pd.read_csv(files["forecasts.csv"])
+    marked = future.groupby("unique_id").worse_than_seasonal_naive.first()
+    assert marked.to_dict() == dict(zip(comparison.unique_id, comparison.worse))
+    assert f"{int(comparison.worse.sum())} of 12 series forecast worse than by the seasonal naive" in printed
+
+
+@pytest.mark.slow
+def test_a_model_worse_than_the_seasonal_naive_forecast_is_served_with_a_warning(tmp_path):
+    """Series that repeat one season exactly: the seasonal naive forecast is perfect, two epochs of
+    LSTM are not, and the user is told, for the collection and for every series."""
+    pattern = np.array([1.0, 3.0, 2.0, 5.0])
+    rows = [f"s{i},{k},{10 ** (i % 3) * pattern[k % 4]:.3f}" for i in range(6) for k in range(40)]
+    path = tmp_path / "seasons.csv"
+    path.write_text("unique_id,ds,y\n" + "\n".join(rows) + "\n")
+    values = {**params.defaults("main"), "data_source": str(path), "horizon": 4, "season": 4, "hidden_units": 8,
+              "epochs": 2}
+    with temporary_store(tmp_path), contextlib.redirect_stdout(io.StringIO()) as printed:
+        run_ids, _ = main.run(**values)
+        run = mlflow.get_run(run_ids["main"])
+        future = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{run_ids['forecast']}/forecasts.csv"))
+    assert run.data.tags["worse_than_seasonal_naive"] == "true"
+    assert run.data.metrics["seasonal_naive_val_mase"] == 0 < run.data.metrics["val_mase"]
+    assert run.data.metrics["series_worse_than_seasonal_naive"] == 6 and future.worse_than_seasonal_naive.all()
+    assert "WORSE: see validation_vs_seasonal_naive.csv on the train run" in printed.getvalue()
+    assert "6 of 6 series forecast worse than by the seasonal naive" in printed.getvalue()
 
 
 @pytest.mark.slow
