@@ -1,6 +1,7 @@
 """How the collection defaults are chosen: M3's (or M1's) validation targets only, never their test targets.
 
-    python benchmarks/m3_validation.py GROUP '{"target": "last"}' [--seeds 0,1,2] [--n-windows 3] [--baselines]
+    python benchmarks/m3_validation.py GROUP '{"target": "last"}' [--seeds 0,1,2] [--n-windows 3] [--deseasonalise]
+                                       [--baselines]
     python benchmarks/m3_validation.py m1:GROUP ...
 
 Each series' last `h` points (its test targets) are never read. Before them lie
@@ -50,6 +51,34 @@ def load(name):
     return [key for key, _, _ in series], [np.r_[train, test] for _, train, test in series], horizon, season
 
 
+def seasonal_indices(values, season):
+    """Multiplicative seasonal indices (one per season position, the first at values[0])
+    where the 90 % autocorrelation test at lag `season` finds a season (M3's Theta and
+    Naive2), the values are positive and span two seasons; else None."""
+    from scipy.stats import norm
+    from statsmodels.tsa.seasonal import seasonal_decompose
+    from statsmodels.tsa.stattools import acf
+
+    if season < 2 or len(values) < 2 * season or (values <= 0).any():
+        return None
+    r = acf(values, nlags=season, fft=False)[1:]
+    if not np.abs(r[-1]) / np.sqrt((1 + 2 * np.sum(r[:-1] ** 2)) / len(values)) > norm.ppf(0.95):
+        return None
+    return seasonal_decompose(values, model="multiplicative", period=season).seasonal[:season]
+
+
+def deseasonalised(whole, season, holdout):
+    """Each series divided by the seasonal indices of its points before the last `holdout`
+    (nothing after them is read), and the indices of every point, to put the season back."""
+    adjusted, factors = [], []
+    for values in whole:
+        indices = seasonal_indices(values[:len(values) - holdout], season)
+        factor = np.ones(len(values)) if indices is None else indices[np.arange(len(values)) % season]
+        adjusted.append(values / factor)
+        factors.append(factor)
+    return adjusted, factors
+
+
 def pipeline_defaults():
     from pipeline import params
     from pipeline.stages import train
@@ -75,9 +104,17 @@ def main(argv=None):
     ids, whole, horizon, season = load(group)
     # Whole series, so that the columns are `main`'s; nothing below reads the last h (test) columns:
     # training targets end before the earliest validation cut-off, whose inputs end where it starts.
-    collection = coll.from_arrays(ids, whole)
     folds = coll.Folds(horizon, n_windows)
+    raw = coll.from_arrays(ids, whole)
+    if "--deseasonalise" in argv:
+        adjusted, factors = deseasonalised(whole, season, folds.holdout("select"))
+        collection, factor = coll.from_arrays(ids, adjusted), coll.from_arrays(ids, factors).values
+        print(f"{group}: {sum((f != 1).any() for f in factors)} of {len(whole)} series deseasonalised", flush=True)
+    else:
+        collection, factor = raw, np.ones_like(raw.values)
     rows, ends = coll.validation_windows(collection, folds)
+    _, y = coll.gather(raw.values, rows, ends, 1, horizon)
+    _, season_back = coll.gather(factor, rows, ends, 1, horizon)
     settings = {**pipeline_defaults(), **given}
     width = settings.pop("input_width", coll.default_input_width(horizon, season))
     scores = []
@@ -87,27 +124,26 @@ def main(argv=None):
         started = time.perf_counter()
         training, serving = global_model.build_for(chosen, collection, folds.holdout("select"))
         history = global_model.fit(training, collection, chosen, folds=folds)
-        x, y = coll.gather(collection.values, rows, ends, width, horizon)
+        x, _ = coll.gather(collection.values, rows, ends, width, horizon)
         out = serving.predict(x, batch_size=4096, verbose=0)
-        scores.append(float(metrics.smape_terms(y, np.asarray(out["forecast"])).mean()))
-        print(f"{group} {json.dumps(given)} seed {seed} n_windows {n_windows} width {width} epochs "
+        scores.append(float(metrics.smape_terms(y, np.asarray(out["forecast"]) * season_back).mean()))
+        print(f"{group} {json.dumps(given)}{' deseasonalised' if '--deseasonalise' in argv else ''} seed {seed} n_windows {n_windows} width {width} epochs "
               f"{len(history.val_loss)} best {history.best_epoch} val smape {scores[-1]:.3f} secs "
               f"{time.perf_counter() - started:.0f}", flush=True)
     if len(scores) > 1:
-        print(f"{group} {json.dumps(given)} n_windows {n_windows} seeds {len(scores)} val smape "
+        print(f"{group} {json.dumps(given)}{' deseasonalised' if '--deseasonalise' in argv else ''} n_windows {n_windows} seeds {len(scores)} val smape "
               f"{statistics.mean(scores):.3f} ± {statistics.stdev(scores):.3f}", flush=True)
-    if "--baselines" in argv:
+    if "--baselines" in argv:  # on the same windows, in the same order as validation_windows lists them
         from pipeline import baselines
 
+        forecasts = {}
         for offset in folds.validation_offsets():
-            keep = np.flatnonzero(collection.lengths >= offset + 1)
-            before = [collection.series(i)[:-offset] for i in keep]
-            x, y = coll.gather(collection.values, keep.astype(np.int32),
-                               np.full(len(keep), collection.width - offset, np.int32), width, horizon)
+            before = [raw.series(i)[:-offset] for i in np.flatnonzero(raw.lengths >= offset + 1)]
             for name, forecast in baselines.forecast(before, horizon, season).items():
-                print(f"{group} cut-off {offset} from the end: {name} val smape "
-                      f"{metrics.smape_terms(y, forecast['forecast']).mean():.3f}", flush=True)
-
+                forecasts.setdefault(name, []).append(forecast["forecast"])
+        for name, parts in forecasts.items():
+            print(f"{group} {name} n_windows {n_windows} val smape "
+                  f"{metrics.smape_terms(y, np.concatenate(parts)).mean():.3f}", flush=True)
 
 if __name__ == "__main__":
     main()

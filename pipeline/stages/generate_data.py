@@ -237,6 +237,13 @@ def prepare_collection(values):
             notes.append(f"{int(short.sum())} series have no training window before {what} (the first, "
                          f"{collection_.ids[first]!r}, has {collection_.lengths[first]} points): the model learns "
                          "from the others and forecasts them from what they have")
+    zeros = ~np.any(collection_.values, axis=1)
+    if zeros.all():
+        notes.append("every series is all zeros: windows are measured in units of 1, and the forecasts are the "
+                     "model's forecast of zeros")
+    elif zeros.any():
+        notes.append(f"{int(zeros.sum())} series are all zeros (the first, {collection_.ids[int(np.argmax(zeros))]!r}): "
+                     "their windows are measured in the smallest scale of the other series")
     unvalidated = collection_.lengths < folds.shortest_validated()
     if unvalidated.any():
         notes.append(f"{int(unvalidated.sum())} series are too short for a validation window: they are tested, "

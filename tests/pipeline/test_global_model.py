@@ -67,3 +67,17 @@ def test_zeros_flat_and_intermittent_series_train_with_a_finite_loss_none_domina
     ids = {name: i for i, name in enumerate(c.ids)}
     np.testing.assert_allclose(out["forecast"][ids["flat"]], 7.0, atol=0.5)
     np.testing.assert_allclose(out["forecast"][ids["zeros"]], 0.0, atol=0.5)
+
+
+def test_a_collection_with_series_of_zeros_says_how_it_measures_them(tmp_path):
+    from pipeline import params
+    from pipeline.stages import generate_data
+
+    c = awkward_collection()
+    path = tmp_path / "awkward.csv"
+    path.write_text("unique_id,ds,y\n" + "".join(f"{name},{t},{v}\n" for name, row, n in zip(c.ids, c.values, c.lengths)
+                                                 for t, v in enumerate(row[-n:])))
+    values = {**params.defaults("generate_data"), "data_source": str(path), "horizon": HORIZON, "season": 12}
+    _, manifest, _ = generate_data.prepare(**values)
+    assert ("1 series are all zeros (the first, 'zeros'): their windows are measured in the smallest scale of the "
+            "other series") in manifest["notes"]
