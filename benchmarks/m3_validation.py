@@ -1,7 +1,7 @@
 """How the collection defaults are chosen: M3's (or M1's) validation targets only, never their test targets.
 
     python benchmarks/m3_validation.py GROUP '{"target": "last"}' [--seeds 0,1,2] [--n-windows 3] [--deseasonalise]
-                                       [--baselines]
+                                       [--widths 2,3,4] [--baselines]
     python benchmarks/m3_validation.py m1:GROUP ...
 
 Each series' last `h` points (its test targets) are never read. Before them lie
@@ -11,7 +11,8 @@ trains a collection) is trained on what precedes the earliest, with the
 pipeline's collection defaults (target last, batch 32, 100 epochs, patience 10,
 one network) overridden by the JSON given, early-stopped on every validation
 window, and its validation sMAPE over every series at every cut-off is printed,
-one line per seed, then the mean and sample sd over seeds. `--baselines` prints
+one line per seed, then the mean and sample sd over seeds. `--widths` trains one
+network per lookback (in horizons) and scores their median too. `--baselines` prints
 statsforecast's on the same validation targets. The lines behind the defaults
 are in benchmarks/results/m3_validation.md.
 """
@@ -116,23 +117,33 @@ def main(argv=None):
     _, y = coll.gather(raw.values, rows, ends, 1, horizon)
     _, season_back = coll.gather(factor, rows, ends, 1, horizon)
     settings = {**pipeline_defaults(), **given}
-    width = settings.pop("input_width", coll.default_input_width(horizon, season))
-    scores = []
+    default_width = settings.pop("input_width", coll.default_input_width(horizon, season))
+    # --widths 2,3,4: one network per lookback of that many horizons, and their median, per seed.
+    widths = [int(float(k) * horizon) for k in option(argv, "--widths", "").split(",") if k] or [default_width]
+    label = f"{group} {json.dumps(given)}{' deseasonalised' if '--deseasonalise' in argv else ''}"
+    scores, combined = {width: [] for width in widths}, []
     for seed in seeds:
-        chosen = global_model.GlobalSettings(input_width=width, horizon=horizon, season=season,
-                                             **{**settings, "seed": seed})
-        started = time.perf_counter()
-        training, serving = global_model.build_for(chosen, collection, folds.holdout("select"))
-        history = global_model.fit(training, collection, chosen, folds=folds)
-        x, _ = coll.gather(collection.values, rows, ends, width, horizon)
-        out = serving.predict(x, batch_size=4096, verbose=0)
-        scores.append(float(metrics.smape_terms(y, np.asarray(out["forecast"]) * season_back).mean()))
-        print(f"{group} {json.dumps(given)}{' deseasonalised' if '--deseasonalise' in argv else ''} seed {seed} n_windows {n_windows} width {width} epochs "
-              f"{len(history.val_loss)} best {history.best_epoch} val smape {scores[-1]:.3f} secs "
-              f"{time.perf_counter() - started:.0f}", flush=True)
-    if len(scores) > 1:
-        print(f"{group} {json.dumps(given)}{' deseasonalised' if '--deseasonalise' in argv else ''} n_windows {n_windows} seeds {len(scores)} val smape "
-              f"{statistics.mean(scores):.3f} ± {statistics.stdev(scores):.3f}", flush=True)
+        members = []
+        for width in widths:
+            chosen = global_model.GlobalSettings(input_width=width, horizon=horizon, season=season,
+                                                 **{**settings, "seed": seed})
+            started = time.perf_counter()
+            training, serving = global_model.build_for(chosen, collection, folds.holdout("select"))
+            history = global_model.fit(training, collection, chosen, folds=folds)
+            x, _ = coll.gather(collection.values, rows, ends, width, horizon)
+            members.append(np.asarray(serving.predict(x, batch_size=4096, verbose=0)["forecast"]) * season_back)
+            scores[width].append(float(metrics.smape_terms(y, members[-1]).mean()))
+            print(f"{label} seed {seed} n_windows {n_windows} width {width} epochs {len(history.val_loss)} best "
+                  f"{history.best_epoch} val smape {scores[width][-1]:.3f} secs {time.perf_counter() - started:.0f}",
+                  flush=True)
+        if len(widths) > 1:
+            combined.append(float(metrics.smape_terms(y, np.median(members, axis=0)).mean()))
+            print(f"{label} seed {seed} n_windows {n_windows} median of widths {widths} val smape {combined[-1]:.3f}",
+                  flush=True)
+    if len(seeds) > 1:
+        for width, values in [*scores.items(), *([(f"median of {widths}", combined)] if combined else [])]:
+            print(f"{label} n_windows {n_windows} width {width} seeds {len(seeds)} val smape "
+                  f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}", flush=True)
     if "--baselines" in argv:  # on the same windows, in the same order as validation_windows lists them
         from pipeline import baselines
 
