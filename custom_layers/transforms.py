@@ -164,6 +164,58 @@ class ConformalInterval(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="lstm_forecaster")
+class Deseasonalise(keras.layers.Layer):
+    """x (batch, width, 1) → (x / s_t, s_future (batch, horizon)): each window's own
+    classical multiplicative decomposition (Makridakis et al.; M3's Naive2 and
+    Theta). Its seasonal indices s are the mean ratio of x to its centred moving
+    average of order `season` (2×season for an even season) at each position of
+    the season, normalised to mean 1; s_t are the indices of the window's
+    positions and s_future those of the `horizon` steps after it. Applied only
+    where every value is positive and (with `test`) M3's 90 % test finds a season,
+    |r_m| > 1.645·√((1 + 2Σ_{k<m} r_k²)/n) for the window's autocorrelations r at
+    lags k ≤ m = season; elsewhere s = 1. The width must be known and hold two
+    seasons."""
+
+    def __init__(self, season, horizon, test=True, **kwargs):
+        super().__init__(**kwargs)
+        self.season, self.horizon, self.test = int(season), int(horizon), bool(test)
+        if self.season < 2:
+            raise ValueError(f"Received an invalid value for argument `season`, expected at least 2, got {season}.")
+
+    def call(self, x):
+        m, width = self.season, x.shape[1]
+        if width is None or width < 2 * m:
+            raise ValueError(f"Deseasonalise needs a known window width of at least {2 * m} values (two seasons "
+                             f"of {m}), got {width}.")
+        v = x[:, :, 0]
+        weights = [1.0 / m] * m if m % 2 else [0.5 / m] + [1.0 / m] * (m - 1) + [0.5 / m]
+        k, valid = len(weights), width - len(weights) + 1
+        trend = sum(w * v[:, j:j + valid] for j, w in enumerate(weights))
+        ratio = v[:, k // 2:k // 2 + valid] / ops.where(trend > 0, trend, 1.0)
+        phases = np.eye(m, dtype="float32")[(np.arange(valid) + k // 2) % m]  # (valid, m)
+        indices = ops.matmul(ratio, phases) / phases.sum(axis=0)
+        indices = indices / ops.mean(indices, axis=1, keepdims=True)
+        centred = v - ops.mean(v, axis=1, keepdims=True)
+        power = ops.sum(centred ** 2, axis=1)
+        r = ops.stack([ops.sum(centred[:, lag:] * centred[:, :-lag], axis=1) for lag in range(1, m + 1)], axis=1)
+        r = r / ops.where(power > 0, power, 1.0)[:, None]
+        limit = 1.6448536 * ops.sqrt((1 + 2 * ops.sum(r[:, :-1] ** 2, axis=1)) / width)
+        seasonal = (power > 0) & ops.all(v > 0, axis=1)
+        if self.test:
+            seasonal = seasonal & (ops.abs(r[:, -1]) > limit)
+        indices = ops.where(seasonal[:, None], indices, 1.0)
+        within = ops.take(indices, np.arange(width) % m, axis=1)
+        future = ops.take(indices, (width + np.arange(self.horizon)) % m, axis=1)
+        return (v / within)[:, :, None], future
+
+    def compute_output_shape(self, input_shape):
+        return input_shape, (input_shape[0], self.horizon)
+
+    def get_config(self):
+        return {**super().get_config(), "season": self.season, "horizon": self.horizon, "test": self.test}
+
+
+@keras.saving.register_keras_serializable(package="lstm_forecaster")
 class WindowSpread(keras.layers.Layer):
     """x (batch, timesteps, 1) → s (batch, 1) = max(mean |x| + std x, floor)
     (+ 1e-8): the scale in which a global model's errors and intervals are

@@ -42,6 +42,8 @@ class GlobalSettings:
     # > 0: each training window shows only its last v values, v drawn from [min_visible, input_width], the rest
     # padded with the first of them (as a short series is): the model learns to forecast from short histories.
     min_visible: int = 0
+    # "tested" / "always": each window divided by its own seasonal indices (transforms.Deseasonalise).
+    deseasonalise: str = "none"
     interval_level: float = 0.9
     seed: int = 42
 
@@ -61,7 +63,7 @@ def build(settings, typical_std=1.0, spread_floor=0.0):
     keras.utils.set_random_seed(settings.seed)
     training = forecaster.build_model(settings.hidden_units, settings.learning_rate, settings.horizon, "window",
                                       (0.0, typical_std), settings.target, settings.season, settings.ensemble_size,
-                                      fit_window=settings.input_width)
+                                      fit_window=settings.input_width, deseasonalise=settings.deseasonalise)
     # Any window serves: cut or padded to the input width trained on (so the model can be a pretrained init).
     window = training.get_layer(forecaster.FIT_WINDOW_LAYER).output
     members = training.get_layer(forecaster.MEMBERS_LAYER).output

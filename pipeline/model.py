@@ -26,7 +26,7 @@ VALIDATION_BATCH = 1024
 
 
 def build_model(hidden_units, learning_rate, horizon=1, scaling="none", scale=(0.0, 1.0), target="level",
-                season=0, ensemble_size=1, fit_window=None, steps=None):
+                season=0, ensemble_size=1, fit_window=None, steps=None, deseasonalise="none"):
     """The training model: input (batch, timesteps, 1), any window length, raw
     values → `ensemble_size` members, each RNN(LSTMCell) → Dense(horizon), whose
     forecasts in the series' units come out stacked (batch, ensemble_size, horizon).
@@ -46,6 +46,11 @@ def build_model(hidden_units, learning_rate, horizon=1, scaling="none", scale=(0
     `fit_window` values it was trained on (`transforms.FitWindow`), and only
     the first `steps` of its `horizon` forecasts come out.
 
+    `deseasonalise` (`tested` or `always`, with `season` ≥ 2 and `fit_window`)
+    divides each window by its own seasonal indices before anything else reads it
+    and multiplies the forecasts by them (`transforms.Deseasonalise`; `tested`:
+    only where M3's autocorrelation test finds a season in the window).
+
     Compiled with Adam, without XLA: each member's `custom_layers.LSTM` runs
     its sequence in TensorFlow's fused `BlockLSTM` kernel (up to 64 hidden
     units; see its `fused`), which XLA cannot compile (docs/performance.md has
@@ -54,6 +59,10 @@ def build_model(hidden_units, learning_rate, horizon=1, scaling="none", scale=(0
     mean, std = scale
     inputs = keras.Input(shape=(None, 1), name="window")
     window = inputs if fit_window is None else transforms.FitWindow(fit_window, name=FIT_WINDOW_LAYER)(inputs)
+    factors = None
+    if deseasonalise != "none":
+        window, factors = transforms.Deseasonalise(season, horizon, test=deseasonalise == "tested",
+                                                   name="deseasonalise")(window)
     scaled, location, spread = transforms.Scale(scaling, mean, std, floor=1e-3 * std, name=SCALE_LAYER)(window)
     to_series_units = transforms.ToSeriesUnits(target, season, name=TO_SERIES_UNITS_LAYER)
     members = []
@@ -64,9 +73,16 @@ def build_model(hidden_units, learning_rate, horizon=1, scaling="none", scale=(0
         # it starts there, and training moves it only as far as the data supports.
         initializer = "glorot_uniform" if target == "level" else "zeros"
         output = keras.layers.Dense(horizon, kernel_initializer=initializer, name="forecast" + suffix)(hidden)
-        if steps is not None:
-            output = transforms.FirstSteps(steps, name="first_steps" + suffix)(output)
-        members.append(keras.layers.Reshape((1, output.shape[-1]))(to_series_units(output, window, location, spread)))
+        if factors is None:
+            if steps is not None:
+                output = transforms.FirstSteps(steps, name="first_steps" + suffix)(output)
+            forecast = to_series_units(output, window, location, spread)
+        else:  # the season put back, at each step's position
+            forecast = keras.layers.Multiply(name="reseasonalise" + suffix)(
+                [to_series_units(output, window, location, spread), factors])
+            if steps is not None:
+                forecast = transforms.FirstSteps(steps, name="first_steps" + suffix)(forecast)
+        members.append(keras.layers.Reshape((1, forecast.shape[-1]))(forecast))
     stacked = members[0] if ensemble_size == 1 else keras.layers.Concatenate(axis=1)(members)
     stacked = keras.layers.Identity(name=MEMBERS_LAYER)(stacked)
     model = keras.Model(inputs, stacked, name="lstm_forecaster_training")

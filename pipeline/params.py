@@ -258,6 +258,13 @@ _PARAMS = [
           "collection: training windows drawn from each series per epoch (0: every window, so long series "
           "weigh more); 'auto': every window, or when that exceeds 1 000 000 per epoch, as many per series as "
           "make about 1 000 000", auto=True, label="wps"),
+    Param("deseasonalise", str, "auto", "'auto', 'tested', 'always' or 'false'",
+          lambda v: v in ("auto", "tested", "always", "false"),
+          "collection: divide each window by its own seasonal indices (a classical multiplicative "
+          "decomposition of the window) before the network reads it, and put the season back on the forecast: "
+          "'tested' only windows where M3's 90 % autocorrelation test finds a season, 'always' every window; "
+          "windows with a value <= 0 are left as they are; 'auto': 'tested' when the season is at least 2 and "
+          "the window holds two seasons, else 'false'", auto=True, label="ds"),
     Param("min_length", int, 0, "an integer of at least 0", lambda v: v >= 0,
           "collection: skip series shorter than this (and than the holdout needs), saying how many; "
           "0: refuse a series too short, naming it"),
@@ -315,9 +322,9 @@ DATA_PARAMS = [
 CSV_READING_PARAMS = ["time_column", "fill_missing", "time_format", "separator", "decimal", "thousands"]
 TRAIN_PARAMS = ["hidden_units", "learning_rate", "epochs", "batch_size", "scaling", "patience", "target",
                 "season", "ensemble_size", "interval_level", "seed", "init", "fine_tune_epochs",
-                "windows_per_series", "refit"]
+                "windows_per_series", "deseasonalise", "refit"]
 EVALUATE_PARAMS = ["season", "free_run_steps", "auto_arima"]
-COLLECTION_PARAMS = ["id_column", "windows_per_series", "min_length", "auto_arima", "n_windows", "step_size"]
+COLLECTION_PARAMS = ["id_column", "windows_per_series", "deseasonalise", "min_length", "auto_arima", "n_windows", "step_size"]
 # main's own: every stage's, once each, then these two.
 MAIN_PARAMS = list(dict.fromkeys(DATA_PARAMS + TRAIN_PARAMS + EVALUATE_PARAMS + ["reuse_data", "resume_from"]))
 # A sweep or a study takes every parameter of main but resume_from, each as a grid or a search space.

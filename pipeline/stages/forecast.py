@@ -175,7 +175,9 @@ def _forecast_collection(dataset, manifest, train_run, model_uri, refit):
 
     collection_, folds = coll.from_dataset(dataset, manifest)
     run_params, tags, metrics = train_run.data.params, train_run.data.tags, train_run.data.metrics
-    values = {name: params.PARAMS[name].parse(run_params[name]) for name in params.TRAIN_PARAMS}
+    # A parameter newer than the train run takes its default, as the run did.
+    values = {name: params.PARAMS[name].parse(run_params.get(name, params.PARAMS[name].format(
+        params.PARAMS[name].default))) for name in params.TRAIN_PARAMS}
     settings = train.collection_settings(values, collection_, folds, manifest)
     half_widths = [metrics[f"interval_half_width_step{k}"] for k in range(1, settings.horizon + 1)]
     evaluated_on = tags["evaluated_model_trained_on"]

@@ -49,7 +49,7 @@ METRICS_EVERY_SECONDS = 1
 
 def run(data_uri, hidden_units, learning_rate, epochs, batch_size, scaling, patience, target="auto", season=0,
         ensemble_size="auto", interval_level=0.9, seed=42, init="auto", fine_tune_epochs="auto",
-        windows_per_series="auto", refit="true", resume_from="none", epoch_hook=None):
+        windows_per_series="auto", deseasonalise="auto", refit="true", resume_from="none", epoch_hook=None):
     """Trains and logs the model; returns the run id.
 
     `epoch_hook(epoch, logs)`, if given, is called after every epoch has been
@@ -272,9 +272,10 @@ def check_data(values, dataset, manifest):
         from pipeline import collection as coll
 
         return collection_settings(values, *coll.from_dataset(dataset, manifest), manifest)
-    if values.get("windows_per_series", "auto") != "auto":
-        raise params.ParamError(f"Received `windows_per_series`={values['windows_per_series']} for one series: it "
-                                "applies to a collection (a CSV with id_column); drop it.")
+    for name in ("windows_per_series", "deseasonalise"):
+        if values.get(name, "auto") != "auto":
+            raise params.ParamError(f"Received `{name}`={values[name]} for one series: it applies to a collection "
+                                    "(a CSV with id_column); drop it.")
     is_sine = manifest["source"] == "sine"
     input_width, horizon = dataset["x_train"].shape[1], dataset["y_train"].shape[1]
     chosen = params.resolve_training(
@@ -425,6 +426,12 @@ def collection_settings(values, collection_, folds, manifest):
     if values.get("init", "auto") not in ("auto", "none") or values.get("fine_tune_epochs", "auto") != "auto":
         raise params.ParamError(f"Received `init`={values['init']!r} for a collection: a collection trains its own "
                                 "global network (init applies to a single series); drop it.")
+    deseasonalise = values.get("deseasonalise", "auto")
+    fits = season >= 2 and input_width >= 2 * season
+    if deseasonalise in ("tested", "always") and not fits:
+        raise params.ParamError(f"Received `deseasonalise`={deseasonalise} with `season`={season} and a window of {input_width} "
+                                "values: deseasonalising needs a season of at least 2 and a window of two seasons; "
+                                "pass -P season=<steps per season> and a longer -P time_steps, or deseasonalise=false.")
     every = coll.count_training_windows(collection_, input_width, horizon, folds.holdout("select")) \
         <= MAX_WINDOWS_PER_EPOCH
     auto = {"epochs": COLLECTION_EPOCHS, "patience": COLLECTION_PATIENCE, "ensemble_size": COLLECTION_ENSEMBLE,
@@ -434,7 +441,8 @@ def collection_settings(values, collection_, folds, manifest):
         input_width=input_width, horizon=horizon, hidden_units=values["hidden_units"],
         learning_rate=values["learning_rate"], batch_size=values["batch_size"], epochs=chosen["epochs"],
         patience=chosen["patience"], target=target, season=season, ensemble_size=chosen["ensemble_size"],
-        windows_per_series=chosen["windows_per_series"], interval_level=values["interval_level"], seed=values["seed"])
+        windows_per_series=chosen["windows_per_series"], interval_level=values["interval_level"], seed=values["seed"],
+        deseasonalise={"auto": "tested" if fits else "none", "false": "none"}.get(deseasonalise, deseasonalise))
 
 
 def resolved_of(settings):
@@ -443,7 +451,8 @@ def resolved_of(settings):
             "resolved_epochs": str(settings.epochs), "resolved_patience": str(settings.patience),
             "resolved_target": settings.target, "resolved_scaling": "window",
             "resolved_ensemble_size": str(settings.ensemble_size),
-            "resolved_windows_per_series": str(settings.windows_per_series)}
+            "resolved_windows_per_series": str(settings.windows_per_series),
+            "resolved_deseasonalise": {"none": "false"}.get(settings.deseasonalise, settings.deseasonalise)}
 
 
 def held_out(folds, model):
@@ -466,6 +475,10 @@ def _train_collection(dataset, manifest, values, data_uri, resume, epoch_hook):
     mlflow.set_tags({"resolved_data_uri": data_uri, **resolved_of(settings),
                      "resolved_n_windows": str(folds.n_windows), "resolved_step_size": str(folds.step),
                      **({"resumed_from": values["resume_from"]} if resume is not None else {})})
+    note = not_deseasonalised_note(collection_) if settings.deseasonalise != "none" else None
+    if note:
+        print(f"train: {note}", flush=True)
+        mlflow.set_tag("deseasonalise_notes", note)
     training, serving = global_model.build_for(settings, collection_, folds.holdout("select"))
     history, _ = _fit_checkpointed(training, collection_, settings, epoch_hook, folds, resume)
     tracking.log_figure(plots.loss_curve(history.train_loss, history.val_loss, history.best_epoch,
@@ -483,6 +496,18 @@ def _train_collection(dataset, manifest, values, data_uri, resume, epoch_hook):
         settings.season if settings.target == "seasonal" else 1, series_input=True)
     tracking.log_batch({f"interval_half_width_step{k}": float(q) for k, q in enumerate(half_widths, 1)},
                        {"model_uri": model_uri, "evaluated_model_trained_on": evaluated_on})
+
+
+def not_deseasonalised_note(collection_):
+    """A multiplicative decomposition needs positive values: the note naming the series
+    that hold a value <= 0, whose windows holding one are read as they are; or None."""
+    seen = np.arange(collection_.width) >= collection_.width - collection_.lengths[:, None]
+    not_positive = np.any(seen & (collection_.values <= 0), axis=1)
+    if not not_positive.any():
+        return None
+    return (f"{int(not_positive.sum())} series hold a value <= 0 (the first, "
+            f"{collection_.ids[int(np.argmax(not_positive))]!r}): their windows holding one are not deseasonalised "
+            "(a multiplicative decomposition needs positive values); the others are")
 
 
 VERSUS_NAIVE = "validation_vs_seasonal_naive.csv"

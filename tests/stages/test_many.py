@@ -69,6 +69,8 @@ FORECASTERS = ("lstm", "naive", "seasonal_naive", "auto_ets", "auto_theta")
 def test_a_collection_is_one_run_with_every_forecaster_scored_on_the_same_targets(collection_run):
     run, scores, printed, files, history, _, children = collection_run
     assert run.info.status == "FINISHED" and run.data.tags["series"] == "12"
+    # A season of 4 in windows of 12: windows where the test finds a season are deseasonalised ('auto').
+    assert run.data.tags["resolved_deseasonalise"] == "tested" and "deseasonalise_notes" not in children["train"].data.tags
     # The staged pipeline, as for one series: four stages under main, each finished.
     assert sorted(children) == ["evaluate", "forecast", "generate_data", "train"]
     assert all(child.info.status == "FINISHED" for child in children.values())
@@ -157,6 +159,9 @@ def test_a_collection_refused_before_any_run_opens_and_the_advice_runs(tmp_path)
             run_collection(path, horizon=13, time_steps=26)
         with pytest.raises(ParamError, match=r"^Received `scaling`='standard' for a collection"):
             run_collection(path, scaling="standard")
+        with pytest.raises(ParamError, match=r"^Received `deseasonalise`=always with `season`=0 and a window of "
+                                             r"12 values: deseasonalising needs a season of at least 2"):
+            run_collection(path, season=0, deseasonalise="always")
         with pytest.raises(ParamError, match=r"^No series has a training window before the first validation "
                                              r"cut-off: the longest, 'series \d+', has \d+ points and Folds\(horizon=4, "
                                              r"n_windows=12, step_size=4: validation cut-offs at 8 to 52 points from "
@@ -331,7 +336,7 @@ def test_a_model_worse_than_the_seasonal_naive_forecast_is_served_with_a_warning
     path = tmp_path / "seasons.csv"
     path.write_text("unique_id,ds,y\n" + "\n".join(rows) + "\n")
     values = {**params.defaults("main"), "data_source": str(path), "horizon": 4, "season": 4, "hidden_units": 8,
-              "epochs": 2}
+              "epochs": 2, "deseasonalise": "false"}  # deseasonalised, these series are flat: too easy
     with temporary_store(tmp_path), contextlib.redirect_stdout(io.StringIO()) as printed:
         run_ids, _ = main.run(**values)
         run = mlflow.get_run(run_ids["main"])
@@ -431,3 +436,6 @@ def test_the_parameters_of_a_collection_are_refused_for_one_series(tmp_path):
         main.run(data_source=str(path), time_column="t", n_windows=3)
     with pytest.raises(ParamError, match=r"^Received `windows_per_series`=5 for one series"):
         main.run(data_source=str(path), time_column="t", windows_per_series=5)
+    with pytest.raises(ParamError, match=r"^Received `deseasonalise`=tested for one series: it applies to a "
+                                         r"collection"):
+        main.run(data_source=str(path), time_column="t", deseasonalise="tested")
