@@ -146,8 +146,23 @@ def _as_postgres_user():
     return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []} if user else {}
 
 
-def _run_postgres_tool(args, log, env=None, check=True):
-    result = subprocess.run(args, env=env, capture_output=True, text=True, **_as_postgres_user())
+# What PostgreSQL's programs (and openssl) are given of lstm-server's environment: the
+# postmaster keeps it for its life, readable by its user in /proc/<pid>/environ, so the
+# admin's MLFLOW_TRACKING_PASSWORD and every other variable stay out of it.
+POSTGRES_ENVIRONMENT = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TZ", "TMPDIR")
+
+
+def postgres_environment():
+    """The environment PostgreSQL's tools run with: the variables of POSTGRES_ENVIRONMENT
+    that are set, and HOME and USER of the user they run as."""
+    env = {name: os.environ[name] for name in POSTGRES_ENVIRONMENT if name in os.environ}
+    user = _postgres_user() or pwd.getpwuid(os.geteuid())
+    return {**env, "HOME": user.pw_dir, "USER": user.pw_name}
+
+
+def _run_postgres_tool(args, log, check=True):
+    result = subprocess.run(args, env=postgres_environment(), capture_output=True, text=True,
+                            **_as_postgres_user())
     if check and result.returncode != 0:
         log.parent.mkdir(mode=0o700, exist_ok=True)
         log.write_text(result.stdout + result.stderr)

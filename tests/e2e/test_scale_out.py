@@ -286,7 +286,7 @@ def signed_in_server():
     started = lstm_server("start", *data, *ports, "--auth", "--workers", "1", env=env)
     uri = next(line.split("=", 1)[1] for line in started.stdout.splitlines() if "MLFLOW_TRACKING_URI=" in line)
     try:
-        yield {"uri": uri, "data": data, "ports": ports}
+        yield {"uri": uri, "data": data, "ports": ports, "layout": server.Layout(folder / "server")}
     finally:
         lstm_server("stop", *data, check=False)
         shutil.rmtree(folder, ignore_errors=True)
@@ -409,6 +409,22 @@ def test_a_local_user_finds_no_secret_in_ps_proc_the_folder_or_mlflow(shared_ser
         assert not [secret for secret in secrets if secret in recorded], run.info.run_id
     storage = [run.data.params["storage"] for run in study["entry_runs"]]
     assert storage == [shared_server["storage"]]
+
+
+def test_postgresql_holds_none_of_the_admins_environment(signed_in_server):
+    """lstm-server was started with MLFLOW_TRACKING_PASSWORD set: the postmaster, whose
+    environment its own user (`postgres`, when the server runs as root) can read, was
+    given only what PostgreSQL needs."""
+    layout = signed_in_server["layout"]
+    pid = int((layout.postgres / "postmaster.pid").read_text().splitlines()[0])
+    command = ["cat", f"/proc/{pid}/environ"]
+    runs_as = {"user": "postgres", "group": "postgres", "extra_groups": []} if os.geteuid() == 0 else {}
+    environ = subprocess.run(command, capture_output=True, timeout=60, **runs_as).stdout.decode().split("\0")
+    names = {entry.split("=", 1)[0] for entry in environ if entry}
+    assert "PATH" in names  # the file was read
+    assert not [entry for entry in environ if PASSWORD in entry]
+    assert names <= set(server.POSTGRES_ENVIRONMENT) | {"HOME", "USER", "PGDATA", "PG_GRANDPARENT_PID", "PGSYSCONFDIR",
+                                                         "PGLOCALEDIR", "PWD"}, names
 
 
 def test_the_app_role_owns_its_databases_and_has_no_superuser_right(shared_server):
