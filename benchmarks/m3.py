@@ -158,7 +158,6 @@ def run_pipeline(group, series, seed, folder, **overrides):
 
 def pipeline_main(args, chosen, data):
     """The LSTM with its defaults and statsforecast's baselines, from the same runs, over `args.seeds`."""
-    import statistics
     import tempfile
 
     seeds = [int(seed) for seed in args.seeds.split(",")]
@@ -183,25 +182,73 @@ def pipeline_main(args, chosen, data):
                 f"{name} {scores[key]:.2f}" for name in forecasters
                 if (key := ('' if name == 'lstm' else name + '_') + 'test_smape') in scores)
                 + f", LSTM coverage {scores['test_coverage']:.1f} %, {scores['seconds']:.0f} s", flush=True)
-    n = {group: len(data[group]) * GROUPS[group][1] for group in chosen}  # points, for the average
-    table = {}
+    results["quiet"] = watch.summary()
+    tabulate(results, data, forecasters)
+    write_pipeline(results)
+
+
+def naive2_scores(data, chosen):
+    """Naive2's sMAPE and MASE per group (MASE scaled as the pipeline scales it: each
+    series' in-sample seasonal naive MAE, averaged over series): OWA's denominators."""
+    out = {}
+    for group in chosen:
+        _, horizon, season = GROUPS[group]
+        actuals = np.stack([test for _, _, test in data[group]])
+        forecast = np.stack([naive2(train, horizon, season) for _, train, _ in data[group]])
+        scale = np.array([metrics.seasonal_naive_scale(train, season) for _, train, _ in data[group]])
+        per_series = metrics.per_series_scores(actuals, forecast, forecast, forecast, scale)
+        out[group] = {"smape": float(np.mean(per_series["smape"])), "mase": float(np.nanmean(per_series["mase"]))}
+    return out
+
+
+def tabulate(results, data, forecasters):
+    """sMAPE, MASE and OWA (relative to Naive2) per forecaster and group, mean ± sd over
+    the seeds, from `results["runs"]`; coverage and seconds per group. The average
+    weighs sMAPE by points (as the published tables do) and MASE by series (as M4 does)."""
+    import statistics
+
+    chosen, seeds = results["groups"], results["seeds"]
+    points = {group: len(data[group]) * GROUPS[group][1] for group in chosen}
+    counts = {group: len(data[group]) for group in chosen}
+    naive2_ = naive2_scores(data, chosen)
+    naive2_["Average"] = {"smape": sum(naive2_[g]["smape"] * points[g] for g in chosen) / sum(points.values()),
+                          "mase": sum(naive2_[g]["mase"] * counts[g] for g in chosen) / sum(counts.values())}
+    results["naive2"] = naive2_
+
+    def summary(per_seed):
+        return {g: (statistics.mean(v[g] for v in per_seed.values()),
+                    statistics.stdev(v[g] for v in per_seed.values()) if len(per_seed) > 1 else 0.0)
+                for g in chosen + ["Average"]}
+
+    for table in ("smape", "mase", "owa"):
+        results[table] = {}
     for name in forecasters:
-        key = ("" if name == "lstm" else name + "_") + "test_smape"
+        prefix = "" if name == "lstm" else name + "_"
         ran = seeds[:1] if name in PEERS else seeds
-        per_seed = {seed: {group: results["runs"][f"{group}/{seed}"][key] for group in chosen} for seed in ran}
-        for seed, values in per_seed.items():
-            values["Average"] = sum(values[g] * n[g] for g in chosen) / sum(n.values())
-        table[name] = {g: (statistics.mean(v[g] for v in per_seed.values()),
-                           statistics.stdev(v[g] for v in per_seed.values()) if len(per_seed) > 1 else 0.0)
-                       for g in chosen + ["Average"]}
-    results["smape"] = table
+        per_seed = {"smape": {}, "mase": {}, "owa": {}}
+        for seed in ran:
+            smape = {g: results["runs"][f"{g}/{seed}"][prefix + "test_smape"] for g in chosen}
+            smape["Average"] = sum(smape[g] * points[g] for g in chosen) / sum(points.values())
+            per_seed["smape"][seed] = smape
+            if all(prefix + "test_mase" in results["runs"][f"{g}/{seed}"] for g in chosen):
+                mase = {g: results["runs"][f"{g}/{seed}"][prefix + "test_mase"] for g in chosen}
+                mase["Average"] = sum(mase[g] * counts[g] for g in chosen) / sum(counts.values())
+                per_seed["mase"][seed] = mase
+                per_seed["owa"][seed] = {g: 0.5 * (smape[g] / naive2_[g]["smape"] + mase[g] / naive2_[g]["mase"])
+                                         for g in chosen + ["Average"]}
+        for table, values in per_seed.items():
+            if values:
+                results[table][name] = summary(values)
     results["coverage"] = {g: statistics.mean(results["runs"][f"{g}/{s}"]["test_coverage"] for s in seeds)
                            for g in chosen}
     results["seconds"] = {name: {g: statistics.mean(results["runs"][f"{g}/{s}"][key] for s in ran) for g in chosen}
                           for name, key, ran in [("lstm", "seconds", seeds)]
-                          + [(p, f"{p}_seconds", seeds[:1]) for p in PEERS if args.peers]}
-    results["quiet"] = watch.summary()
-    text = pipeline_markdown(results, chosen)
+                          + [(p, f"{p}_seconds", seeds[:1]) for p in PEERS if f"{p}_seconds" in
+                             results["runs"][f"{chosen[0]}/{seeds[0]}"]]}
+
+
+def write_pipeline(results):
+    text = pipeline_markdown(results, results["groups"])
     print("\n" + text)
     (RESULTS / "m3.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     (RESULTS / "m3.md").write_text(text)
@@ -249,20 +296,74 @@ def peer_forecasts(name, series, horizon, season, seed):
     return np.stack([by_id[key] for key, _, _ in series]), seconds
 
 
+def _cells(values, columns, digits=2):
+    return [f"{values[g][0]:.{digits}f} ± {values[g][1]:.{digits}f}" if values[g][1] else f"{values[g][0]:.{digits}f}"
+            for g in columns]
+
+
 def pipeline_markdown(results, chosen):
+    """sMAPE, MASE and OWA tables (mean ± sd over seeds), coverage, seconds, then the
+    issue's goals, each met or not, read from the same numbers."""
     columns = chosen + ["Average"]
-    lines = ["| forecaster | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
+    header = ["| forecaster | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
+    lines = ["### sMAPE (M3's), test targets", ""] + header
     for name, values in results["smape"].items():
-        cells = [f"{values[g][0]:.2f} ± {values[g][1]:.2f}" if values[g][1] else f"{values[g][0]:.2f}" for g in columns]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | " + " | ".join(_cells(values, columns)) + " |")
     for method in ("Naive2", "Theta"):
         lines.append(f"| {method} (published) | " + " | ".join(f"{PUBLISHED[method][g]:.2f}" for g in columns) + " |")
+    if "naive2" in results:
+        lines.append("| Naive2 (this harness) | " + " | ".join(
+            f"{results['naive2'][g]['smape']:.2f}" for g in columns) + " |")
+    for table, title in (("mase", "MASE (in-sample seasonal naive scale, averaged over series)"),
+                         ("owa", "OWA: half sMAPE / Naive2's plus half MASE / Naive2's")):
+        if not results.get(table):
+            continue
+        lines += ["", f"### {title}", ""] + header
+        for name, values in results[table].items():
+            lines.append(f"| {name} | " + " | ".join(_cells(values, columns, 3)) + " |")
+        if table == "mase":
+            lines.append("| Naive2 (this harness) | " + " | ".join(
+                f"{results['naive2'][g]['mase']:.3f}" for g in columns) + " |")
+    lines += ["", "### Intervals and time", "", "| | " + " | ".join(chosen) + " | total |",
+              "|---|" + "---:|" * (len(chosen) + 1)]
     lines.append("| LSTM 90 % interval coverage | " + " | ".join(
         f"{results['coverage'][g]:.1f} %" for g in chosen) + " | |")
     for name, seconds in results["seconds"].items():
-        what = "the whole run (training, baselines, logging)" if name == "lstm" else "fit and predict"
-        lines.append(f"| {name} seconds, {what} | " + " | ".join(f"{seconds[g]:.0f}" for g in chosen) + " | |")
+        what = "the whole run (training, refits, baselines, logging)" if name == "lstm" else "fit and predict"
+        lines.append(f"| {name} seconds per seed, {what} | " + " | ".join(f"{seconds[g]:.0f}" for g in chosen)
+                     + f" | {sum(seconds[g] for g in chosen):.0f} |")
+    lines += ["", "### Goals (issue 31)", ""] + goals(results, chosen)
     return "\n".join(lines) + "\n"
+
+
+def goals(results, chosen):
+    """Each goal of the global-accuracy issue, met or not, with its numbers."""
+    def mark(ok):
+        return "met" if ok else "**not met**"
+
+    lstm = results["smape"]["lstm"]
+    out = []
+    if set(chosen) == set(GROUPS):
+        average = lstm["Average"][0]
+        out.append(f"- Average sMAPE below the published Theta's {PUBLISHED['Theta']['Average']:.2f}: "
+                   f"{mark(average < PUBLISHED['Theta']['Average'])} ({average:.2f}; the statsforecast ensemble's "
+                   f"12.63 and N-BEATS-G's 12.47 are the aims beyond it)")
+    worse = [f"{g} {lstm[g][0]:.2f} against {PUBLISHED['Theta'][g]:.2f}" for g in chosen
+             if lstm[g][0] >= PUBLISHED["Theta"][g]]
+    out.append(f"- Below the published Theta in every group: {mark(not worse)}"
+               + (f" ({'; '.join(worse)})" if worse else ""))
+    if "auto_theta" in results.get("mase", {}) and "lstm" in results.get("mase", {}):
+        mase, theta = results["mase"]["lstm"], results["mase"]["auto_theta"]
+        worse = [f"{g} {mase[g][0]:.3f} against {theta[g][0]:.3f}" for g in chosen if mase[g][0] > theta[g][0]]
+        out.append(f"- MASE at or below AutoTheta's in every group: {mark(not worse)}"
+                   + (f" ({'; '.join(worse)})" if worse else ""))
+    off = [f"{g} {results['coverage'][g]:.1f} %" for g in chosen if abs(results["coverage"][g] - 90) > 3]
+    out.append(f"- 90 % coverage within 3 points of nominal in every group: {mark(not off)}"
+               + (f" ({'; '.join(off)})" if off else ""))
+    if set(chosen) == set(GROUPS):
+        total = sum(results["seconds"]["lstm"][g] for g in chosen)
+        out.append(f"- The whole benchmark, one seed, under 60 minutes: {mark(total < 3600)} ({total / 60:.1f} minutes)")
+    return out
 
 
 def compare_markdown(before, after):
@@ -297,12 +398,24 @@ def main(argv=None):
                         help="with --pipeline: neuralforecast's LSTM and NHITS too (pip install neuralforecast)")
     parser.add_argument("--compare", default=None, metavar="BEFORE.json",
                         help="write m3_compare.md: the LSTM in BEFORE.json beside m3.json, group by group")
+    parser.add_argument("--labels", default="before,now", metavar="BEFORE,AFTER",
+                        help="with --compare: what each file's runs were")
+    parser.add_argument("--rescore", action="store_true",
+                        help="recompute m3.md's tables from the runs already in m3.json (no training)")
     args = parser.parse_args(argv)
     args.argv = argv if argv is not None else sys.argv[1:]
+    if args.rescore:
+        results = json.loads((RESULTS / "m3.json").read_text())
+        forecasters = [name for name in ["lstm", "naive", "seasonal_naive", "auto_ets", "auto_theta", *PEERS]
+                       if name == "lstm" or f"{name}_test_smape" in results["runs"][f"{results['groups'][0]}/"
+                                                                                   f"{results['seeds'][0]}"]]
+        tabulate(results, load_m3(), forecasters)
+        return write_pipeline(results)
     if args.compare:
         before = json.loads(Path(args.compare).read_text())
         after = json.loads((RESULTS / "m3.json").read_text())
-        text = compare_markdown(("before (one validation cut-off, no refit)", before), ("now (refits)", after))
+        labels = args.labels.split(",")
+        text = compare_markdown((labels[0], before), (labels[1], after))
         (RESULTS / "m3_compare.md").write_text(text)
         print(text)
         return None

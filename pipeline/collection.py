@@ -122,9 +122,20 @@ def sha256(collection, folds=None):
     return digest if folds is None else sha256_of(np.frombuffer(f"{digest} {folds!r}".encode(), np.uint8))
 
 
-def is_collection(path, id_column=ID, separator="auto"):
-    """Whether the CSV at `path` has the column `id_column` in its header."""
+def is_parquet(path):
+    """Whether `path` is a Parquet file or a folder holding Parquet files (partitioned or not)."""
     path = Path(path)
+    if path.is_file():
+        return path.suffix.lower() in (".parquet", ".pq")
+    return path.is_dir() and any(path.rglob("*.parquet"))
+
+
+def is_collection(path, id_column=ID, separator="auto"):
+    """Whether the CSV at `path` has the column `id_column` in its header, or `path`
+    is Parquet (always long format: pipeline.parquet_input)."""
+    path = Path(path)
+    if is_parquet(path):
+        return True
     if not path.is_file():
         return False
     separator = csv_input.sniff_separator(path) if separator == "auto" else ("\t" if separator == "tab" else separator)
@@ -134,8 +145,35 @@ def is_collection(path, id_column=ID, separator="auto"):
 
 def read_collection(path, id_column=ID, time_column=TIME, column=VALUE, fill_missing="error", time_format="auto",
                     separator="auto", decimal=".", thousands="none"):
-    """Reads a long-format CSV into a Collection; every problem is one ParamError
-    naming the file, the column and the first offending row."""
+    """Reads a long-format CSV, or a Parquet file or folder (pipeline.parquet_input:
+    the three columns only, with the same refusals), into a Collection; every problem
+    is one ParamError naming the file, the column and the first offending line (row)."""
+    if is_parquet(path):
+        from pipeline import parquet_input
+
+        columns = parquet_input.read_columns(path, id_column, time_column, column, time_format)
+    else:
+        columns = _csv_columns(path, id_column, time_column, column, time_format, separator, decimal, thousands)
+    return _assemble(path, columns, time_column, column, fill_missing)
+
+
+@dataclass
+class Columns:
+    """A long table's three columns as arrays, one entry per row: each row's series
+    (`codes` into `unique_ids`), its time (`times`: float64 or datetime64[ns]) and
+    value (float64, NaN where empty); `row_name` and `first_row` say how a message
+    names a row ("line", 2 for a CSV: its header is line 1)."""
+
+    codes: np.ndarray
+    unique_ids: np.ndarray
+    times: np.ndarray
+    values: np.ndarray
+    notes: list
+    row_name: str = "line"
+    first_row: int = 2
+
+
+def _csv_columns(path, id_column, time_column, column, time_format, separator, decimal, thousands):
     import pandas as pd
 
     frame, _, notes = csv_input.read_frame(path, separator, "one row per (series, time)")
@@ -164,20 +202,27 @@ def read_collection(path, id_column=ID, time_column=TIME, column=VALUE, fill_mis
         times, note = csv_input.read_times(raw_times, path, time_column, time_format)
         if note:
             notes.append(note)
-    numbers = csv_input.as_numbers(times)
-
     ids = frame[id_column].astype(str).str.strip().to_numpy()
     codes, unique_ids = pd.factorize(ids, sort=False)
+    return Columns(codes, np.asarray(unique_ids), times, values, notes)
+
+
+def _assemble(path, columns, time_column, column, fill_missing):
+    """The Collection of a long table's columns: series sorted by time, one step
+    that every series follows, gaps refused or filled."""
+    codes, unique_ids, times, values = columns.codes, columns.unique_ids, columns.times, columns.values
+    notes, row_name = list(columns.notes), columns.row_name
+    numbers = csv_input.as_numbers(times)
     order = np.lexsort((numbers, codes))
     codes, numbers, times, values = codes[order], numbers[order], times[order], values[order]
-    lines = order + 2
+    lines = order + columns.first_row
     same_series = codes[1:] == codes[:-1]
     repeated = np.flatnonzero(same_series & (numbers[1:] == numbers[:-1]))
     if len(repeated):
         at = repeated[0]
         raise ParamError(f"{path}: series {unique_ids[codes[at]]!r} has the time {csv_input.format_time(times[at])} "
-                         f"twice (lines {min(lines[at], lines[at + 1])} and {max(lines[at], lines[at + 1])}); each "
-                         "(series, time) pair must appear once.")
+                         f"twice ({row_name}s {min(lines[at], lines[at + 1])} and {max(lines[at], lines[at + 1])}); "
+                         "each (series, time) pair must appear once.")
 
     step, positions = _grid_positions(times, numbers, codes, same_series, path, time_column)
     starts = np.flatnonzero(np.r_[True, ~same_series])
@@ -209,7 +254,7 @@ def read_collection(path, id_column=ID, time_column=TIME, column=VALUE, fill_mis
     last_times = np.asarray(last_times)
     if last_times.dtype.kind == "f" and isinstance(step, int) and np.all(last_times == np.round(last_times)):
         last_times = last_times.astype(np.int64)  # whole-numbered times stay integers in every output
-    return from_arrays(unique_ids, arrays, last_times, step, notes)
+    return from_arrays(unique_ids[codes[starts]], arrays, last_times, step, notes)
 
 
 def _check_one_step(positions, codes, same_series, starts, ends, unique_ids, step, path, time_column):

@@ -120,8 +120,9 @@ MAX_FREE_RUN_STEPS = 10_000
 
 _PARAMS = [
     # generate_data
-    Param("data_source", str, "sine", "'sine' or the path of a CSV file", bool,
-          "the series: the seed's sine windows, or a CSV file (relative to the project directory)"),
+    Param("data_source", str, "sine", "'sine', the path of a CSV file or a Parquet collection", bool,
+          "the series: the seed's sine windows, a CSV file, or a collection in Parquet (a file or a folder of "
+          "files, in the long format; relative to the project directory)"),
     Param("column", str, "auto", "'auto' or a column name", bool,
           "CSV only: the column of values; 'auto' takes the only numeric one besides time_column "
           "(several: refused, naming them); predict: 'auto' takes the model's own column"),
@@ -201,9 +202,11 @@ _PARAMS = [
           "steps of the free-running forecast plot"),
     # predict
     Param("input", str, "-", "a .csv or .json file, JSON windows, or '-' for JSON on standard input", bool,
-          "what to forecast: a CSV series (its last values), or windows as JSON [[v1, v2, ...], ...]"),
+          "what to forecast: a CSV series (its last values), windows as JSON [[v1, v2, ...], ...], or for a "
+          "collection's model a collection CSV or Parquet file or folder"),
     Param("output", str, "-", "'-' or a file path", bool,
-          "where to write the forecasts as CSV, one row per window ('-': standard output)"),
+          "where to write the forecasts as CSV, one row per window ('-': standard output); a collection's "
+          "forecasts go to Parquet when the path ends in .parquet"),
     # sweep
     Param("max_trials", int, 0, "an integer of at least 0", lambda v: v >= 0,
           "run this many trials drawn at random from the grid (0: the whole grid)"),

@@ -24,14 +24,24 @@ from pipeline.stages import program
 
 
 def source_sha256(data_source):
-    """The sha256 of a CSV source file, or None for the sine."""
+    """The sha256 of a CSV source file (of a Parquet folder: of its files' relative
+    paths and bytes, in sorted order), or None for the sine."""
     if data_source == "sine":
         return None
     path = Path(data_source)
+    if path.is_dir() and coll.is_parquet(path):
+        digest = hashlib.sha256()
+        for part in sorted(p for p in path.rglob("*") if p.is_file()):
+            digest.update(str(part.relative_to(path)).encode() + b"\0")
+            with part.open("rb") as stream:
+                for block in iter(lambda: stream.read(1 << 20), b""):
+                    digest.update(block)
+        return digest.hexdigest()
     if not path.is_file():
         raise ParamError(
-            f"Received an invalid value for parameter `data_source`, expected 'sine' or the path "
-            f"of a CSV file, got {data_source!r}: no such file (relative paths start at {Path.cwd()})."
+            f"Received an invalid value for parameter `data_source`, expected 'sine', the path of a CSV file or a "
+            f"Parquet collection (a .parquet file or a folder of them), got {data_source!r}: no such file (relative "
+            f"paths start at {Path.cwd()})."
         )
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

@@ -158,7 +158,7 @@ def run(model_uri, input, column, fill_missing, time_format, separator, decimal,
     reading = {name: value for name, value in (("fill_missing", fill_missing), ("time_format", time_format),
                                                ("separator", separator), ("decimal", decimal),
                                                ("thousands", thousands)) if name in given}
-    if "time_step" in metadata and input.endswith(".csv"):
+    if "time_step" in metadata and (input.endswith(".csv") or _is_parquet(input)):
         return _forecast_collection(model, metadata, input, column, reading, output)
     windows, (times, step) = read_windows(input, column, input_width, metadata, reading)
     try:
@@ -216,12 +216,21 @@ def _forecast_collection(model, trained, source, column, given, output):
         print(f"predict: {int(short.sum())} series are shorter than the {width} values the model reads (the first, "
               f"{read.ids[first]!r}, has {read.lengths[first]}): each was padded on the left with its first value, "
               "and the column `padded` says by how many", file=sys.stderr, flush=True)
+    if output.endswith(".parquet"):
+        table.to_parquet(output, index=False)
+        return table
     text = table.to_csv(index=False)
     if output == "-":
         sys.stdout.write(text)
     else:
         Path(output).write_text(text)
     return table
+
+
+def _is_parquet(source):
+    from pipeline import collection as coll
+
+    return coll.is_parquet(source)
 
 
 def main(argv=None):

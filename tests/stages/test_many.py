@@ -226,10 +226,17 @@ def test_lstm_predict_forecasts_every_series_with_the_served_model_and_says_what
         short = source[source["item"] != "series 3"]
         short = pd.concat([short, source[source["item"] == "series 3"].tail(5)])
         short.to_csv(tmp_path / "short.csv", index=False)
+        # The same collection in Parquet, partitioned by series, scored into Parquet.
+        pd.read_csv(path, parse_dates=["quarter"]).to_parquet(tmp_path / "sales_parquet", partition_cols=["item"])
+        predict.run("auto", str(tmp_path / "sales_parquet"), "auto", "error", "auto", "auto", ".", "none",
+                    str(tmp_path / "next.parquet"))
         capsys.readouterr()
         padded = predict.run("auto", str(tmp_path / "short.csv"), "auto", "error", "auto", "auto", ".", "none",
                              str(tmp_path / "short_next.csv"))
     written = pd.read_csv(tmp_path / "next.csv")
+    from_parquet = pd.read_parquet(tmp_path / "next.parquet").sort_values(["unique_id", "step"], ignore_index=True)
+    pd.testing.assert_frame_equal(from_parquet, written.sort_values(["unique_id", "step"], ignore_index=True),
+                                  check_exact=False, check_dtype=False, rtol=1e-6)
     assert len(written) == len(table) == 12 * HORIZON
     assert list(written.columns) == ["unique_id", "ds", "step", "forecast", "lower", "upper", "padded"]
     # The model lstm-predict finds is the one the run served: the run's own forecasts of the future (the run

@@ -1,0 +1,98 @@
+"""A collection in Parquet: one file, or a folder of files (partitioned or not),
+in the long format of a collection CSV (one row per series, time and value).
+
+Only the three columns are read, with pyarrow, column by column into arrays: no
+Python object per row. The series ids are dictionary-encoded by Arrow (one Python
+string per series); times are Parquet timestamps or dates, numbers, or text in ISO
+8601 (anything else is refused: Parquet knows its types, so nothing is guessed);
+values are numbers, nulls are missing values (`fill_missing`). The refusals are
+the CSV reader's (pipeline.collection), with rows numbered from 1 in the order
+pyarrow reads them (a folder's files in sorted order).
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.errors import ParamError
+
+
+def read_columns(path, id_column, time_column, column, time_format="auto"):
+    """pipeline.collection.Columns of the Parquet file or folder at `path`."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    from pipeline.collection import Columns
+
+    path = Path(path)
+    if time_format not in ("auto", "iso"):
+        raise ParamError(f"Received `time_format`={time_format!r} for the Parquet collection {path}: Parquet times are "
+                         "typed (timestamps, dates, numbers or ISO 8601 text); drop time_format.")
+    try:
+        dataset = ds.dataset(path, format="parquet", partitioning="hive", exclude_invalid_files=False)
+        names = dataset.schema.names
+    except (pa.ArrowInvalid, OSError) as error:
+        raise ParamError(f"File {path} is not readable Parquet ({str(error).splitlines()[0]}).") from None
+    for parameter, name in (("id_column", id_column), ("time_column", time_column), ("column", column)):
+        if name not in names:
+            raise ParamError(f"Received an invalid value for parameter `{parameter}`, expected one of the columns of "
+                             f"{path} ({', '.join(names)}), got {name!r}.")
+    table = dataset.to_table(columns=[id_column, time_column, column])
+    if table.num_rows == 0:
+        raise ParamError(f"Parquet collection {path} has no rows: expected one row per (series, time).")
+
+    ids = table.column(id_column)
+    if ids.null_count:
+        row = _first(pc.is_null(ids))
+        raise ParamError(f"Column {id_column!r} of {path} is empty at row {row}: every row needs its series id.")
+    # Ids as text, trimmed, then encoded in the order they first appear (as the CSV reader orders series).
+    ids = pc.utf8_trim_whitespace(pc.cast(ids, pa.string()) if not pa.types.is_string(ids.type) else ids)
+    ids = pc.dictionary_encode(ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids)
+    unique_ids = np.asarray(ids.dictionary.to_pylist(), dtype=object)
+    codes = ids.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+
+    values = table.column(column)
+    if not (pa.types.is_integer(values.type) or pa.types.is_floating(values.type) or pa.types.is_decimal(values.type)):
+        raise ParamError(f"Column {column!r} of {path} holds {values.type}, not numbers: store the values as a "
+                         "numeric Parquet column.")
+    values = pc.cast(values, pa.float64()).to_numpy()  # nulls become NaN
+
+    times = table.column(time_column)
+    if times.null_count:
+        raise ParamError(f"Column {time_column!r} of {path} is empty at row {_first(pc.is_null(times))}: every row "
+                         "needs its time.")
+    return Columns(codes, unique_ids, _times(times, path, time_column), values, [], "row", 1)
+
+
+def _times(times, path, time_column):
+    """float64 numbers or datetime64[ns], from a typed Parquet column."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = times.type
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind):
+        return pc.cast(times, pa.float64()).to_numpy()
+    if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
+        if pa.types.is_timestamp(kind) and kind.tz is not None:
+            raise ParamError(f"Column {time_column!r} of {path} holds times in the time zone {kind.tz}: store them "
+                             "without a time zone (the collection's step is counted in local time).")
+        return pc.cast(times, pa.timestamp("ns")).to_numpy()
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        text = times.to_pandas().str.strip()
+        parsed = pd.to_datetime(text, format="ISO8601", errors="coerce")
+        if parsed.isna().any():
+            row = int(np.flatnonzero(parsed.isna().to_numpy())[0])
+            raise ParamError(f"Column {time_column!r} of {path} holds text that is not an ISO 8601 date at row "
+                             f"{row + 1} ({text.iloc[row]!r}): store times as Parquet timestamps, dates or numbers.")
+        return parsed.to_numpy(dtype="datetime64[ns]")
+    raise ParamError(f"Column {time_column!r} of {path} holds {kind}: expected timestamps, dates, numbers or ISO 8601 "
+                     "text.")
+
+
+def _first(mask):
+    """The 1-based row of the first true value of a boolean Arrow array."""
+    import pyarrow.compute as pc
+
+    return int(pc.index(mask, True).as_py()) + 1
