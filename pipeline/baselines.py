@@ -25,7 +25,7 @@ def _models(names, season):
     return [make[name]() for name in names]
 
 
-def forecast(series, horizon, season, names=DEFAULT_BASELINES, level=0.9, n_jobs=1, notes=None):
+def forecast(series, horizon, season, names=DEFAULT_BASELINES, level=0.9, n_jobs=1, notes=None, engine=None):
     """Each baseline's forecast of the `horizon` steps after each of `series` (a
     list of 1-d arrays): {name: {"forecast", "lower", "upper"}} (n_series,
     horizon) each, the bounds statsforecast's `level` prediction interval.
@@ -34,7 +34,11 @@ def forecast(series, horizon, season, names=DEFAULT_BASELINES, level=0.9, n_jobs
     ones; the seasonal naive forecast of a series shorter than a season is NaN)
     gives way, for that series alone, to the simplest forecast that can: the
     seasonal naive, else the naive one. Each such fallback is appended to
-    `notes` in a sentence naming the model, how many series and the first."""
+    `notes` in a sentence naming the model, how many series and the first.
+
+    With `engine` (pipeline.engines.Engine), each model's forecast runs there,
+    partitioned by series, through statsforecast's Fugue backend; where one series
+    makes it fail, the model is fitted here instead, to find and replace it."""
     import pandas as pd
 
     lengths = np.array([len(s) for s in series])
@@ -47,7 +51,10 @@ def forecast(series, horizon, season, names=DEFAULT_BASELINES, level=0.9, n_jobs
     columns = ("", f"-lo-{percent}", f"-hi-{percent}")
     out = {}
     for name in names:
-        result, failed = _forecast_where_possible(frame, name, season, horizon, percent, np.arange(len(series)))
+        result = None if engine is None else _forecast_on(engine, frame, name, season, horizon, percent)
+        failed = []
+        if result is None:
+            result, failed = _forecast_where_possible(frame, name, season, horizon, percent, np.arange(len(series)))
         values = np.stack([result[name + suffix].reindex(
             pd.MultiIndex.from_product([np.arange(len(series)), range(horizon)])).to_numpy(np.float64)
             .reshape(len(series), horizon) for suffix in columns])
@@ -66,6 +73,24 @@ def forecast(series, horizon, season, names=DEFAULT_BASELINES, level=0.9, n_jobs
                              f"{lengths[unusable[0]]} points): {instead} stands in for it there")
         out[name] = dict(zip(("forecast", "lower", "upper"), values))
     return out
+
+
+def _forecast_on(engine, frame, name, season, horizon, percent):
+    """statsforecast's forecast on `engine`, indexed by (unique_id, step); None where it failed."""
+    import pandas as pd
+    from statsforecast import StatsForecast
+
+    try:
+        result = engine.collect(StatsForecast(models=_models([name], season), freq=1, n_jobs=1).forecast(
+            df=engine.frame(frame), h=horizon, level=[percent]))
+    except Exception:  # a series the model cannot fit fails the whole job: found by halving, here
+        return None
+    result = pd.DataFrame({"unique_id": result["unique_id"].to_numpy(np.int64), "ds": result["ds"].to_numpy(np.int64),
+                           **{column: result[column].to_numpy(np.float64) for column in result.columns
+                              if column.startswith(name)}})
+    result = result.sort_values(["unique_id", "ds"])
+    result["step"] = result.groupby("unique_id").cumcount()
+    return result.set_index(["unique_id", "step"])
 
 
 def _forecast_where_possible(frame, name, season, horizon, percent, ids):

@@ -157,22 +157,6 @@ def read_collection(path, id_column=ID, time_column=TIME, column=VALUE, fill_mis
     return _assemble(path, columns, time_column, column, fill_missing)
 
 
-@dataclass
-class Columns:
-    """A long table's three columns as arrays, one entry per row: each row's series
-    (`codes` into `unique_ids`), its time (`times`: float64 or datetime64[ns]) and
-    value (float64, NaN where empty); `row_name` and `first_row` say how a message
-    names a row ("line", 2 for a CSV: its header is line 1)."""
-
-    codes: np.ndarray
-    unique_ids: np.ndarray
-    times: np.ndarray
-    values: np.ndarray
-    notes: list
-    row_name: str = "line"
-    first_row: int = 2
-
-
 def _csv_columns(path, id_column, time_column, column, time_format, separator, decimal, thousands):
     import pandas as pd
 
@@ -204,7 +188,7 @@ def _csv_columns(path, id_column, time_column, column, time_format, separator, d
             notes.append(note)
     ids = frame[id_column].astype(str).str.strip().to_numpy()
     codes, unique_ids = pd.factorize(ids, sort=False)
-    return Columns(codes, np.asarray(unique_ids), times, values, notes)
+    return csv_input.Columns(codes, np.asarray(unique_ids), times, values, notes)
 
 
 def _assemble(path, columns, time_column, column, fill_missing):

@@ -39,6 +39,22 @@ _NUMERIC_DATE = re.compile(r"^\s*(\d{1,4})[./-](\d{1,2})[./-](\d{1,4})")
 
 
 @dataclass
+class Columns:
+    """A long table's three columns as arrays, one entry per row: each row's series
+    (`codes` into `unique_ids`), its time (`times`: float64 or datetime64[ns]) and
+    value (float64, NaN where empty); `row_name` and `first_row` say how a message
+    names a row ("line", 2 for a CSV: its header is line 1)."""
+
+    codes: np.ndarray
+    unique_ids: np.ndarray
+    times: np.ndarray
+    values: np.ndarray
+    notes: list
+    row_name: str = "line"
+    first_row: int = 2
+
+
+@dataclass
 class CsvSeries:
     """A series as read: `times` (float64 numbers or datetime64), `values`
     float64 with nothing missing, the value column's name, how many values were

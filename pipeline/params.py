@@ -273,6 +273,10 @@ _PARAMS = [
           "0: refuse a series too short, naming it"),
     Param("auto_arima", str, "false", "'true' or 'false'", lambda v: v in ("true", "false"),
           "collection: add statsforecast's AutoARIMA to the baselines (slow on long series)"),
+    Param("engine", str, "local", "'local', 'dask', 'ray' or 'spark'", lambda v: v in ("local", "dask", "ray", "spark"),
+          "collection: where the baselines' per-series fits run: here, or on a Dask, Ray or Spark cluster found by "
+          "the engine's own convention (DASK_SCHEDULER_ADDRESS, RAY_ADDRESS, PYSPARK_SUBMIT_ARGS; none: a local "
+          "one), through statsforecast's Fugue backend; each an extra: pip install \"lstm-forecaster[dask]\""),
     Param("n_windows", int, "auto", "'auto' or a positive integer", _positive,
           "collection: validation cut-offs before the test cut-off, step_size apart, that choose the epoch and "
           "calibrate the intervals (statsforecast's cross_validation n_windows); 'auto': 1, or the fewest that give "
@@ -326,8 +330,9 @@ CSV_READING_PARAMS = ["time_column", "fill_missing", "time_format", "separator",
 TRAIN_PARAMS = ["hidden_units", "learning_rate", "epochs", "batch_size", "scaling", "patience", "target",
                 "season", "ensemble_size", "interval_level", "seed", "init", "fine_tune_epochs",
                 "windows_per_series", "deseasonalise", "refit"]
-EVALUATE_PARAMS = ["season", "free_run_steps", "auto_arima"]
-COLLECTION_PARAMS = ["id_column", "windows_per_series", "deseasonalise", "min_length", "auto_arima", "n_windows", "step_size"]
+EVALUATE_PARAMS = ["season", "free_run_steps", "auto_arima", "engine"]
+COLLECTION_PARAMS = ["id_column", "windows_per_series", "deseasonalise", "min_length", "auto_arima", "engine", "n_windows",
+                     "step_size"]
 # main's own: every stage's, once each, then these two.
 MAIN_PARAMS = list(dict.fromkeys(DATA_PARAMS + TRAIN_PARAMS + EVALUATE_PARAMS + ["reuse_data", "resume_from"]))
 # A sweep or a study takes every parameter of main but resume_from, each as a grid or a search space.

@@ -18,12 +18,12 @@ from pipeline.errors import ParamError
 
 
 def read_columns(path, id_column, time_column, column, time_format="auto"):
-    """pipeline.collection.Columns of the Parquet file or folder at `path`."""
+    """pipeline.csv_input.Columns of the Parquet file or folder at `path`."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
 
-    from pipeline.collection import Columns
+    from pipeline.csv_input import Columns
 
     path = Path(path)
     if time_format not in ("auto", "iso"):

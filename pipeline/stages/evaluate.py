@@ -23,7 +23,20 @@ from pipeline.stages import program
 from pipeline.stages.train import KERAS_MODEL
 
 
-def run(model_uri, data_uri, season, free_run_steps, auto_arima="false"):
+def check_values(values, collection):
+    """Refuses, in one line, what applies only to a collection given for a series, and
+    an engine that is not installed: before any run opens."""
+    from pipeline import engines
+
+    if not collection:
+        for name, default in (("auto_arima", "false"), ("engine", "local")):
+            if values.get(name, default) != default:
+                raise ParamError(f"Received `{name}`={values[name]} for one series: it applies to a collection (a CSV "
+                                 "with id_column, or Parquet); drop it.")
+    engines.check_installed(values.get("engine", "local"))
+
+
+def run(model_uri, data_uri, season, free_run_steps, auto_arima="false", engine="local"):
     """Evaluates and logs; returns (run id, metrics, comparison table rows)."""
     values = dict(locals())
     # Given both (as main gives them), what they resolve to goes with the request that creates the run.
@@ -43,11 +56,10 @@ def run(model_uri, data_uri, season, free_run_steps, auto_arima="false"):
         if manifest["source"] == "collection":
             mlflow.set_tag("data", "collection")
             model = forecaster.load_model(tracking.download(model_uri, "model_uri", reuse=True))
-            scores, table = _evaluate_collection(model, dataset, manifest, season, auto_arima == "true")
+            check_values(values, collection=True)
+            scores, table = _evaluate_collection(model, dataset, manifest, season, auto_arima == "true", engine)
             return active.info.run_id, scores, table
-        if auto_arima != "false":
-            raise ParamError(f"Received `auto_arima`={auto_arima} for one series: it applies to a collection (a CSV "
-                             "with id_column); drop it.")
+        check_values(values, collection=False)
         # The one check that needs the data: a season that fits its windows.
         input_width, horizon = dataset["x_test"].shape[1], dataset["y_test"].shape[1]
         params.check_combination({"season": season, "time_steps": input_width + horizon, "horizon": horizon,
@@ -209,7 +221,7 @@ def log_plots(model, dataset, test_forecast, free):
 COLLECTION_METRICS = ("smape", "mape", "mase", "coverage", "interval_width")
 
 
-def _evaluate_collection(model, dataset, manifest, season, auto_arima):
+def _evaluate_collection(model, dataset, manifest, season, auto_arima, engine="local"):
     """A collection's model and statsforecast's baselines (pipeline.baselines), fitted on
     exactly the points before each series' test cut-off: `test_<metric>` and
     `<baseline>_test_<metric>` for sMAPE (M3's), MAPE, MASE, interval coverage and width,
@@ -223,7 +235,13 @@ def _evaluate_collection(model, dataset, manifest, season, auto_arima):
     level = model.get_layer(forecaster.INTERVAL_LAYER).level
     settings = GlobalSettings(input_width=manifest["time_steps"] - horizon, horizon=horizon, season=season,
                               interval_level=level)
-    forecasts, scores, table, baseline_notes = score_collection(model, collection_, settings, auto_arima)
+    from pipeline import engines
+
+    with engines.open_engine(engine) as opened:
+        if opened is not None:
+            print(f"evaluate: the baselines run on {opened.where}", flush=True)
+            mlflow.set_tag("engine", opened.where)
+        forecasts, scores, table, baseline_notes = score_collection(model, collection_, settings, auto_arima, opened)
     for note in baseline_notes:
         print(f"evaluate: {note}", flush=True)
     if baseline_notes:
@@ -237,7 +255,7 @@ def _evaluate_collection(model, dataset, manifest, season, auto_arima):
     return scores, table
 
 
-def score_collection(serving, collection_, settings, auto_arima=False):
+def score_collection(serving, collection_, settings, auto_arima=False, engine=None):
     """Every forecaster's test forecasts and scores: (forecasts {name: {forecast,
     lower, upper}}, scores {test_<metric>, <name>_test_<metric>}, table rows, notes
     on the baselines that fell back to a simpler forecast for some series)."""
@@ -249,7 +267,7 @@ def score_collection(serving, collection_, settings, auto_arima=False):
     names = baselines.DEFAULT_BASELINES + (("auto_arima",) if auto_arima else ())
     notes = []
     forecasts = {"lstm": out, **baselines.forecast(before, horizon, season, names, settings.interval_level,
-                                                   notes=notes)}
+                                                   notes=notes, engine=engine)}
     scale = np.array([metrics.seasonal_naive_scale(series, season) for series in before])
     scores, table = {}, []
     for name, forecast in forecasts.items():

@@ -48,6 +48,7 @@ def run(run_name=None, quiet=False, parent_run_id=None, tags=None, epoch_hook=No
     prepared = generate_data.prepare(**data_values)
     chosen_settings = train.check_data(train_values, prepared[0], prepared[1])
     many = prepared[1]["source"] == "collection"
+    evaluate.check_values(evaluate_values, many)
     stages = "generate_data → train → evaluate" + (" → forecast" if values["data_source"] != "sine" else "")
     description = (
         f"The whole pipeline on {values['data_source']}: {stages}, nested below"

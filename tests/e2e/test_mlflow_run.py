@@ -63,7 +63,7 @@ def test_default_run_nests_three_stages_under_main(default_run):
         "target": "auto", "ensemble_size": "auto", "interval_level": "0.9", "init": "auto",
         "fine_tune_epochs": "auto", "free_run_steps": "300", "id_column": "unique_id", "windows_per_series": "auto",
         "deseasonalise": "auto", "min_length": "0",
-        "auto_arima": "false", "n_windows": "auto", "step_size": "auto", "refit": "true", "reuse_data": "true",
+        "auto_arima": "false", "engine": "local", "n_windows": "auto", "step_size": "auto", "refit": "true", "reuse_data": "true",
         "resume_from": "none",
     }
     # 'auto' is the seed's model for the sine: 50-point windows, 50 epochs, patience 10, one network on the level.

@@ -199,7 +199,7 @@ def test_standalone_stages_pick_the_newest_runs_for_auto(tracking_store):
     evaluate_run, *_ = evaluate.run(model_uri="auto", data_uri="auto", season=0, free_run_steps=5)
     evaluated = client.get_run(evaluate_run).data
     assert evaluated.params == {"model_uri": "auto", "data_uri": "auto", "season": "0", "free_run_steps": "5",
-                                "auto_arima": "false"}
+                                "auto_arima": "false", "engine": "local"}
     assert evaluated.tags["resolved_model_uri"] == f"runs:/{train_run}/keras_model/model.keras"
     assert evaluated.tags["resolved_data_uri"] == f"runs:/{data_run}/data"
 

@@ -1,0 +1,112 @@
+"""A collection's per-series work on a real local Dask cluster (a LocalCluster of two
+worker processes, started here): the same numbers as here, through the library call
+and through `mlflow run . -P engine=dask`."""
+
+import importlib.util
+import time
+
+import dask
+import mlflow
+import numpy as np
+import pytest
+from distributed import LocalCluster
+from mlflow.tracking import MlflowClient
+
+from pipeline import baselines, engines
+from pipeline.errors import ParamError
+from tests.conftest import free_port
+from tests.e2e.test_mlflow_run import mlflow_run
+from tests.stages.test_many import collection_csv
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as running:
+        yield running
+
+
+def awkward_series():
+    """Quarterly series as real collections have them: seasonal ones, a flat one, one of
+    zeros, an intermittent one, and one of 3 points that AutoETS and the seasonal naive
+    forecast cannot fit (the fallback must be found and replaced the same way)."""
+    rng = np.random.default_rng(7)
+    t = np.arange(40)
+    series = [100 * (i + 1) * (1 + 0.2 * np.sin(2 * np.pi * t / 4)) + rng.normal(0, 3, 40) for i in range(5)]
+    series += [np.full(30, 7.0), np.zeros(25), np.where(rng.random(36) < 0.25, rng.integers(1, 9, 36), 0.0),
+               np.array([3.0, 4.0, 5.0])]
+    return series
+
+
+def test_the_baselines_on_dask_are_the_baselines_here(cluster):
+    series = awkward_series()
+    here_notes, dask_notes = [], []
+    here = baselines.forecast(series, 4, 4, notes=here_notes)
+    with dask.config.set({"scheduler-address": cluster.scheduler_address}):
+        with engines.open_engine("dask") as engine:
+            assert engine.where == f"the Dask scheduler at {cluster.scheduler_address}" and engine.workers == 2
+            on_dask = baselines.forecast(series, 4, 4, notes=dask_notes, engine=engine)
+    assert set(on_dask) == set(baselines.DEFAULT_BASELINES)
+    for name in baselines.DEFAULT_BASELINES:
+        for key in ("forecast", "lower", "upper"):
+            assert np.isfinite(on_dask[name][key]).all(), (name, key)
+            np.testing.assert_allclose(on_dask[name][key], here[name][key], rtol=1e-5, atol=1e-4, err_msg=name)
+    assert dask_notes == here_notes and any("could not forecast 1 series (the first has 3 points)" in note
+                                            for note in here_notes)
+
+
+def test_a_scheduler_that_does_not_answer_is_one_line_with_its_address():
+    address = f"tcp://127.0.0.1:{free_port()}"
+    started = time.perf_counter()
+    with dask.config.set({"scheduler-address": address}), pytest.raises(ParamError) as error:
+        with engines.open_engine("dask"):
+            pass
+    assert str(error.value).startswith(f"The Dask scheduler at {address} (DASK_SCHEDULER_ADDRESS) did not answer "
+                                       "within 10 s")
+    assert time.perf_counter() - started < 120  # bounded by the 10 s timeout, not hung
+
+
+@pytest.mark.parametrize("engine", [name for name in ("ray", "spark")
+                                    if any(importlib.util.find_spec(module) is None
+                                           for module in engines.NEEDS[name])])
+def test_an_engine_that_is_not_installed_names_its_extra(engine):
+    with pytest.raises(ParamError) as error:
+        engines.check_installed(engine)
+    assert str(error.value).endswith(f"is not installed: pip install \"lstm-forecaster[{engine}]\".")
+    with pytest.raises(ParamError, match=r"expected one of local, dask, ray, spark, got 'hadoop'"):
+        engines.check_installed("hadoop")
+
+
+def test_a_collection_runs_with_engine_dask_through_mlflow_run(cluster, tmp_path, monkeypatch):
+    from pipeline.stages import evaluate
+
+    path = collection_csv(tmp_path / "sales.csv")
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", cluster.scheduler_address)
+    result = mlflow_run(tmp_path, "-P", f"data_source={path}", "-P", "id_column=item", "-P", "time_column=quarter",
+                        "-P", "column=sales", "-P", "horizon=4", "-P", "season=4", "-P", "time_steps=16",
+                        "-P", "hidden_units=8", "-P", "epochs=2", "-P", "engine=dask")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"evaluate: the baselines run on the Dask scheduler at {cluster.scheduler_address}" in result.stdout
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS")
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    try:
+        (evaluated,) = MlflowClient().search_runs(["0"], "tags.stage = 'evaluate'")
+        assert evaluated.data.params["engine"] == "dask"
+        assert evaluated.data.tags["engine"] == f"the Dask scheduler at {cluster.scheduler_address}"
+        # The same model and data evaluated here: every baseline's metrics are the Dask run's.
+        _, scores, _ = evaluate.run(evaluated.data.tags["resolved_model_uri"], evaluated.data.tags["resolved_data_uri"],
+                                    season=4, free_run_steps=5, engine="local")
+    finally:
+        mlflow.set_tracking_uri(None)
+    on_dask = {name: value for name, value in evaluated.data.metrics.items() if name in scores}
+    assert len(on_dask) == len(scores) and any(name.startswith("auto_ets_") for name in on_dask)
+    for name, value in scores.items():
+        assert on_dask[name] == pytest.approx(value, rel=1e-5, abs=1e-6), name
+
+
+def test_engine_is_refused_for_one_series_before_any_run(tmp_path):
+    from pipeline.stages import main
+
+    with pytest.raises(ParamError, match=r"^Received `engine`=dask for one series: it applies to a collection"):
+        main.run(data_source="sine", n_samples=100, engine="dask")
