@@ -154,7 +154,7 @@ def read_collection(path, id_column=ID, time_column=TIME, column=VALUE, fill_mis
         columns = parquet_input.read_columns(path, id_column, time_column, column, time_format)
     else:
         columns = _csv_columns(path, id_column, time_column, column, time_format, separator, decimal, thousands)
-    return _assemble(path, columns, time_column, column, fill_missing)
+    return assemble(path, columns, time_column, column, fill_missing)
 
 
 def _csv_columns(path, id_column, time_column, column, time_format, separator, decimal, thousands):
@@ -191,7 +191,7 @@ def _csv_columns(path, id_column, time_column, column, time_format, separator, d
     return csv_input.Columns(codes, np.asarray(unique_ids), times, values, notes)
 
 
-def _assemble(path, columns, time_column, column, fill_missing):
+def assemble(path, columns, time_column, column, fill_missing):
     """The Collection of a long table's columns: series sorted by time, one step
     that every series follows, gaps refused or filled."""
     codes, unique_ids, times, values = columns.codes, columns.unique_ids, columns.times, columns.values

@@ -118,8 +118,11 @@ def _ray():
 
 @contextlib.contextmanager
 def _spark():
+    import sys
+
     from pyspark.sql import SparkSession
 
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers run this Python unless told otherwise
     spark = SparkSession.builder.appName("lstm-forecaster").config("spark.ui.enabled", "false") \
         .config("spark.sql.execution.arrow.pyspark.enabled", "true").getOrCreate()
     master = spark.sparkContext.master

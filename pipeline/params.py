@@ -274,8 +274,8 @@ _PARAMS = [
     Param("auto_arima", str, "false", "'true' or 'false'", lambda v: v in ("true", "false"),
           "collection: add statsforecast's AutoARIMA to the baselines (slow on long series)"),
     Param("engine", str, "local", "'local', 'dask', 'ray' or 'spark'", lambda v: v in ("local", "dask", "ray", "spark"),
-          "collection: where the baselines' per-series fits run: here, or on a Dask, Ray or Spark cluster found by "
-          "the engine's own convention (DASK_SCHEDULER_ADDRESS, RAY_ADDRESS, PYSPARK_SUBMIT_ARGS; none: a local "
+          "collection: where the baselines' per-series fits (evaluate) and lstm-predict's batch scoring of a "
+          "Parquet collection run: here, or on a Dask, Ray or Spark cluster found by the engine's own convention (DASK_SCHEDULER_ADDRESS, RAY_ADDRESS, PYSPARK_SUBMIT_ARGS; none: a local "
           "one), through statsforecast's Fugue backend; each an extra: pip install \"lstm-forecaster[dask]\""),
     Param("n_windows", int, "auto", "'auto' or a positive integer", _positive,
           "collection: validation cut-offs before the test cut-off, step_size apart, that choose the epoch and "
@@ -343,7 +343,7 @@ STAGE_PARAMS = {
     "train": ["data_uri"] + TRAIN_PARAMS + ["resume_from"],
     "evaluate": ["model_uri", "data_uri"] + EVALUATE_PARAMS,
     "predict": ["model_uri", "input", "column", "fill_missing", "time_format", "separator", "decimal", "thousands",
-                "output"],
+                "output", "engine"],
     "forecast": ["model_uri", "data_uri", "refit"],
     "compare": ["experiment", "parent_run_id", "table"],
     "main": MAIN_PARAMS,

@@ -20,10 +20,7 @@ from pipeline.errors import ParamError
 def read_columns(path, id_column, time_column, column, time_format="auto"):
     """pipeline.csv_input.Columns of the Parquet file or folder at `path`."""
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.dataset as ds
-
-    from pipeline.csv_input import Columns
 
     path = Path(path)
     if time_format not in ("auto", "iso"):
@@ -38,7 +35,18 @@ def read_columns(path, id_column, time_column, column, time_format="auto"):
         if name not in names:
             raise ParamError(f"Received an invalid value for parameter `{parameter}`, expected one of the columns of "
                              f"{path} ({', '.join(names)}), got {name!r}.")
-    table = dataset.to_table(columns=[id_column, time_column, column])
+    return table_columns(dataset.to_table(columns=[id_column, time_column, column]), path, id_column, time_column,
+                         column)
+
+
+def table_columns(table, path, id_column, time_column, column):
+    """pipeline.csv_input.Columns of an Arrow table holding the three columns (`path`
+    names it in messages)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from pipeline.csv_input import Columns
+
     if table.num_rows == 0:
         raise ParamError(f"Parquet collection {path} has no rows: expected one row per (series, time).")
 

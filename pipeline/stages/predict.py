@@ -136,11 +136,23 @@ def parse(stage, raw_values):
     return {**params.parse(stage, raw_values), "given": sorted(set(raw_values) & set(params.CSV_READING_PARAMS))}
 
 
-def run(model_uri, input, column, fill_missing, time_format, separator, decimal, thousands, output, given=()):
+def run(model_uri, input, column, fill_missing, time_format, separator, decimal, thousands, output, given=(),
+        engine="local"):
     """Prints (output '-') or writes the forecasts as CSV; returns them as an array.
-    `given`: the names of the reading options the user gave (the rest follow the model)."""
+    `given`: the names of the reading options the user gave (the rest follow the model).
+    With an `engine`, a collection's model scores the Parquet collection `input` there,
+    into the Parquet folder `output` (pipeline.batch); returns the number of series."""
     if model_uri == "auto":
         model_uri = newest_model_uri()
+    if engine != "local":
+        from pipeline import batch
+
+        if output == "-" or not output.endswith(".parquet"):
+            raise ParamError(f"Received `output`={output!r} with --engine {engine}: the engine's workers write a Parquet "
+                             "folder; pass --output <folder>.parquet.")
+        scored = batch.score(model_uri, input, output, engine)
+        print(f"predict: {scored} series scored on {engine}; forecasts in {output}", file=sys.stderr, flush=True)
+        return scored
     try:
         model = mlflow.pyfunc.load_model(model_uri)
     except Exception as error:  # MLflow raises several types for a bad URI
@@ -190,8 +202,6 @@ def _forecast_collection(model, trained, source, column, given, output):
     named as in training unless `column` is given): the next values of every
     series, as the MLflow model's long table (unique_id, ds, step, forecast,
     lower, upper)."""
-    import pandas as pd
-
     from pipeline import collection as coll
 
     options = reading_options(source, trained, given)
@@ -200,16 +210,11 @@ def _forecast_collection(model, trained, source, column, given, output):
                                 **{name: options[name] for name in params.CSV_READING_PARAMS if name != "time_column"})
     for note in read.notes:
         print(f"predict: {note}", file=sys.stderr, flush=True)
-    width = int(trained["input_width"])
-    kept = np.minimum(read.lengths, width)
-    last = [csv_input.format_time(t) for t in read.last_times]
-    # Only the last time of each series is read (to date the forecasts): every row carries it.
-    frame = pd.DataFrame({"unique_id": np.repeat(read.ids, kept), "ds": np.repeat(last, kept),
-                          "y": np.concatenate([read.series(i)[-k:] for i, k in enumerate(kept)])})
     try:
-        table = model.predict(frame, params={"intervals": True})
+        table = collection_forecasts(model, read, int(trained["input_width"]))
     except mlflow.exceptions.MlflowException as error:
         raise ParamError(f"Received an invalid value for parameter `input`: {error.message}") from None
+    width = int(trained["input_width"])
     short = read.lengths < width
     if short.any():
         first = int(np.flatnonzero(short)[0])
@@ -225,6 +230,19 @@ def _forecast_collection(model, trained, source, column, given, output):
     else:
         Path(output).write_text(text)
     return table
+
+
+def collection_forecasts(model, read, width):
+    """The MLflow model's long table (unique_id, ds, step, forecast, lower, upper,
+    padded) for the Collection `read`: each series' last `width` values are sent, every
+    row dated by the series' last time (all the model needs to date the forecasts)."""
+    import pandas as pd
+
+    kept = np.minimum(read.lengths, width)
+    last = [csv_input.format_time(t) for t in read.last_times]
+    frame = pd.DataFrame({"unique_id": np.repeat(read.ids, kept), "ds": np.repeat(last, kept),
+                          "y": np.concatenate([read.series(i)[-k:] for i, k in enumerate(kept)])})
+    return model.predict(frame, params={"intervals": True})
 
 
 def _is_parquet(source):

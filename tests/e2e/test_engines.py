@@ -3,6 +3,7 @@ worker processes, started here): the same numbers as here, through the library c
 and through `mlflow run . -P engine=dask`."""
 
 import importlib.util
+import shutil
 import time
 
 import dask
@@ -14,9 +15,9 @@ from mlflow.tracking import MlflowClient
 
 from pipeline import baselines, engines
 from pipeline.errors import ParamError
-from tests.conftest import free_port
+from tests.conftest import free_port, temporary_store
 from tests.e2e.test_mlflow_run import mlflow_run
-from tests.stages.test_many import collection_csv
+from tests.stages.test_many import collection_csv, run_collection
 
 pytestmark = pytest.mark.e2e
 
@@ -54,6 +55,39 @@ def test_the_baselines_on_dask_are_the_baselines_here(cluster):
             np.testing.assert_allclose(on_dask[name][key], here[name][key], rtol=1e-5, atol=1e-4, err_msg=name)
     assert dask_notes == here_notes and any("could not forecast 1 series (the first has 3 points)" in note
                                             for note in here_notes)
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs a Java runtime: apt-get install "
+                    "default-jre-headless, as .ci/run does")
+def test_the_baselines_on_spark_are_the_baselines_here(monkeypatch):
+    monkeypatch.setenv("PYSPARK_SUBMIT_ARGS", "--master local[2] pyspark-shell")
+    series = awkward_series()
+    here_notes, spark_notes = [], []
+    here = baselines.forecast(series, 4, 4, notes=here_notes)
+    with engines.open_engine("spark") as engine:
+        assert engine.where == "Spark at local[2]"
+        on_spark = baselines.forecast(series, 4, 4, notes=spark_notes, engine=engine)
+    for name in baselines.DEFAULT_BASELINES:
+        for key in ("forecast", "lower", "upper"):
+            np.testing.assert_allclose(on_spark[name][key], here[name][key], rtol=1e-5, atol=1e-4, err_msg=name)
+    assert spark_notes == here_notes
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None,
+                    reason="Ray is not installed (pip install \"lstm-forecaster[ray]\"; CI leaves it out: a local Ray "
+                           "takes minutes to start on 2 cores)")
+def test_the_baselines_on_a_local_ray_are_the_baselines_here(monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    series = awkward_series()
+    here_notes, ray_notes = [], []
+    here = baselines.forecast(series, 4, 4, notes=here_notes)
+    with engines.open_engine("ray") as engine:
+        assert engine.where == "a local Ray"
+        on_ray = baselines.forecast(series, 4, 4, notes=ray_notes, engine=engine)
+    for name in baselines.DEFAULT_BASELINES:
+        for key in ("forecast", "lower", "upper"):
+            np.testing.assert_allclose(on_ray[name][key], here[name][key], rtol=1e-5, atol=1e-4, err_msg=name)
+    assert ray_notes == here_notes
 
 
 def test_a_scheduler_that_does_not_answer_is_one_line_with_its_address():
@@ -110,3 +144,62 @@ def test_engine_is_refused_for_one_series_before_any_run(tmp_path):
 
     with pytest.raises(ParamError, match=r"^Received `engine`=dask for one series: it applies to a collection"):
         main.run(data_source="sine", n_samples=100, engine="dask")
+
+
+READING = ("auto", "error", "auto", "auto", ".", "none")  # lstm-predict's reading options, as given by default
+NO_JAVA = "Spark needs a Java runtime: apt-get install default-jre-headless, as .ci/run does"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """A collection's served model in a temporary store, lstm-predict's forecasts of the
+    collection here, and the collection in Parquet (partitioned by series, its times in
+    microseconds, as Spark writes it; and once as pandas writes it, in nanoseconds)."""
+    import pandas as pd
+
+    from pipeline.stages import predict
+
+    folder = tmp_path_factory.mktemp("served")
+    path = collection_csv(folder / "sales.csv")
+    frame = pd.read_csv(path, parse_dates=["quarter"])
+    frame.to_parquet(folder / "sales_parquet", partition_cols=["item"], coerce_timestamps="us")
+    frame.to_parquet(folder / "nanoseconds.parquet")
+    with temporary_store(folder):
+        run_collection(path, epochs=1)
+        here = predict.run("auto", str(path), *READING, str(folder / "here.csv"))
+        yield {"folder": folder, "csv": path, "here": here.sort_values(["unique_id", "step"], ignore_index=True)}
+
+
+def _scored(served, engine):
+    import pandas as pd
+
+    from pipeline.stages import predict
+
+    folder = served["folder"]
+    count = predict.run("auto", str(folder / "sales_parquet"), *READING, str(folder / f"{engine}.parquet"), engine=engine)
+    assert count == served["here"]["unique_id"].nunique() == 12
+    scored = pd.read_parquet(folder / f"{engine}.parquet").sort_values(["unique_id", "step"], ignore_index=True)
+    assert list(scored.columns) == list(served["here"].columns)
+    pd.testing.assert_frame_equal(scored, served["here"], check_dtype=False, check_exact=False, rtol=1e-6)
+
+
+def test_the_served_model_scores_a_parquet_collection_on_dask_as_lstm_predict_does(served, cluster):
+    from pipeline.stages import predict
+
+    with dask.config.set({"scheduler-address": cluster.scheduler_address}):
+        _scored(served, "dask")
+        with pytest.raises(ParamError, match=r"^Received `output`='-' with --engine dask: the engine's workers write"):
+            predict.run("auto", str(served["folder"] / "sales_parquet"), *READING, "-", engine="dask")
+        with pytest.raises(ParamError, match=r"expected a Parquet collection .* to score with --engine, got"):
+            predict.run("auto", str(served["csv"]), *READING, str(served["folder"] / "x.parquet"), engine="dask")
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason=NO_JAVA)
+def test_the_served_model_scores_a_parquet_collection_on_spark_as_lstm_predict_does(served, monkeypatch):
+    from pipeline.stages import predict
+
+    monkeypatch.setenv("PYSPARK_SUBMIT_ARGS", "--master local[2] pyspark-shell")
+    _scored(served, "spark")
+    with pytest.raises(ParamError, match=r"^Spark cannot read the nanosecond timestamps of .*nanoseconds.parquet"):
+        predict.run("auto", str(served["folder"] / "nanoseconds.parquet"), *READING,
+                    str(served["folder"] / "x.parquet"), engine="spark")
