@@ -9,7 +9,7 @@ a series' history, so the partition, not the row batch, is the unit.) The model 
 sent to the workers once, as the bytes of its folder, and loaded once per worker
 process; each partition's series are read with the collection reader's checks
 (pipeline.collection) and forecast as `lstm-predict` forecasts them
-(pipeline.stages.predict.collection_forecasts), so the numbers are those of a
+(`collection_forecasts`), so the numbers are those of a
 local `lstm-predict` on the same series.
 """
 
@@ -17,6 +17,8 @@ import hashlib
 import io
 import zipfile
 from pathlib import Path
+
+import numpy as np
 
 from pipeline.errors import ParamError
 
@@ -65,7 +67,6 @@ def score_frame(frame, archive, columns, width, source):
 
     from pipeline import collection as coll
     from pipeline import parquet_input
-    from pipeline.stages import predict
 
     if frame.empty:
         return empty_table()
@@ -73,8 +74,23 @@ def score_frame(frame, archive, columns, width, source):
     table = pa.Table.from_pandas(frame[list(columns)], preserve_index=False)
     read = coll.assemble(source, parquet_input.table_columns(table, source, id_column, time_column, column),
                          time_column, column, "error")
-    out = predict.collection_forecasts(archive.load(), read, width)
+    out = collection_forecasts(archive.load(), read, width)
     return out.astype({name: kind for name, kind in SCHEMA})
+
+
+def collection_forecasts(model, read, width):
+    """The MLflow model's long table (unique_id, ds, step, forecast, lower, upper,
+    padded) for the Collection `read`: each series' last `width` values are sent, every
+    row dated by the series' last time (all the model needs to date the forecasts)."""
+    import pandas as pd
+
+    from pipeline import csv_input
+
+    kept = np.minimum(read.lengths, width)
+    last = [csv_input.format_time(t) for t in read.last_times]
+    frame = pd.DataFrame({"unique_id": np.repeat(read.ids, kept), "ds": np.repeat(last, kept),
+                          "y": np.concatenate([read.series(i)[-k:] for i, k in enumerate(kept)])})
+    return model.predict(frame, params={"intervals": True})
 
 
 def model_folder(model_uri):

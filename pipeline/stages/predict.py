@@ -211,6 +211,8 @@ def _forecast_collection(model, trained, source, column, given, output):
     for note in read.notes:
         print(f"predict: {note}", file=sys.stderr, flush=True)
     try:
+        from pipeline.batch import collection_forecasts
+
         table = collection_forecasts(model, read, int(trained["input_width"]))
     except mlflow.exceptions.MlflowException as error:
         raise ParamError(f"Received an invalid value for parameter `input`: {error.message}") from None
@@ -230,19 +232,6 @@ def _forecast_collection(model, trained, source, column, given, output):
     else:
         Path(output).write_text(text)
     return table
-
-
-def collection_forecasts(model, read, width):
-    """The MLflow model's long table (unique_id, ds, step, forecast, lower, upper,
-    padded) for the Collection `read`: each series' last `width` values are sent, every
-    row dated by the series' last time (all the model needs to date the forecasts)."""
-    import pandas as pd
-
-    kept = np.minimum(read.lengths, width)
-    last = [csv_input.format_time(t) for t in read.last_times]
-    frame = pd.DataFrame({"unique_id": np.repeat(read.ids, kept), "ds": np.repeat(last, kept),
-                          "y": np.concatenate([read.series(i)[-k:] for i, k in enumerate(kept)])})
-    return model.predict(frame, params={"intervals": True})
 
 
 def _is_parquet(source):
