@@ -377,6 +377,9 @@ def _diverged(model, name, value, where, advice=SERIES_ADVICE):
 # A checkpoint is two files: arrays in an .npz (read without pickle) and the
 # training state as JSON.
 CHECKPOINT_ARRAYS = "checkpoint.npz"
+# save_checkpoint writes a checkpoint's files under this prefix first, then renames them: a file
+# that still has it is a checkpoint being written (or cut short by a signal), never one to keep.
+PARTIAL_PREFIX = "partial-"
 CHECKPOINT_STATE = "state.json"
 
 
@@ -391,10 +394,10 @@ def save_checkpoint(model, state, best_weights, folder, current=None):
     arrays.update({f"optimizer_{i}": v for i, v in enumerate(optimizer_values)})
     arrays.update({f"best_{i}": w for i, w in enumerate(best_weights or [])})
     # Written under temporary names, then renamed: a checkpoint is whole or absent.
-    np.savez(folder / f"partial-{CHECKPOINT_ARRAYS}", **arrays)
-    (folder / f"partial-{CHECKPOINT_STATE}").write_text(json.dumps(asdict(state)))
-    (folder / f"partial-{CHECKPOINT_ARRAYS}").replace(folder / CHECKPOINT_ARRAYS)
-    (folder / f"partial-{CHECKPOINT_STATE}").replace(folder / CHECKPOINT_STATE)
+    np.savez(folder / f"{PARTIAL_PREFIX}{CHECKPOINT_ARRAYS}", **arrays)
+    (folder / f"{PARTIAL_PREFIX}{CHECKPOINT_STATE}").write_text(json.dumps(asdict(state)))
+    (folder / f"{PARTIAL_PREFIX}{CHECKPOINT_ARRAYS}").replace(folder / CHECKPOINT_ARRAYS)
+    (folder / f"{PARTIAL_PREFIX}{CHECKPOINT_STATE}").replace(folder / CHECKPOINT_STATE)
 
 
 def checkpoint_state(folder):

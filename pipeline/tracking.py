@@ -400,8 +400,19 @@ class CheckpointUploads:
             self.upload()
 
     def upload(self):
-        mlflow.log_artifacts(self.folder, artifact_path=CHECKPOINTS)
+        log_checkpoint(self.folder)
         self.last = time.monotonic()
+
+
+def log_checkpoint(folder):
+    """The checkpoint folder's whole files to the active run's `checkpoints/`: not one
+    that save_checkpoint is still writing (pipeline.model.PARTIAL_PREFIX), which a signal
+    arriving mid-write leaves behind."""
+    from pipeline.model import PARTIAL_PREFIX
+
+    for path in sorted(Path(folder).iterdir()):
+        if path.is_file() and not path.name.startswith(PARTIAL_PREFIX):
+            mlflow.log_artifact(str(path), artifact_path=CHECKPOINTS)
 
 
 def log_figure(figure, name):

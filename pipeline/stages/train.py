@@ -342,7 +342,7 @@ def _log_last_checkpoint(checkpoint_dir, metrics_logged):
     for epoch in range(metrics_logged + 1, state.epochs_done + 1):
         missing.log({"train_loss": state.train_loss[epoch - 1], "val_loss": state.val_loss[epoch - 1]}, step=epoch)
     missing.flush()
-    mlflow.log_artifacts(checkpoint_dir, artifact_path=CHECKPOINTS)
+    tracking.log_checkpoint(checkpoint_dir)
 
 
 def epoch_losses(logs):

@@ -41,3 +41,22 @@ def test_a_store_error_is_explained_by_its_status_not_by_digits_of_a_port(tracki
     refused = tracking.explain_store_error(MlflowException("API request to http://127.0.0.1:5401/x failed: 401 Unauthorized"))
     assert "asks for a sign-in (HTTP 401)" in str(refused)
     assert tracking.explain_store_error(MlflowException("RESOURCE_DOES_NOT_EXIST: run 40340 not found")) is None
+
+
+def test_a_checkpoint_cut_short_by_a_signal_is_not_uploaded_beside_the_whole_one(tracking_store, tmp_path):
+    """A signal that arrives while save_checkpoint writes leaves its partial files in the
+    folder; the upload takes the last whole checkpoint only."""
+    import numpy as np
+
+    from pipeline import model as forecaster
+
+    folder = tmp_path / "checkpoint"
+    folder.mkdir()
+    np.savez(folder / forecaster.CHECKPOINT_ARRAYS, weight_0=np.zeros(3))
+    (folder / forecaster.CHECKPOINT_STATE).write_text("{}")
+    np.savez(folder / f"{forecaster.PARTIAL_PREFIX}{forecaster.CHECKPOINT_ARRAYS}", weight_0=np.ones(3))
+    with mlflow.start_run() as run:
+        tracking.log_checkpoint(folder)
+    listed = {a.path for a in MlflowClient().list_artifacts(run.info.run_id, tracking.CHECKPOINTS)}
+    assert listed == {f"{tracking.CHECKPOINTS}/{forecaster.CHECKPOINT_ARRAYS}",
+                      f"{tracking.CHECKPOINTS}/{forecaster.CHECKPOINT_STATE}"}
