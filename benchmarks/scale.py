@@ -94,13 +94,17 @@ def contender(args):
     print(json.dumps({"seconds": time.perf_counter() - started, "series": count, **peaks()}))
 
 
-def run_contender(name, data, out, model=None, env=None):
+def run_contender(name, data, out, watch, model=None, env=None):
+    """The contender in a fresh process, whose whole tree (Dask's workers, Spark's JVM) the
+    watch counts as this benchmark's own work."""
     command = [sys.executable, str(Path(__file__).resolve()), "--contender", name, "--data", str(data), "--out",
                str(out)] + (["--model", model] if model else [])
-    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO)
-    if result.returncode != 0:
-        raise SystemExit(f"{name} failed:\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    watch.count_as_own(process.pid)
+    stdout, stderr = process.communicate()
+    if process.returncode != 0:
+        raise SystemExit(f"{name} failed:\n{stderr[-3000:]}")
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
 def train_model(folder, data, env):
@@ -144,7 +148,7 @@ def main(argv=None):
         for engine in ("local", "dask"):
             with watch.measure(f"baselines, {engine}"):
                 results["baselines"][engine] = run_contender(f"baselines-{engine}", small, scratch / f"{engine}.npz",
-                                                             env=env)
+                                                             watch, env=env)
             print(f"baselines {engine}: {results['baselines'][engine]}", flush=True)
         here, there = np.load(scratch / "local.npz"), np.load(scratch / "dask.npz")
         results["baselines"]["max_relative_difference"] = max(
@@ -156,7 +160,7 @@ def main(argv=None):
         for engine in ("local", "dask", "spark"):
             with watch.measure(f"scoring, {engine}"):
                 results["scoring"][engine] = run_contender(f"scoring-{engine}", large,
-                                                           scratch / f"scored_{engine}.parquet", model, env)
+                                                           scratch / f"scored_{engine}.parquet", watch, model, env)
             print(f"scoring {engine}: {results['scoring'][engine]}", flush=True)
         local = pd.read_parquet(scratch / "scored_local.parquet").sort_values(["unique_id", "step"], ignore_index=True)
         for engine in ("dask", "spark"):
