@@ -12,7 +12,8 @@ forecasts `HORIZON` steps.
 On a single series, `-P init=pretrained` (or a model URI) builds the series'
 model from it (`adapt`): the first `horizon` of its steps, the same weights;
 zero-shot as it is, or fine-tuned on the series' training windows. The series
-in `HELD_OUT` (a fixed random sample of M1, benchmarks/accuracy.py) and any
+in `HELD_OUT` (a fixed random sample of M1, benchmarks/accuracy.py), in `VALIDATION`
+(one of M3, benchmarks/pretrained_validation.py) and any
 corpus series sharing a run of `OVERLAP` values with them never reach the
 pretraining: they measure it.
 """
@@ -34,6 +35,13 @@ CORPORA = ("m1", "m3", "synthetic")
 # series of M1 (benchmarks/accuracy.py reports on them; pretraining never sees them).
 HELD_OUT = {"m1": ("YAD6", "YAD7", "YAD9", "YAG9", "QNG24", "QNM17", "QRC11", "QRC21",
                    "MNB61", "MNI163", "MRB8", "MRC35")}
+# The pretrained model's validation sample (benchmarks/pretrained_validation.py: the choices are made on
+# it): 12 yearly (at least 30 points), 12 quarterly (48) and 12 monthly (96) M3 series, drawn once with
+# numpy's default_rng(31); kept out of pretraining as HELD_OUT is, so that the model has not seen them.
+VALIDATION = {"m3": ("N0154", "N0159", "N0161", "N0214", "N0237", "N0239", "N0248", "N0337", "N0362", "N0366",
+                     "N0370", "N0417", "N0852", "N0879", "N0902", "N0906", "N0957", "N0984", "N0993", "N1053",
+                     "N1112", "N1203", "N1221", "N1374", "N1721", "N1831", "N1894", "N2086", "N2297", "N2306",
+                     "N2313", "N2339", "N2384", "N2423", "N2535", "N2789")}
 OVERLAP = 8
 # The model `init=pretrained` falls back to when the tracking store has no lstm-pretrained@champion:
 # written by `mlflow run . -e pretrain` with the seed and corpus in its .json beside it.
@@ -79,10 +87,15 @@ def _runs(values, k=OVERLAP):
     return {tuple(np.round(values[i:i + k], 6)) for i in range(len(values) - k + 1)}
 
 
+def kept_out():
+    """{competition: ids} of every series kept out of pretraining: HELD_OUT and VALIDATION."""
+    return {name: HELD_OUT.get(name, ()) + VALIDATION.get(name, ()) for name in {**HELD_OUT, **VALIDATION}}
+
+
 def held_out_series():
-    """{"m1/<id>": values} of every series kept out of pretraining."""
+    """{"<competition>/<id>": values} of every series kept out of pretraining."""
     out = {}
-    for name, keys in HELD_OUT.items():
+    for name, keys in kept_out().items():
         series = competition_series(name)
         out.update({f"{name}/{key}": series[key] for key in keys})
     return out
@@ -103,7 +116,7 @@ def load_corpus(names, synthetic=2000, seed=0, reading=None):
         if name in ("m1", "m3"):
             series = competition_series(name)
             corpus.update({f"{name}/{key}": values for key, values in series.items()
-                           if key not in HELD_OUT.get(name, ())})
+                           if key not in kept_out().get(name, ())})
         elif name == "synthetic":
             corpus.update(synthetic_series(synthetic, seed))
         else:

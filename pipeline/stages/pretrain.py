@@ -86,7 +86,8 @@ def run(**values):
             "resolved_epochs": str(settings.epochs), "resolved_patience": str(settings.patience),
             "resolved_windows_per_series": str(settings.windows_per_series), "corpus_series": str(len(collection_)),
             "corpus_sha256": coll.sha256(collection_), "data_sha256": coll.sha256(collection_),
-            "held_out": " ".join(f"{name}/{key}" for name, keys in pretrained.HELD_OUT.items() for key in keys)})
+            "held_out": " ".join(f"{name}/{key}" for name, keys in pretrained.HELD_OUT.items() for key in keys),
+            "validation": " ".join(f"{name}/{key}" for name, keys in pretrained.VALIDATION.items() for key in keys)})
         if notes:
             mlflow.set_tag("notes", "; ".join(notes))
         training, serving = global_model.build(settings, global_model.typical_std(collection_))  # no spread floor: any series
