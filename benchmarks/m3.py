@@ -332,6 +332,15 @@ def pipeline_markdown(results, chosen):
         what = "the whole run (training, refits, baselines, logging)" if name == "lstm" else "fit and predict"
         lines.append(f"| {name} seconds per seed, {what} | " + " | ".join(f"{seconds[g]:.0f}" for g in chosen)
                      + f" | {sum(seconds[g] for g in chosen):.0f} |")
+    quiet = results.get("quiet") or {}
+    if quiet:
+        busy = [r["label"] for r in quiet["records"] if r["busy"]]
+        lines += ["", f"Load (benchmarks.quiet): {len(busy)} of {quiet['measurements']} runs were on a busy machine"
+                  + (f" ({', '.join(busy)}), so their seconds are upper bounds; accuracy does not depend on it"
+                     if busy else "")
+                  + f"; load average before the first run {quiet['records'][0]['load_before']:.2f} "
+                    f"({results['machine']['cores']} cores), other processes at most "
+                    f"{100 * quiet['other_cpu_share_max']:.0f} % of the CPU."]
     lines += ["", "### Goals (issue 31)", ""] + goals(results, chosen)
     return "\n".join(lines) + "\n"
 

@@ -40,54 +40,42 @@ def awkward_series():
     return series
 
 
-def test_the_baselines_on_dask_are_the_baselines_here(cluster):
+def assert_baselines_here_and_on(engine_name, where, workers=None):
+    """The baselines of the awkward series on `engine_name` are the ones fitted here, to
+    float32's precision, with the same notes (the 3-point series found and replaced alike)."""
     series = awkward_series()
-    here_notes, dask_notes = [], []
+    here_notes, there_notes = [], []
     here = baselines.forecast(series, 4, 4, notes=here_notes)
-    with dask.config.set({"scheduler-address": cluster.scheduler_address}):
-        with engines.open_engine("dask") as engine:
-            assert engine.where == f"the Dask scheduler at {cluster.scheduler_address}" and engine.workers == 2
-            on_dask = baselines.forecast(series, 4, 4, notes=dask_notes, engine=engine)
-    assert set(on_dask) == set(baselines.DEFAULT_BASELINES)
+    with engines.open_engine(engine_name) as engine:
+        assert engine.where == where and (workers is None or engine.workers == workers)
+        there = baselines.forecast(series, 4, 4, notes=there_notes, engine=engine)
+    assert set(there) == set(baselines.DEFAULT_BASELINES)
     for name in baselines.DEFAULT_BASELINES:
         for key in ("forecast", "lower", "upper"):
-            assert np.isfinite(on_dask[name][key]).all(), (name, key)
-            np.testing.assert_allclose(on_dask[name][key], here[name][key], rtol=1e-5, atol=1e-4, err_msg=name)
-    assert dask_notes == here_notes and any("could not forecast 1 series (the first has 3 points)" in note
-                                            for note in here_notes)
+            assert np.isfinite(there[name][key]).all(), (name, key)
+            np.testing.assert_allclose(there[name][key], here[name][key], rtol=1e-5, atol=1e-4, err_msg=name)
+    assert there_notes == here_notes and any("could not forecast 1 series (the first has 3 points)" in note
+                                             for note in here_notes)
+
+
+def test_the_baselines_on_dask_are_the_baselines_here(cluster):
+    with dask.config.set({"scheduler-address": cluster.scheduler_address}):
+        assert_baselines_here_and_on("dask", f"the Dask scheduler at {cluster.scheduler_address}", workers=2)
 
 
 @pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs a Java runtime: apt-get install "
                     "default-jre-headless, as .ci/run does")
 def test_the_baselines_on_spark_are_the_baselines_here(monkeypatch):
     monkeypatch.setenv("PYSPARK_SUBMIT_ARGS", "--master local[2] pyspark-shell")
-    series = awkward_series()
-    here_notes, spark_notes = [], []
-    here = baselines.forecast(series, 4, 4, notes=here_notes)
-    with engines.open_engine("spark") as engine:
-        assert engine.where == "Spark at local[2]"
-        on_spark = baselines.forecast(series, 4, 4, notes=spark_notes, engine=engine)
-    for name in baselines.DEFAULT_BASELINES:
-        for key in ("forecast", "lower", "upper"):
-            np.testing.assert_allclose(on_spark[name][key], here[name][key], rtol=1e-5, atol=1e-4, err_msg=name)
-    assert spark_notes == here_notes
+    assert_baselines_here_and_on("spark", "Spark at local[2]")
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None,
-                    reason="Ray is not installed (pip install \"lstm-forecaster[ray]\"; CI leaves it out: a local Ray "
+                    reason="Ray is not installed (pip install \"lstm-forecaster[ray]\"; the test extra leaves it out: a local Ray "
                            "takes minutes to start on 2 cores)")
 def test_the_baselines_on_a_local_ray_are_the_baselines_here(monkeypatch):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    series = awkward_series()
-    here_notes, ray_notes = [], []
-    here = baselines.forecast(series, 4, 4, notes=here_notes)
-    with engines.open_engine("ray") as engine:
-        assert engine.where == "a local Ray"
-        on_ray = baselines.forecast(series, 4, 4, notes=ray_notes, engine=engine)
-    for name in baselines.DEFAULT_BASELINES:
-        for key in ("forecast", "lower", "upper"):
-            np.testing.assert_allclose(on_ray[name][key], here[name][key], rtol=1e-5, atol=1e-4, err_msg=name)
-    assert ray_notes == here_notes
+    assert_baselines_here_and_on("ray", "a local Ray")
 
 
 def test_a_scheduler_that_does_not_answer_is_one_line_with_its_address():
