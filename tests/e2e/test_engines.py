@@ -7,7 +7,6 @@ import shutil
 import time
 
 import dask
-import mlflow
 import numpy as np
 import pytest
 from distributed import LocalCluster
@@ -111,16 +110,13 @@ def test_a_collection_runs_with_engine_dask_through_mlflow_run(cluster, tmp_path
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"evaluate: the baselines run on the Dask scheduler at {cluster.scheduler_address}" in result.stdout
     monkeypatch.delenv("DASK_SCHEDULER_ADDRESS")
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    try:
+    with temporary_store(tmp_path):  # the run's own store, and no experiment left active by another test
         (evaluated,) = MlflowClient().search_runs(["0"], "tags.stage = 'evaluate'")
         assert evaluated.data.params["engine"] == "dask"
         assert evaluated.data.tags["engine"] == f"the Dask scheduler at {cluster.scheduler_address}"
         # The same model and data evaluated here: every baseline's metrics are the Dask run's.
         _, scores, _ = evaluate.run(evaluated.data.tags["resolved_model_uri"], evaluated.data.tags["resolved_data_uri"],
                                     season=4, free_run_steps=5, engine="local")
-    finally:
-        mlflow.set_tracking_uri(None)
     on_dask = {name: value for name, value in evaluated.data.metrics.items() if name in scores}
     assert len(on_dask) == len(scores) and any(name.startswith("auto_ets_") for name in on_dask)
     for name, value in scores.items():
