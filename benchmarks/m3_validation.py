@@ -8,8 +8,10 @@ Each series' last `h` points (its test targets) are never read. Before them lie
 `--n-windows` validation cut-offs, `h` apart (pipeline.collection.Folds, as
 `main` cuts a collection); the global model (pipeline.global_model, as `main`
 trains a collection) is trained on what precedes the earliest, with the
-pipeline's collection defaults (target last, batch 32, 100 epochs, patience 10,
-one network) overridden by the JSON given, early-stopped on every validation
+pipeline's collection defaults (`pipeline_defaults`: target last, batch 32, 100
+epochs, patience 10, deseasonalise tested where the group has a season, the
+ensemble of `train.COLLECTION_ENSEMBLE` networks with `train.member_losses`)
+overridden by the JSON given, early-stopped on every validation
 window, and its validation sMAPE over every series at every cut-off is printed,
 one line per seed, then the mean and sample sd over seeds. `--widths` trains one
 network per lookback (in horizons) and scores their median too. `--baselines` prints
@@ -86,7 +88,7 @@ def pipeline_defaults():
 
     return {"target": train.COLLECTION_TARGET, "batch_size": params.PARAMS["batch_size"].default,
             "epochs": train.COLLECTION_EPOCHS, "patience": train.COLLECTION_PATIENCE,
-            "ensemble_size": train.COLLECTION_ENSEMBLE}
+            "ensemble_size": train.COLLECTION_ENSEMBLE, "deseasonalise": "tested"}
 
 
 def option(argv, name, default):
@@ -117,6 +119,12 @@ def main(argv=None):
     _, y = coll.gather(raw.values, rows, ends, 1, horizon)
     _, season_back = coll.gather(factor, rows, ends, 1, horizon)
     settings = {**pipeline_defaults(), **given}
+    if season < 2 or "--deseasonalise" in argv:
+        settings["deseasonalise"] = "none"
+    # Members' losses as the pipeline gives them (train.member_losses), unless the JSON names them.
+    from pipeline.stages import train
+
+    settings["losses"] = tuple(settings.get("losses") or train.member_losses(settings["ensemble_size"]))
     default_width = settings.pop("input_width", coll.default_input_width(horizon, season))
     # --widths 2,3,4: one network per lookback of that many horizons, and their median, per seed.
     widths = [int(float(k) * horizon) for k in option(argv, "--widths", "").split(",") if k] or [default_width]

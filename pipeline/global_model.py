@@ -38,6 +38,8 @@ class GlobalSettings:
     target: str = "level"
     season: int = 0
     ensemble_size: int = 1
+    # Each member's training loss, member i taking losses[i % len(losses)] (MEMBER_LOSSES); () : all "mase".
+    losses: tuple = ()
     windows_per_series: int = 0  # 0: every window
     # > 0: each training window shows only its last v values, v drawn from [min_visible, input_width], the rest
     # padded with the first of them (as a short series is): the model learns to forecast from short histories.
@@ -80,17 +82,41 @@ def build_for(settings, collection, holdout=0):
     return build(settings, typical_std(collection, holdout), spread_floor(collection, holdout))
 
 
-def window_losses(members, x, y, scales):
-    """The training loss of each window: the mean absolute error of every member
-    (batch, n, horizon) against y (batch, horizon), in units of the window's
-    spread of x (batch, width, 1), at least its series' scale (batch,)."""
+# The losses an ensemble's members can learn with, each aligned with a metric the competitions score
+# and each floored by the window's spread s (at least its series' scale), so none divides by nothing:
+# "mase" |f - y| / s; "smape" 2 |f - y| / max(|f| + |y|, s); "mape" |f - y| / max(|y|, s).
+MEMBER_LOSSES = ("mase", "smape", "mape")
+
+
+def window_losses(members, x, y, scales, losses=()):
+    """The training loss of each window: the mean over members (batch, n, horizon)
+    of each member's loss against y (batch, horizon) (member i: losses[i % len],
+    MEMBER_LOSSES; default "mase", the mean absolute error in units of the window's
+    spread of x (batch, width, 1), at least its series' scale (batch,))."""
     from keras import ops
 
-    spread = ops.maximum(_SPREAD(x), ops.cast(scales, x.dtype)[:, None])
-    return ops.mean(ops.abs(members - y[:, None, :]) / spread[:, :, None], axis=(1, 2))
+    spread = ops.maximum(_SPREAD(x), ops.cast(scales, x.dtype)[:, None])[:, :, None]  # (batch, 1, 1)
+    error = ops.abs(members - y[:, None, :])
+    if not losses or set(losses) == {"mase"}:
+        return ops.mean(error / spread, axis=(1, 2))
+    n = members.shape[1]
+    kinds = [losses[i % len(losses)] for i in range(n)]
+    denominators = {"mase": lambda f: spread,
+                    "smape": lambda f: 0.5 * ops.maximum(ops.abs(f) + ops.abs(y[:, None, :]), spread),
+                    "mape": lambda f: ops.maximum(ops.abs(y[:, None, :]), spread)}
+    terms = [ops.mean(error[:, i:i + 1] / denominators[kind](members[:, i:i + 1]), axis=(1, 2))
+             for i, kind in enumerate(kinds)]
+    return ops.mean(ops.stack(terms, axis=1), axis=1)
+
+
+def median_loss(members, x, y, scales):
+    """Each window's validation loss: the members' median (the served forecast) in
+    units of the window's spread, at least its series' scale (one member: its loss)."""
+    return window_losses(_MEDIAN(members)[:, None, :], x, y, scales)
 
 
 _SPREAD = transforms.WindowSpread()
+_MEDIAN = transforms.Median()
 
 
 class _Epoch:
@@ -112,8 +138,13 @@ class _Epoch:
         offsets = tf.range(-width, horizon)
         min_visible = settings.min_visible
 
+        losses = tuple(settings.losses)
+
         def loss_of(x, y, scale, training):
-            return window_losses(model(x, training=training), x, y, scale)
+            return window_losses(model(x, training=training), x, y, scale, losses)
+
+        def validation_loss_of(x, y, scale):
+            return median_loss(model(x, training=False), x, y, scale)
 
         def hide_early_values(x, seed):
             visible = tf.random.stateless_uniform(tf.shape(x)[:1], seed, min_visible, width + 1, tf.int32)
@@ -148,7 +179,7 @@ class _Epoch:
             loss, bad = train(rows, ends, values, scales, seed)
             if not validate:
                 return loss, bad, tf.constant(float("nan"))
-            val = [loss_of(x_val[i:i + 4096], y_val[i:i + 4096], val_scales[i:i + 4096], False)
+            val = [validation_loss_of(x_val[i:i + 4096], y_val[i:i + 4096], val_scales[i:i + 4096])
                    for i in range(0, x_val.shape[0], 4096)]
             return loss, bad, tf.reduce_mean(tf.concat(val, 0))
 

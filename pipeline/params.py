@@ -187,8 +187,10 @@ _PARAMS = [
           "persistence on the training windows, else 'last'"),
     Param("ensemble_size", int, "auto", f"'auto' or an integer from 1 to {MAX_ENSEMBLE}",
           lambda v: 1 <= v <= MAX_ENSEMBLE,
-          "networks trained from consecutive seeds, whose median is the forecast; "
-          f"'auto': 1 for the sine, {CSV_ENSEMBLE} for a CSV", auto=True),
+          "networks trained from consecutive seeds, whose median is the forecast (a collection's learn, in turn, "
+          "MASE's, sMAPE's and MAPE's losses); "
+          f"'auto': 1 for the sine, {CSV_ENSEMBLE} for a CSV; for a collection 3 when an epoch draws at most "
+          "300 000 training windows, else 1, saying so", auto=True),
     Param("interval_level", float, 0.9, "a float strictly between 0 and 1", _fraction,
           "level of the split-conformal prediction intervals, calibrated on the validation windows"),
     # evaluate

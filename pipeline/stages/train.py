@@ -399,7 +399,11 @@ def trained_on(manifest):
 COLLECTION_EPOCHS = 100
 COLLECTION_PATIENCE = 10
 COLLECTION_TARGET = "last"
-COLLECTION_ENSEMBLE = 1
+# 'auto' trains an ensemble of this many networks, their losses diverse (global_model.MEMBER_LOSSES), when an
+# epoch has at most ENSEMBLE_MAX_WINDOWS training windows (about as many member-windows as one network's
+# MAX_WINDOWS_PER_EPOCH); beyond, one network, and the run says so.
+COLLECTION_ENSEMBLE = 3
+ENSEMBLE_MAX_WINDOWS = 300_000
 # 'auto' draws every window, unless an epoch would then exceed this many: then as many per series
 # as make about this many (at least 1), so that a large collection validates, and can stop, within minutes.
 MAX_WINDOWS_PER_EPOCH = 1_000_000
@@ -432,17 +436,53 @@ def collection_settings(values, collection_, folds, manifest):
         raise params.ParamError(f"Received `deseasonalise`={deseasonalise} with `season`={season} and a window of {input_width} "
                                 "values: deseasonalising needs a season of at least 2 and a window of two seasons; "
                                 "pass -P season=<steps per season> and a longer -P time_steps, or deseasonalise=false.")
-    every = coll.count_training_windows(collection_, input_width, horizon, folds.holdout("select")) \
-        <= MAX_WINDOWS_PER_EPOCH
-    auto = {"epochs": COLLECTION_EPOCHS, "patience": COLLECTION_PATIENCE, "ensemble_size": COLLECTION_ENSEMBLE,
-            "windows_per_series": 0 if every else max(1, MAX_WINDOWS_PER_EPOCH // len(collection_))}
+    windows = coll.count_training_windows(collection_, input_width, horizon, folds.holdout("select"))
+    auto = {"epochs": COLLECTION_EPOCHS, "patience": COLLECTION_PATIENCE,
+            "windows_per_series": 0 if windows <= MAX_WINDOWS_PER_EPOCH
+            else max(1, MAX_WINDOWS_PER_EPOCH // len(collection_))}
     chosen = {name: auto[name] if values[name] == "auto" else values[name] for name in auto}
+    drawn = epoch_windows(windows, chosen["windows_per_series"], len(collection_))
+    chosen["ensemble_size"] = auto_ensemble_size(drawn) if values["ensemble_size"] == "auto" \
+        else values["ensemble_size"]
     return GlobalSettings(
         input_width=input_width, horizon=horizon, hidden_units=values["hidden_units"],
         learning_rate=values["learning_rate"], batch_size=values["batch_size"], epochs=chosen["epochs"],
         patience=chosen["patience"], target=target, season=season, ensemble_size=chosen["ensemble_size"],
+        losses=member_losses(chosen["ensemble_size"]),
         windows_per_series=chosen["windows_per_series"], interval_level=values["interval_level"], seed=values["seed"],
         deseasonalise={"auto": "tested" if fits else "none", "false": "none"}.get(deseasonalise, deseasonalise))
+
+
+def epoch_windows(windows, windows_per_series, n_series):
+    """About how many of a collection's `windows` training windows an epoch draws."""
+    return windows if not windows_per_series else min(windows, windows_per_series * n_series)
+
+
+def auto_ensemble_size(windows_per_epoch):
+    """What ensemble_size='auto' becomes for a collection whose epoch draws this many windows."""
+    return COLLECTION_ENSEMBLE if windows_per_epoch <= ENSEMBLE_MAX_WINDOWS else 1
+
+
+def member_losses(ensemble_size):
+    """Each member's loss: one network learns the mean absolute error in units of the window's
+    spread (MASE's); an ensemble's members cycle through sMAPE's, MASE's and MAPE's."""
+    from pipeline.global_model import MEMBER_LOSSES
+
+    return ("mase",) if ensemble_size == 1 else tuple(MEMBER_LOSSES[i % 3] for i in range(ensemble_size))
+
+
+def ensemble_note(settings, values, windows_per_epoch):
+    """What the run says about its ensemble, in one line."""
+    losses = ", ".join(settings.losses)
+    if values["ensemble_size"] != "auto":
+        return f"ensemble_size={settings.ensemble_size}: {settings.ensemble_size} network(s), losses {losses} (given)"
+    if settings.ensemble_size > 1:
+        return (f"ensemble_size=auto: {settings.ensemble_size} networks, median-combined, trained with the losses "
+                f"{losses} ({windows_per_epoch} training windows an epoch, within the {ENSEMBLE_MAX_WINDOWS} an "
+                "ensemble is trained for)")
+    return (f"ensemble_size=auto: 1 network ({windows_per_epoch} training windows an epoch, over the "
+            f"{ENSEMBLE_MAX_WINDOWS} an ensemble of {COLLECTION_ENSEMBLE} is trained for: it would take about "
+            f"{COLLECTION_ENSEMBLE}× as long); pass -P ensemble_size={COLLECTION_ENSEMBLE} for one anyway")
 
 
 def resolved_of(settings):
@@ -451,6 +491,7 @@ def resolved_of(settings):
             "resolved_epochs": str(settings.epochs), "resolved_patience": str(settings.patience),
             "resolved_target": settings.target, "resolved_scaling": "window",
             "resolved_ensemble_size": str(settings.ensemble_size),
+            "resolved_member_losses": ",".join(settings.losses),
             "resolved_windows_per_series": str(settings.windows_per_series),
             "resolved_deseasonalise": {"none": "false"}.get(settings.deseasonalise, settings.deseasonalise)}
 
@@ -475,6 +516,11 @@ def _train_collection(dataset, manifest, values, data_uri, resume, epoch_hook):
     mlflow.set_tags({"resolved_data_uri": data_uri, **resolved_of(settings),
                      "resolved_n_windows": str(folds.n_windows), "resolved_step_size": str(folds.step),
                      **({"resumed_from": values["resume_from"]} if resume is not None else {})})
+    note = ensemble_note(settings, values, epoch_windows(
+        coll.count_training_windows(collection_, settings.input_width, settings.horizon, folds.holdout("select")),
+        settings.windows_per_series, len(collection_)))
+    print(f"train: {note}", flush=True)
+    mlflow.set_tag("ensemble_note", note)
     note = not_deseasonalised_note(collection_) if settings.deseasonalise != "none" else None
     if note:
         print(f"train: {note}", flush=True)

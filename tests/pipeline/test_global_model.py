@@ -135,3 +135,37 @@ def test_series_with_values_at_or_below_zero_are_named_as_not_deseasonalised():
         "3 series hold a value <= 0 (the first, 'zeros'): their windows holding one are not deseasonalised (a "
         "multiplicative decomposition needs positive values); the others are")
     assert train.not_deseasonalised_note(coll.subset(c, range(6))) is None
+
+
+def test_an_ensembles_members_learn_with_the_competitions_losses_each_floored_by_the_window_spread():
+    x = np.array([[[1.0], [3.0]], [[0.0], [0.0]]], np.float32)  # spreads 2 + 1 = 3, and 0 (floored by its scale)
+    y = np.array([[4.0, 0.0], [0.0, 0.0]], np.float32)
+    members = np.array([[[5.0, 1.0], [2.0, 2.0], [4.0, 3.0]], [[1.0, -1.0]] * 3], np.float32)
+    scales = np.array([0.5, 0.25], np.float32)
+    losses = np.asarray(global_model.window_losses(members, x, y, scales, global_model.MEMBER_LOSSES), np.float64)
+    s = np.array([3.0, 0.25]) + 1e-8
+    mase = [np.mean([1, 1]) / s[0], 1 / s[1]]
+    smape = [np.mean([2 * 2 / max(6, s[0]), 2 * 2 / max(2, s[0])]), np.mean([2 / max(1, s[1])] * 2)]
+    mape = [np.mean([0 / 4, 3 / s[0]]), np.mean([1 / s[1]] * 2)]
+    np.testing.assert_allclose(losses, np.mean([mase, smape, mape], axis=0), rtol=1e-5)
+    # All "mase" (the default for one network, or members alike) is the mean absolute error over the spread.
+    same = np.asarray(global_model.window_losses(members, x, y, scales), np.float64)
+    np.testing.assert_allclose(same, [np.mean([1, 1, 2, 2, 0, 3]) / s[0], 1 / s[1]], rtol=1e-5)
+    # The validation loss scores what is served: the members' median.
+    median = np.asarray(global_model.median_loss(members, x, y, scales), np.float64)
+    np.testing.assert_allclose(median, [np.mean([0, 2]) / s[0], 1 / s[1]], rtol=1e-5)
+
+
+def test_a_diverse_ensemble_trains_on_zeros_flat_and_intermittent_series_to_finite_forecasts():
+    c = awkward_collection()
+    settings = global_model.GlobalSettings(input_width=WIDTH, horizon=HORIZON, epochs=3, patience=3, batch_size=32,
+                                           target="last", ensemble_size=3, losses=global_model.MEMBER_LOSSES, seed=0)
+    folds = coll.Folds(HORIZON)
+    training, serving = global_model.build_for(settings, c, folds.holdout("select"))
+    history = global_model.fit(training, c, settings, folds=folds)
+    assert np.isfinite(history.train_loss).all() and np.isfinite(history.val_loss).all()
+    assert max(history.train_loss) < 1 and max(history.val_loss) < 1
+    global_model.calibrate(serving, c, settings, folds)
+    out, _, _ = global_model.forecast_split(serving, c, settings, "future")
+    assert all(np.isfinite(out[name]).all() for name in ("forecast", "lower", "upper"))
+    np.testing.assert_allclose(out["forecast"][list(c.ids).index("zeros")], 0.0, atol=0.5)

@@ -368,9 +368,31 @@ def test_a_collection_of_four_series_runs_with_the_defaults(tmp_path):
     with temporary_store(tmp_path), contextlib.redirect_stdout(io.StringIO()) as printed:
         run_ids, scores = main.run(**values)
         run = mlflow.get_run(run_ids["main"])
+        trained = mlflow.get_run(run_ids["train"]).data.tags
     assert run.info.status == "FINISHED" and run.data.tags["resolved_n_windows"] == "3"
     assert np.isfinite(scores["test_coverage"])
     assert "Validation: 3 cut-off(s), 6 apart" in printed.getvalue()
+    # 'auto': an ensemble of three whose members learn MASE's, sMAPE's and MAPE's losses, and the run says so.
+    assert (trained["resolved_ensemble_size"], trained["resolved_member_losses"]) == ("3", "mase,smape,mape")
+    assert "train: ensemble_size=auto: 3 networks, median-combined, trained with the losses mase, smape, mape (" \
+        in printed.getvalue() and trained["ensemble_note"].startswith("ensemble_size=auto: 3 networks")
+
+
+def test_an_ensemble_is_trained_only_for_a_collection_an_epoch_of_which_stays_within_the_budget():
+    from pipeline.global_model import GlobalSettings
+    from pipeline.stages import train
+
+    assert train.auto_ensemble_size(train.ENSEMBLE_MAX_WINDOWS) == 3
+    assert train.auto_ensemble_size(train.ENSEMBLE_MAX_WINDOWS + 1) == 1
+    assert train.epoch_windows(5_000_000, 0, 1000) == 5_000_000 and train.epoch_windows(5_000_000, 100, 1000) == 100_000
+    one = GlobalSettings(input_width=8, horizon=4, ensemble_size=1, losses=train.member_losses(1))
+    assert train.ensemble_note(one, {"ensemble_size": "auto"}, 400_000) == (
+        "ensemble_size=auto: 1 network (400000 training windows an epoch, over the 300000 an ensemble of 3 is "
+        "trained for: it would take about 3× as long); pass -P ensemble_size=3 for one anyway")
+    five = GlobalSettings(input_width=8, horizon=4, ensemble_size=5, losses=train.member_losses(5))
+    assert five.losses == ("mase", "smape", "mape", "mase", "smape")
+    assert train.ensemble_note(five, {"ensemble_size": 5}, 10) == (
+        "ensemble_size=5: 5 network(s), losses mase, smape, mape, mase, smape (given)")
 
 
 @pytest.mark.slow
