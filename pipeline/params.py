@@ -196,7 +196,8 @@ _PARAMS = [
     # evaluate
     Param("model_uri", str, "auto", "'auto' or a model URI", bool,
           "evaluate: a train run's runs:/<id>/keras_model/model.keras; predict: an MLflow model "
-          "(models:/<id> or runs:/<id>/model); 'auto': the newest train run's"),
+          "(models:/<id> or runs:/<id>/model), or 'pretrained' (lstm-pretrained@champion if registered, else "
+          "the shipped model: zero-shot, no run needed); 'auto': the newest train run's"),
     Param("season", int, 0, "an integer of at least 0", lambda v: v >= 0,
           "season length in time steps for the seasonal naive baseline (0: no such baseline)"),
     Param("free_run_steps", int, 300, f"an integer from 1 to {MAX_FREE_RUN_STEPS}",

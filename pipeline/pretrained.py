@@ -160,11 +160,25 @@ def resolve_uri(init):
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    if not _store_exists(mlflow.get_tracking_uri()):  # nothing is registered in a store not made yet: none is made
+        return str(SHIPPED)
     try:
         mlflow.MlflowClient().get_model_version_by_alias(NAME, "champion")
         return f"models:/{NAME}@champion"
     except MlflowException:
         return str(SHIPPED)
+
+
+def _store_exists(uri):
+    """Whether the tracking store at `uri` exists: a local one (an SQLite file, a
+    folder) may not yet; a server or a database is asked."""
+    from urllib.parse import unquote, urlparse
+
+    if uri.startswith("sqlite:///"):
+        return uri == "sqlite:///:memory:" or Path(unquote(uri[len("sqlite:///"):])).exists()
+    if uri.startswith("file:") or "://" not in uri:
+        return Path(unquote(urlparse(uri).path) if uri.startswith("file:") else uri).exists()
+    return True
 
 
 def load(init):

@@ -87,7 +87,7 @@ def run(run_name=None, quiet=False, parent_run_id=None, tags=None, epoch_hook=No
             train_run_id = train.run(
                 data_uri=data_uri, **train_values,
                 resume_from=interrupted_train.info.run_id if interrupted_train is not None else "none",
-                epoch_hook=epoch_hook,
+                epoch_hook=epoch_hook, init_plan=None if many else chosen_settings["init_plan"],
             )
         evaluate_run_id, scores, table = evaluate.run(
             model_uri=f"runs:/{train_run_id}/{train.KERAS_MODEL}", data_uri=data_uri, **evaluate_values

@@ -81,7 +81,9 @@ def read_windows(source, column, input_width, trained=None, reading=None):
     trained = trained or {}
     if source.endswith(".csv"):
         options = reading_options(source, trained, reading or {})
-        series = csv_input.read_csv_series(source, csv_column(source, column, trained), **options)
+        # A pretrained model reads any series: the column is the one given, else the file's only numeric one.
+        chosen = column if trained.get("any_series") else csv_column(source, column, trained)
+        series = csv_input.read_csv_series(source, chosen, **options)
         for note in series.notes:
             print(f"predict: {note}", file=sys.stderr, flush=True)
         times = series.times if options["time_column"] != "none" else None
@@ -153,8 +155,11 @@ def run(model_uri, input, column, fill_missing, time_format, separator, decimal,
         scored = batch.score(model_uri, input, output, engine)
         print(f"predict: {scored} series scored on {engine}; forecasts in {output}", file=sys.stderr, flush=True)
         return scored
+    any_series, model = model_uri == "pretrained", None
+    if any_series:
+        model_uri, model = _pretrained(model_uri)
     try:
-        model = mlflow.pyfunc.load_model(model_uri)
+        model = model or mlflow.pyfunc.load_model(model_uri)
     except Exception as error:  # MLflow raises several types for a bad URI
         from pipeline import tracking
 
@@ -165,14 +170,23 @@ def run(model_uri, input, column, fill_missing, time_format, separator, decimal,
             f"Received an invalid value for parameter `model_uri`, expected an MLflow model URI "
             f"(models:/<id>, runs:/<train run id>/model), got {model_uri!r} ({type(error).__name__})."
         ) from error
-    metadata = model.metadata.metadata
+    metadata = dict(model.metadata.metadata)
     input_width = int(metadata["input_width"])
+    if any_series:  # one series, whichever: not the corpus' collection
+        metadata = {"input_width": input_width, "any_series": (
+            f"the pretrained model {model_uri} zero-shot: it learned nothing from this series; it reads up to its "
+            f"last {input_width} values and forecasts {metadata['horizon']} steps, with "
+            f"{float(metadata['interval_level']):.0%} intervals calibrated across its corpus' series")}
+        print(f"predict: {metadata['any_series']}", file=sys.stderr, flush=True)
     reading = {name: value for name, value in (("fill_missing", fill_missing), ("time_format", time_format),
                                                ("separator", separator), ("decimal", decimal),
                                                ("thousands", thousands)) if name in given}
     if "time_step" in metadata and (input.endswith(".csv") or _is_parquet(input)):
         return _forecast_collection(model, metadata, input, column, reading, output)
     windows, (times, step) = read_windows(input, column, input_width, metadata, reading)
+    if metadata.get("any_series") and windows.shape[1] < input_width:
+        print(f"predict: the series has {windows.shape[1]} values, fewer than the {input_width} the model reads: it "
+              "forecasts from those, padded as in pretraining", file=sys.stderr, flush=True)
     try:
         outputs = model.predict(windows, params={"intervals": True})
     except mlflow.exceptions.MlflowException as error:
@@ -195,6 +209,38 @@ def run(model_uri, input, column, fill_missing, time_format, separator, decimal,
     else:
         Path(output).write_text(text)
     return forecasts
+
+
+def _pretrained(name):
+    """`--model_uri pretrained`: (the URI, the model), the model None for an MLflow
+    model (lstm-pretrained@champion, loaded as any other), else the shipped Keras
+    model answering as one (`KerasAnswer`)."""
+    from pipeline import pretrained
+
+    uri = pretrained.resolve_uri(name)
+    model = KerasAnswer(pretrained.load(uri)) if uri.endswith(".keras") else None
+    return uri, model
+
+
+class KerasAnswer:
+    """A pretrained model's Keras file, predicting as its MLflow model would
+    (forecast, lower, upper for windows), with the metadata lstm-predict reads;
+    no run and no store involved."""
+
+    def __init__(self, loaded):
+        from types import SimpleNamespace
+
+        from pipeline import model as forecaster
+
+        self.loaded = loaded
+        self.metadata = SimpleNamespace(metadata={
+            "input_width": loaded.input_width, "horizon": loaded.horizon,
+            "interval_level": float(loaded.model.get_layer(forecaster.INTERVAL_LAYER).level)})
+
+    def predict(self, windows, params=None):
+        from pipeline import model as forecaster
+
+        return forecaster.predict(self.loaded.model, windows)
 
 
 def _forecast_collection(model, trained, source, column, given, output):

@@ -49,18 +49,21 @@ METRICS_EVERY_SECONDS = 1
 
 def run(data_uri, hidden_units, learning_rate, epochs, batch_size, scaling, patience, target="auto", season=0,
         ensemble_size="auto", interval_level=0.9, seed=42, init="auto", fine_tune_epochs="auto",
-        windows_per_series="auto", deseasonalise="auto", refit="true", resume_from="none", epoch_hook=None):
+        windows_per_series="auto", deseasonalise="auto", refit="true", resume_from="none", epoch_hook=None,
+        init_plan=None):
     """Trains and logs the model; returns the run id.
 
     `epoch_hook(epoch, logs)`, if given, is called after every epoch has been
     logged (the tuner reports val_loss to its trial there, and may stop it).
+    `init_plan`: the InitPlan that main's checks already made for these values
+    and this data (its pretrained model loaded once), else made here.
 
     With `resume_from`, continues that KILLED or FAILED train run from its last
     checkpoint, on its data, with its parameters (which must be these), as a
     new run whose per-epoch metrics start with the history it inherits.
     """
     values = dict(locals())
-    del values["epoch_hook"]
+    del values["epoch_hook"], values["init_plan"]
     resume = None
     if resume_from != "none":
         previous = tracking.interrupted_run(resume_from, "train", values)
@@ -78,7 +81,7 @@ def run(data_uri, hidden_units, learning_rate, epochs, batch_size, scaling, pati
             return active.info.run_id
         horizon = dataset["y_train"].shape[1]
         input_width = dataset["x_train"].shape[1]
-        chosen = check_data(values, dataset, manifest)
+        chosen = check_data(values, dataset, manifest, init_plan)
         plan = chosen["init_plan"]
         for note in plan.notes:
             print(f"train: {note}", flush=True)
@@ -262,7 +265,7 @@ class InitPlan:
     notes: list = field(default_factory=list)
 
 
-def check_data(values, dataset, manifest):
+def check_data(values, dataset, manifest, init_plan=None):
     """The train values with 'auto' resolved for this data (params.resolve_training)
     and `init_plan` (InitPlan), after the checks that need the data: a season that
     fits the window for target='seasonal', an init model that can serve the
@@ -283,7 +286,7 @@ def check_data(values, dataset, manifest):
         metrics.seasonal_naive_wins(dataset["x_train"], dataset["y_train"], values.get("season", 0)))
     params.check_combination({"data_source": "sine" if is_sine else "csv", "target": chosen["target"],
                               "season": chosen["season"], "time_steps": input_width + horizon, "horizon": horizon})
-    chosen["init_plan"] = plan_init(values, horizon, is_sine)
+    chosen["init_plan"] = init_plan if init_plan is not None else plan_init(values, horizon, is_sine)
     return chosen
 
 

@@ -324,3 +324,34 @@ def test_a_pretrained_model_runs_zero_shot_through_mlflow_run_serve_and_lstm_pre
     row = pd.read_csv(__import__("io").StringIO(predicted.stdout)).iloc[0]
     # lstm-predict sends the model the series' last 36 values, as the server got them: the same forecast.
     np.testing.assert_allclose([row["step_1"], row["step_2"], row["step_3"]], forecast, rtol=1e-4)
+
+
+def test_lstm_predict_forecasts_with_the_shipped_pretrained_model_and_makes_no_store(tmp_path):
+    """No tracking store anywhere: `lstm-predict --model_uri pretrained` reads the shipped
+    model, forecasts the series (a short one too, saying so) and leaves no file behind."""
+    import pandas as pd
+
+    from pipeline import pretrained
+    from tests.stages.test_pretrained import family, write_series
+
+    values = family(1, 80, seed=21, noise=0.05)[0]
+    runs_in = tmp_path / "cwd"
+    runs_in.mkdir()
+    env = {name: value for name, value in os.environ.items() if not name.startswith("MLFLOW_")}
+    answers = {}
+    for name, series in (("long", values), ("short", values[:20])):
+        csv = write_series(tmp_path / f"{name}.csv", series)
+        answers[name] = subprocess.run(
+            [sys.executable, "-c", "from pipeline.stages.predict import main; main()", "--model_uri", "pretrained",
+             "--input", str(csv)], cwd=runs_in, env=env, capture_output=True, text=True, timeout=300)
+        assert answers[name].returncode == 0, answers[name].stderr[-2000:]
+        assert f"predict: the pretrained model {pretrained.SHIPPED} zero-shot" in answers[name].stderr
+    assert list(runs_in.iterdir()) == []  # no mlflow.db, no mlruns
+    assert "the series has 20 values, fewer than the 36 the model reads" in answers["short"].stderr
+    shipped = pretrained.load(str(pretrained.SHIPPED)).model
+    for name, series in (("long", values[-36:]), ("short", values[:20])):
+        row = pd.read_csv(__import__("io").StringIO(answers[name].stdout)).iloc[0]
+        forecast = [row[f"step_{k}"] for k in range(1, 13)]
+        expected = shipped.predict(np.asarray(series, np.float32).reshape(1, -1, 1), verbose=0)
+        np.testing.assert_allclose(forecast, expected["forecast"][0], rtol=1e-5)
+        assert all(row[f"lower_{k}"] < row[f"step_{k}"] < row[f"upper_{k}"] for k in range(1, 13))

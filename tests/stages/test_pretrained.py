@@ -7,8 +7,8 @@ import mlflow
 import numpy as np
 import pytest
 
-from pipeline import params
-from pipeline.stages import command_line, main, pretrain
+from pipeline import params, pretrained
+from pipeline.stages import command_line, main, predict, pretrain
 from tests.stages.test_failures import all_runs
 
 
@@ -67,7 +67,12 @@ def test_zero_shot_on_a_new_short_series_beats_a_network_trained_on_it_alone(pre
     # the history there is before each target.
     short = write_series(tmp_path / "short.csv", family(1, 36, seed=99, noise=0.05)[0])
     common = {"data_source": str(short), "column": "y", "time_column": "month", "season": 12, "horizon": 1}
-    _, zero_shot = main.run(**common, init="pretrained", fine_tune_epochs=0, quiet=True)
+    loads = []
+    with pytest.MonkeyPatch.context() as patch:  # counted, not replaced: the checks before the run open and
+        real = pretrained.load                    # the train stage share one loaded model
+        patch.setattr(pretrained, "load", lambda init: loads.append(init) or real(init))
+        _, zero_shot = main.run(**common, init="pretrained", fine_tune_epochs=0, quiet=True)
+    assert loads == ["pretrained"]
     _, local = main.run(**common, init="none", quiet=True)
     assert zero_shot["test_rmse"] < 0.75 * local["test_rmse"]
     assert zero_shot["test_rmse"] < zero_shot["persistence_test_rmse"]
@@ -131,3 +136,22 @@ def test_a_model_of_one_series_is_not_an_init(pretrained_store, tmp_path, capsys
         command_line("main", main.run, ["--data_source", str(csv), "--time_column", "month", "--init",
                                         f"runs:/{run_ids['train']}/model"])
     assert "is a forecasting model of one series; init takes a model trained across series" in capsys.readouterr().err
+
+
+def test_lstm_predict_forecasts_with_the_registered_pretrained_model_without_a_run(pretrained_store, tmp_path,
+                                                                                  capsys):
+    values = family(1, 60, seed=11, noise=0.05)[0]
+    csv = write_series(tmp_path / "any.csv", values)
+    before = set(all_runs())
+    command_line("predict", predict.run, ["--model_uri", "pretrained", "--input", str(csv)], parse=predict.parse)
+    out, err = capsys.readouterr()
+    assert "predict: the pretrained model models:/lstm-pretrained@champion zero-shot: it learned nothing from this " \
+           "series; it reads up to its last 36 values and forecasts 12 steps" in err
+    header, row = out.splitlines()
+    assert header.split(",")[:2] == ["step_1", "step_2"] and len(row.split(",")) == 36  # 12 steps, lower, upper
+    forecast, lower, upper = np.asarray(row.split(","), float).reshape(3, 12)
+    model = pretrained.load("pretrained").model
+    expected = model.predict(np.asarray(values[-36:], np.float32).reshape(1, 36, 1), verbose=0)
+    np.testing.assert_allclose(forecast, expected["forecast"][0], rtol=1e-5)
+    assert np.all(lower < forecast) and np.all(forecast < upper)
+    assert set(all_runs()) == before  # nothing recorded
