@@ -148,3 +148,20 @@ class Watch:
         print(f"\nwritten: {path} (machine quiet in {summary['measurements'] - summary['busy_measurements']} "
               f"of {summary['measurements']} measurements: load average {self.records[0]['load_before']:.2f} "
               f"before the first, other processes at most {summary['other_cpu_share_max']:.1%} of the CPU)")
+
+
+def timings_markdown(times, quiet, what, goals, machine):
+    """The Markdown of a benchmark of commands timed in rounds: median and range per
+    command (`times`: {name: seconds}), then `what` was run with how quiet the
+    machine was (`quiet`: Watch.summary()), the goals, and the machine."""
+    import statistics
+
+    lines = ["| command | median s | range s |", "|---|---:|---|"]
+    lines += [f"| {name} | {round(statistics.median(values), 2)} | {round(min(values), 2)}–{round(max(values), 2)} |"
+              for name, values in times.items()]
+    lines += ["", f"{what}; {quiet['measurements'] - quiet['busy_measurements']} of {quiet['measurements']} "
+                  f"measurements quiet (load average {quiet['records'][0]['load_before']:.2f} before the first, "
+                  f"other processes at most {quiet['other_cpu_share_max']:.1%} of the CPU).",
+              "", "Goals:"] + [f"- {goal}" for goal in goals]
+    lines += ["", f"Machine: {machine['cpu']}, {machine['cores']} cores"]
+    return "\n".join(lines) + "\n"

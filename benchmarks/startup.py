@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.machine import machine  # noqa: E402
-from benchmarks.quiet import Watch  # noqa: E402
+from benchmarks.quiet import Watch, timings_markdown  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 GOALS_S = {"refusal": 2.0, "compare": 5.0}
@@ -87,16 +87,9 @@ def main():
     results = {"machine": machine(), "command": "python benchmarks/startup.py " + " ".join(sys.argv[1:]),
                "rounds": args.rounds, "commands": rows, "goals": goals}
     watch.write_or_refuse(results, RESULTS / "startup.json", force=args.force)
-    quiet = watch.summary()
-    lines = ["| command | median s | range s |", "|---|---|---|"]
-    lines += [f"| {name} | {row['median_s']} | {row['min_s']}–{row['max_s']} |" for name, row in rows.items()]
-    lines += ["", f"{args.rounds} rounds; {quiet['measurements'] - quiet['busy_measurements']} of "
-                  f"{quiet['measurements']} measurements quiet (load average {quiet['records'][0]['load_before']:.2f} "
-                  f"before the first, other processes at most {quiet['other_cpu_share_max']:.1%} of the CPU).",
-              "", "Goals:"] + [f"- {goal}" for goal in goals]
-    lines += ["", f"Machine: {results['machine']['cpu']}, {results['machine']['cores']} cores"]
-    (RESULTS / "startup.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    text = timings_markdown(times, watch.summary(), f"{args.rounds} rounds", goals, results["machine"])
+    (RESULTS / "startup.md").write_text(text)
+    print(text)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.machine import machine  # noqa: E402
-from benchmarks.quiet import Watch  # noqa: E402
+from benchmarks.quiet import Watch, timings_markdown  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 GOAL_RATIO = 1.25
@@ -97,16 +97,10 @@ def main():
                "median_seconds": {name: round(value, 2) for name, value in median.items()},
                "ratios": {name: round(value, 3) for name, value in ratios.items()}, "goals": goals}
     watch.write_or_refuse(results, RESULTS / "zero_shot.json", force=args.force)
-    quiet = watch.summary()
-    lines = ["| command | median s | range s |", "|---|---:|---|"]
-    lines += [f"| {name} | {median[name]:.2f} | {min(values):.2f}–{max(values):.2f} |" for name, values in times.items()]
-    lines += ["", f"{args.rounds} rounds on m1-MRC35 (144 points, h=12); {quiet['measurements'] - quiet['busy_measurements']}"
-                  f" of {quiet['measurements']} measurements quiet (load average {quiet['records'][0]['load_before']:.2f} "
-                  f"before the first, other processes at most {quiet['other_cpu_share_max']:.1%} of the CPU).",
-              "", "Goals (issue 32):"] + [f"- {goal}" for goal in goals]
-    lines += ["", f"Machine: {results['machine']['cpu']}, {results['machine']['cores']} cores"]
-    (RESULTS / "zero_shot.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    text = timings_markdown(times, watch.summary(), f"{args.rounds} rounds on m1-MRC35 (144 points, h=12)",
+                            goals, results["machine"])
+    (RESULTS / "zero_shot.md").write_text(text)
+    print(text)
 
 
 if __name__ == "__main__":

@@ -172,12 +172,12 @@ def resolve_uri(init):
 def _store_exists(uri):
     """Whether the tracking store at `uri` exists: a local one (an SQLite file, a
     folder) may not yet; a server or a database is asked."""
-    from urllib.parse import unquote, urlparse
+    from mlflow.utils.file_utils import local_file_uri_to_path
 
     if uri.startswith("sqlite:///"):
-        return uri == "sqlite:///:memory:" or Path(unquote(uri[len("sqlite:///"):])).exists()
+        return uri == "sqlite:///:memory:" or Path(uri[len("sqlite:///"):]).exists()
     if uri.startswith("file:") or "://" not in uri:
-        return Path(unquote(urlparse(uri).path) if uri.startswith("file:") else uri).exists()
+        return Path(local_file_uri_to_path(uri)).exists()
     return True
 
 

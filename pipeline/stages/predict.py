@@ -170,21 +170,21 @@ def run(model_uri, input, column, fill_missing, time_format, separator, decimal,
             f"Received an invalid value for parameter `model_uri`, expected an MLflow model URI "
             f"(models:/<id>, runs:/<train run id>/model), got {model_uri!r} ({type(error).__name__})."
         ) from error
-    metadata = dict(model.metadata.metadata)
+    metadata = model.metadata.metadata
     input_width = int(metadata["input_width"])
     if any_series:  # one series, whichever: not the corpus' collection
-        metadata = {"input_width": input_width, "any_series": (
-            f"the pretrained model {model_uri} zero-shot: it learned nothing from this series; it reads up to its "
-            f"last {input_width} values and forecasts {metadata['horizon']} steps, with "
-            f"{float(metadata['interval_level']):.0%} intervals calibrated across its corpus' series")}
-        print(f"predict: {metadata['any_series']}", file=sys.stderr, flush=True)
+        print(f"predict: the pretrained model {model_uri} zero-shot: it learned nothing from this series; it reads up "
+              f"to its last {input_width} values and forecasts {metadata['horizon']} steps, with "
+              f"{float(metadata['interval_level']):.0%} intervals calibrated across its corpus' series",
+              file=sys.stderr, flush=True)
+        metadata = {"input_width": input_width, "any_series": True}
     reading = {name: value for name, value in (("fill_missing", fill_missing), ("time_format", time_format),
                                                ("separator", separator), ("decimal", decimal),
                                                ("thousands", thousands)) if name in given}
     if "time_step" in metadata and (input.endswith(".csv") or _is_parquet(input)):
         return _forecast_collection(model, metadata, input, column, reading, output)
     windows, (times, step) = read_windows(input, column, input_width, metadata, reading)
-    if metadata.get("any_series") and windows.shape[1] < input_width:
+    if any_series and windows.shape[1] < input_width:
         print(f"predict: the series has {windows.shape[1]} values, fewer than the {input_width} the model reads: it "
               "forecasts from those, padded as in pretraining", file=sys.stderr, flush=True)
     try:
@@ -232,7 +232,7 @@ class KerasAnswer:
 
         from pipeline import model as forecaster
 
-        self.loaded = loaded
+        self.model = loaded.model
         self.metadata = SimpleNamespace(metadata={
             "input_width": loaded.input_width, "horizon": loaded.horizon,
             "interval_level": float(loaded.model.get_layer(forecaster.INTERVAL_LAYER).level)})
@@ -240,7 +240,7 @@ class KerasAnswer:
     def predict(self, windows, params=None):
         from pipeline import model as forecaster
 
-        return forecaster.predict(self.loaded.model, windows)
+        return forecaster.predict(self.model, windows)
 
 
 def _forecast_collection(model, trained, source, column, given, output):
