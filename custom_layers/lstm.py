@@ -46,8 +46,10 @@ class LSTM(keras.layers.RNN):
     its matrices with Eigen, where TensorFlow's own `MatMul` uses oneDNN: hence
     the limit for `"auto"` (docs/performance.md has the measurements).
 
-    The fused path runs with the TensorFlow backend, float32, no mask, no
-    `unroll`, and without dropout in training; elsewhere `"auto"` makes the
+    The fused path runs with the TensorFlow backend, float32, no `unroll`,
+    without dropout in training, and with no mask or a mask where the layer
+    returns the last output, not each step's (`_fused_masked`); elsewhere
+    `"auto"` makes the
     layer exactly `keras.layers.RNN(cell)`. Inside a `stepwise()` block every
     `LSTM` layer steps the cell, whatever its `fused`.
 
@@ -86,6 +88,8 @@ class LSTM(keras.layers.RNN):
     def inner_loop(self, sequences, initial_state, mask, training=False):
         if not self._fused(sequences, mask, training):
             return super().inner_loop(sequences, initial_state, mask, training=training)
+        if mask is not None:
+            return self._fused_masked(sequences, initial_state, mask)
         if self.go_backwards:
             sequences = ops.flip(sequences, axis=1)
         h, c = initial_state
@@ -94,6 +98,30 @@ class LSTM(keras.layers.RNN):
         if not self.return_sequences:
             outputs = h[:, None]
         return h, outputs, [h, c]
+
+    def _fused_masked(self, sequences, initial_state, mask):
+        """The fused kernel under a mask. A masked step carries the state
+        unchanged, so the masked sequence's last output and states are those of
+        its visible steps alone, in their order: they are moved to the front of
+        each row (a short history padded on the left, or any other mask), the
+        kernel runs, and the states after each row's last visible step are taken
+        (as Keras' LSTM does with right-padded sequences before it runs cuDNN)."""
+        import tensorflow as tf
+
+        h, c = initial_state
+        mask = tf.cast(mask, tf.int32)
+        visible = tf.reduce_sum(mask, axis=1)
+        order = tf.argsort(1 - mask, axis=1, stable=True)  # the visible steps first, in their order
+        front = tf.gather(sequences, order, batch_dims=1)
+        cell = self.cell
+        (h_all, c_all), _, _ = fused_lstm(front, h, c, cell.kernel, cell.recurrent_kernel, cell.bias, every_c=True)
+        last = tf.maximum(visible - 1, 0)[:, None]
+        seen = (visible > 0)[:, None]
+        h = tf.where(seen, tf.gather(h_all, last, batch_dims=1)[:, 0], h)
+        c = tf.where(seen, tf.gather(c_all, last, batch_dims=1)[:, 0], c)
+        # A sequence with no visible step outputs zeros and keeps its initial state, as in Keras' loop.
+        output = tf.where(seen, h, tf.zeros_like(h))
+        return output, output[:, None], [h, c]
 
     def get_config(self):
         return {**super().get_config(), "fused": self.fused}
@@ -114,8 +142,8 @@ class LSTM(keras.layers.RNN):
     def _why_not_fused(self, sequences, mask, training):
         if keras.backend.backend() != "tensorflow":
             return f"the backend is {keras.backend.backend()!r}, not 'tensorflow'"
-        if mask is not None:
-            return "the input has a mask"
+        if mask is not None and (self.return_sequences or self.go_backwards):
+            return "the input has a mask and the layer returns sequences or goes backwards"
         if self.unroll:
             return "unroll=True"
         if sequences.dtype != "float32" or self.cell.compute_dtype != "float32":
@@ -125,10 +153,11 @@ class LSTM(keras.layers.RNN):
         return None
 
 
-def fused_lstm(sequences, h, c, kernel, recurrent_kernel, bias):
+def fused_lstm(sequences, h, c, kernel, recurrent_kernel, bias, every_c=False):
     """Runs the LSTM of `LSTMCell` over `sequences` (batch, timesteps,
     input_dim) from states h, c (batch, units) with TensorFlow's `BlockLSTM`
-    kernel. Returns every h_t (batch, timesteps, units) and the last h and C.
+    kernel. Returns every h_t (batch, timesteps, units) and the last h and C;
+    with `every_c`, (every h_t, every C_t) and the last h and C.
 
     `BlockLSTM` takes one weight matrix for [x_t, h_{t-1}] with the gates in
     the order i, C̃, f, o (the cell's are i, f, C̃, o), adds `forget_bias` to
@@ -162,5 +191,8 @@ def fused_lstm(sequences, h, c, kernel, recurrent_kernel, bias):
         cell_clip=-1.0,  # no clipping
         use_peephole=False,
     )
-    return tf.transpose(h_all, [1, 0, 2]), h_all[-1], c_all[-1]
+    every_h = tf.transpose(h_all, [1, 0, 2])
+    if every_c:
+        return (every_h, tf.transpose(c_all, [1, 0, 2])), h_all[-1], c_all[-1]
+    return every_h, h_all[-1], c_all[-1]
 

@@ -47,6 +47,7 @@ class Scale(keras.layers.Layer):
     `mode`: one of SCALINGS. `mean`, `std`: the training split's, for
     `standard`. `floor`: the smallest σ a window may get under `window`, so a
     flat window is not divided by zero (its z is 0 whatever the floor).
+    `visible` (batch, timesteps), from FillMissing: μ and σ of those values only.
     """
 
     def __init__(self, mode="none", mean=0.0, std=1.0, floor=1e-6, **kwargs):
@@ -55,10 +56,14 @@ class Scale(keras.layers.Layer):
             raise ValueError(f"Received an invalid value for argument `mode`, expected one of {SCALINGS}, got {mode!r}.")
         self.mode, self.mean, self.std, self.floor = mode, float(mean), float(std), float(floor)
 
-    def call(self, x):
+    def call(self, x, visible=None):
         if self.mode == "window":
-            mean = ops.mean(x, axis=(1, 2))[:, None]
-            std = ops.maximum(ops.std(x, axis=(1, 2))[:, None], self.floor)
+            if visible is None:
+                mean = ops.mean(x, axis=(1, 2))[:, None]
+                std = ops.maximum(ops.std(x, axis=(1, 2))[:, None], self.floor)
+            else:  # the statistics of the visible values alone (FillMissing)
+                mean, std = _visible_mean_std(x, visible)
+                std = ops.maximum(std, self.floor)
         else:
             ones = ops.ones_like(x[:, 0, :])
             mean = ones * (self.mean if self.mode == "standard" else 0.0)
@@ -221,14 +226,20 @@ class WindowSpread(keras.layers.Layer):
     (+ 1e-8): the scale in which a global model's errors and intervals are
     measured, so that series of any size weigh alike. Without a `floor` it is
     1e-8 for a window of zeros; a collection's model sets the floor to the
-    smallest of its series' scales (pipeline.collection.series_scales)."""
+    smallest of its series' scales (pipeline.collection.series_scales).
+    With `visible` (FillMissing's), the visible values' spread alone."""
 
     def __init__(self, floor=0.0, **kwargs):
         super().__init__(**kwargs)
         self.floor = float(floor)
 
-    def call(self, x):
-        spread = ops.mean(ops.abs(x), axis=(1, 2)) + ops.std(x, axis=(1, 2))
+    def call(self, x, visible=None):
+        if visible is None:
+            spread = ops.mean(ops.abs(x), axis=(1, 2)) + ops.std(x, axis=(1, 2))
+        else:  # of the visible values alone (FillMissing)
+            mean_abs, _ = _visible_mean_std(ops.abs(x), visible)
+            _, std = _visible_mean_std(x, visible)
+            spread = (mean_abs + std)[:, 0]
         return ops.maximum(spread, self.floor)[:, None] + 1e-8
 
     def get_config(self):
@@ -239,23 +250,57 @@ class WindowSpread(keras.layers.Layer):
 class FitWindow(keras.layers.Layer):
     """x (batch, timesteps, 1) → (batch, width, 1): the last `width` values, or
     when the window is shorter, the window padded on the left with its first
-    value, as a collection pads its shorter series (pipeline.collection). A
-    pretrained model reads windows of any length through it."""
+    value, as a collection pads its shorter series (pipeline.collection), or
+    with `missing`, with NaN: values FillMissing then masks. A pretrained model
+    reads windows of any length through it."""
 
-    def __init__(self, width, **kwargs):
+    def __init__(self, width, missing=False, **kwargs):
         super().__init__(**kwargs)
-        self.width = int(width)
+        self.width, self.missing = int(width), bool(missing)
 
     def call(self, x):
         length = ops.shape(x)[1]
-        positions = ops.maximum(ops.arange(self.width) + length - self.width, 0)
-        return ops.take(x, positions, axis=1)
+        positions = ops.arange(self.width) + length - self.width
+        fitted = ops.take(x, ops.maximum(positions, 0), axis=1)
+        if not self.missing:
+            return fitted
+        return ops.where((positions >= 0)[None, :, None], fitted, ops.cast(float("nan"), fitted.dtype))
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.width, input_shape[2])
 
     def get_config(self):
-        return {**super().get_config(), "width": self.width}
+        return {**super().get_config(), "width": self.width, "missing": self.missing}
+
+
+@keras.saving.register_keras_serializable(package="lstm_forecaster")
+class FillMissing(keras.layers.Layer):
+    """x (batch, timesteps, 1), NaN where a value is missing (before a short
+    series' start) → (filled, visible): filled is x with each NaN replaced by the
+    window's first value that is not (what the padding rule reads), visible
+    (batch, timesteps) is where x is not NaN. The LSTM takes `visible` as its
+    mask, so a masked step carries its state unchanged and a short history is
+    read from its first value on (as N-BEATS masks its inputs), and Scale and
+    WindowSpread measure the visible values alone. A window with no value at all
+    is forecast as NaN."""
+
+    def call(self, x):
+        visible = ops.logical_not(ops.isnan(x[:, :, 0]))
+        first = ops.argmax(ops.cast(visible, "int32"), axis=1)
+        first_value = ops.take_along_axis(x[:, :, 0], first[:, None], axis=1)[:, :, None]
+        return ops.where(visible[:, :, None], x, first_value), visible
+
+    def compute_output_shape(self, input_shape):
+        return input_shape, input_shape[:2]
+
+
+def _visible_mean_std(x, visible):
+    """(mean, std), each (batch, 1), of x (batch, timesteps, 1) where `visible` (batch, timesteps)."""
+    weight = ops.cast(visible, x.dtype)[:, :, None]
+    count = ops.maximum(ops.sum(weight, axis=(1, 2)), 1.0)[:, None]
+    mean = ops.sum(x * weight, axis=(1, 2))[:, None] / count
+    variance = ops.sum(weight * ops.square(x - mean[:, :, None]), axis=(1, 2))[:, None] / count
+    return mean, ops.sqrt(variance)
 
 
 @keras.saving.register_keras_serializable(package="lstm_forecaster")

@@ -46,6 +46,9 @@ class GlobalSettings:
     min_visible: int = 0
     # "tested" / "always": each window divided by its own seasonal indices (transforms.Deseasonalise).
     deseasonalise: str = "none"
+    # "pad": a window reaching back before its series' start reads the series' first value (the padding
+    # rule); "mask": those values are missing, the LSTM skips them and the window's scale ignores them.
+    short_history: str = "pad"
     interval_level: float = 0.9
     seed: int = 42
 
@@ -65,16 +68,35 @@ def build(settings, typical_std=1.0, spread_floor=0.0):
     keras.utils.set_random_seed(settings.seed)
     training = forecaster.build_model(settings.hidden_units, settings.learning_rate, settings.horizon, "window",
                                       (0.0, typical_std), settings.target, settings.season, settings.ensemble_size,
-                                      fit_window=settings.input_width, deseasonalise=settings.deseasonalise)
+                                      fit_window=settings.input_width, deseasonalise=settings.deseasonalise,
+                                      missing=settings.short_history == "mask")
     # Any window serves: cut or padded to the input width trained on (so the model can be a pretrained init).
-    window = training.get_layer(forecaster.FIT_WINDOW_LAYER).output
+    window, visible = training.get_layer(forecaster.FIT_WINDOW_LAYER).output, None
+    if masked(training):
+        window, visible = training.get_layer(forecaster.FILL_MISSING_LAYER).output
     members = training.get_layer(forecaster.MEMBERS_LAYER).output
     forecast = transforms.Median(name="median")(members)
-    spread = transforms.WindowSpread(spread_floor, name=SPREAD_LAYER)(window)
+    spread = transforms.WindowSpread(spread_floor, name=SPREAD_LAYER)(window, visible)
     lower, upper = transforms.ConformalInterval(settings.interval_level, relative=True,
                                                 name=forecaster.INTERVAL_LAYER)(forecast, spread)
     serving = keras.Model(training.inputs, {"forecast": forecast, "lower": lower, "upper": upper}, name="lstm_forecaster")
     return training, serving
+
+
+def masked(model):
+    """Whether `model` (training or serving) masks a short series' missing history (NaN in its windows):
+    the model knows, whatever the settings of a later stage say."""
+    return any(layer.name == forecaster.FILL_MISSING_LAYER for layer in model.layers)
+
+
+def gather_windows(model, collection, settings, rows, ends):
+    """`collection.gather`'s windows and targets for `model`: where it masks (short_history
+    "mask"), NaN where a window reaches back before its series' start."""
+    x, y = coll.gather(collection.values, rows, ends, settings.input_width, settings.horizon)
+    if masked(model):
+        columns = ends[:, None] + np.arange(-settings.input_width, 0)
+        x = np.where((columns < (collection.width - collection.lengths)[rows, None])[:, :, None], np.nan, x)
+    return x, y
 
 
 def build_for(settings, collection, holdout=0):
@@ -92,10 +114,11 @@ def window_losses(members, x, y, scales, losses=()):
     """The training loss of each window: the mean over members (batch, n, horizon)
     of each member's loss against y (batch, horizon) (member i: losses[i % len],
     MEMBER_LOSSES; default "mase", the mean absolute error in units of the window's
-    spread of x (batch, width, 1), at least its series' scale (batch,))."""
+    spread of x (batch, width, 1; NaN where a value is missing: the visible values'
+    spread), at least its series' scale (batch,))."""
     from keras import ops
 
-    spread = ops.maximum(_SPREAD(x), ops.cast(scales, x.dtype)[:, None])[:, :, None]  # (batch, 1, 1)
+    spread = ops.maximum(_spread(x), ops.cast(scales, x.dtype)[:, None])[:, :, None]  # (batch, 1, 1)
     error = ops.abs(members - y[:, None, :])
     if not losses or set(losses) == {"mase"}:
         return ops.mean(error / spread, axis=(1, 2))
@@ -117,16 +140,27 @@ def median_loss(members, x, y, scales):
 
 _SPREAD = transforms.WindowSpread()
 _MEDIAN = transforms.Median()
+_FILL = transforms.FillMissing()
+
+
+def _spread(x):
+    """WindowSpread of x, of its visible values where it holds NaN (a masked short history)."""
+    import tensorflow as tf
+
+    return tf.cond(tf.reduce_any(tf.math.is_nan(x)), lambda: _SPREAD(*_FILL(x)), lambda: _SPREAD(x))
 
 
 class _Epoch:
     """One epoch in one TensorFlow call: batches gathered from the collection's
     matrix by (row, end) inside the loop, then the validation windows' loss."""
 
-    def __init__(self, model, values, scales, settings, x_val, y_val, val_scales):
+    def __init__(self, model, values, scales, settings, x_val, y_val, val_scales, starts=None):
         import tensorflow as tf
 
         self.values, self.scales = tf.constant(values), tf.constant(scales)
+        # With `starts` (each series' first column), values before them are missing (NaN): masked.
+        self.starts = tf.constant(np.zeros(len(values), np.int32) if starts is None else starts.astype(np.int32))
+        mask = starts is not None
         validate = x_val is not None and len(x_val) > 0
         empty = np.zeros((0, settings.input_width, 1), np.float32), np.zeros((0, settings.horizon), np.float32)
         self.x_val, self.y_val = (tf.constant(x_val), tf.constant(y_val)) if validate else map(tf.constant, empty)
@@ -148,20 +182,25 @@ class _Epoch:
 
         def hide_early_values(x, seed):
             visible = tf.random.stateless_uniform(tf.shape(x)[:1], seed, min_visible, width + 1, tf.int32)
+            if mask:
+                return tf.where(tf.range(width)[None, :] < (width - visible)[:, None], float("nan"), x)
             positions = tf.maximum(tf.range(width)[None, :], (width - visible)[:, None])
             return tf.gather(x, positions, batch_dims=1)
 
-        def train(rows, ends, values, scales, seed):
+        def train(rows, ends, values, scales, starts, seed):
             n = tf.shape(rows)[0]
             batches = (n + batch_size - 1) // batch_size
 
             def body(batch, total, bad):
                 start = batch * batch_size
                 stop = tf.minimum(start + batch_size, n)
-                columns = tf.maximum(ends[start:stop, None] + offsets, 0)
+                columns = ends[start:stop, None] + offsets
                 taken = tf.gather(values, rows[start:stop])
-                taken = tf.gather(taken, columns, batch_dims=1)
+                taken = tf.gather(taken, tf.maximum(columns, 0), batch_dims=1)
                 x, y = taken[:, :width], taken[:, width:]
+                if mask:  # before its series' start, a value is missing
+                    before = columns[:, :width] < tf.gather(starts, rows[start:stop])[:, None]
+                    x = tf.where(before, float("nan"), x)
                 if min_visible:
                     x = hide_early_values(x, tf.stack([seed, tf.cast(batch, tf.int64)]))
                 x = x[:, :, None]
@@ -175,8 +214,8 @@ class _Epoch:
                                           (tf.constant(0), tf.constant(0.0), tf.constant(-1)), parallel_iterations=1)
             return total / tf.cast(n, total.dtype), bad
 
-        def epoch(rows, ends, values, scales, x_val, y_val, val_scales, seed):
-            loss, bad = train(rows, ends, values, scales, seed)
+        def epoch(rows, ends, values, scales, starts, x_val, y_val, val_scales, seed):
+            loss, bad = train(rows, ends, values, scales, starts, seed)
             if not validate:
                 return loss, bad, tf.constant(float("nan"))
             val = [validation_loss_of(x_val[i:i + 4096], y_val[i:i + 4096], val_scales[i:i + 4096])
@@ -188,8 +227,8 @@ class _Epoch:
     def run(self, rows, ends, seed=0):
         import tensorflow as tf
 
-        loss, bad, val_loss = self.epoch(rows, ends, self.values, self.scales, self.x_val, self.y_val, self.val_scales,
-                                         tf.constant(seed, tf.int64))
+        loss, bad, val_loss = self.epoch(rows, ends, self.values, self.scales, self.starts, self.x_val, self.y_val,
+                                         self.val_scales, tf.constant(seed, tf.int64))
         return float(loss), int(bad), float(val_loss)
 
 
@@ -212,7 +251,7 @@ def fit(training, collection, settings, on_epoch_end=None, folds=None, checkpoin
         raise TrainingDiverged("No series has a training window before the first validation cut-off: every series "
                                "is shorter than the holdout needs.")
     val_rows, val_ends = coll.validation_windows(collection, folds)
-    x_val, y_val = coll.gather(collection.values, val_rows, val_ends, width, horizon)
+    x_val, y_val = gather_windows(training, collection, settings, val_rows, val_ends)
     scales = coll.series_scales(collection, folds.holdout("select"))
     steps, windows = _epochs(training, collection, scales, settings, rows, ends, x_val, y_val, scales[val_rows])
     state = forecaster.train_epochs(training, steps, settings.epochs, settings.patience, checkpoint_dir,
@@ -242,7 +281,9 @@ def _epochs(training, collection, scales, settings, rows, ends, x_val=None, y_va
 
     def steps():
         validation = None if x_val is None else (x_val.astype(np.float32), y_val.astype(np.float32))
-        epoch_steps = _Epoch(training, collection.values, scales, settings, *(validation or (None, None)), val_scales)
+        starts = (collection.width - collection.lengths) if masked(training) else None
+        epoch_steps = _Epoch(training, collection.values, scales, settings, *(validation or (None, None)), val_scales,
+                             starts)
 
         def run(epoch):
             epoch_rows, epoch_ends = coll.sample_windows(rows, ends, settings.windows_per_series, settings.seed,
@@ -272,8 +313,8 @@ def typical_std(collection, holdout=0):
 def forecast_split(serving, collection, settings, split):
     """{"forecast", "lower", "upper"} (n_series, horizon) from each series' one origin for `split`."""
     rows = np.arange(len(collection), dtype=np.int32)
-    x, y = coll.gather(collection.values, rows, np.full(len(collection), coll.origin(collection, settings.horizon, split),
-                                                        np.int32), settings.input_width, settings.horizon)
+    x, y = gather_windows(serving, collection, settings, rows,
+                          np.full(len(collection), coll.origin(collection, settings.horizon, split), np.int32))
     out = forecaster.predict(serving, x, batch_size=4096)
     return {name: np.asarray(value, np.float64) for name, value in out.items()}, x, y
 
@@ -283,9 +324,10 @@ def calibrate(serving, collection, settings, folds=None):
     every series at every validation cut-off of `folds`: returns them."""
     folds = folds or coll.Folds(settings.horizon)
     rows, ends = coll.validation_windows(collection, folds)
-    x, y = coll.gather(collection.values, rows, ends, settings.input_width, settings.horizon)
+    x, y = gather_windows(serving, collection, settings, rows, ends)
     out = forecaster.predict(serving, x, batch_size=4096)
-    spread = np.asarray(serving.get_layer(SPREAD_LAYER)(x.astype(np.float32)))
+    window = x.astype(np.float32)
+    spread = np.asarray(serving.get_layer(SPREAD_LAYER)(*(_FILL(window) if masked(serving) else (window,))))
     return serving.get_layer(forecaster.INTERVAL_LAYER).calibrate(y - np.asarray(out["forecast"], np.float64), spread)
 
 
@@ -298,9 +340,9 @@ def versus_seasonal_naive(serving, collection, settings, folds=None):
     import pandas as pd
 
     folds = folds or coll.Folds(settings.horizon)
-    width, horizon, season = settings.input_width, settings.horizon, max(settings.season, 1)
+    horizon, season = settings.horizon, max(settings.season, 1)
     rows, ends = coll.validation_windows(collection, folds)
-    x, y = coll.gather(collection.values, rows, ends, width, horizon)
+    x, y = gather_windows(serving, collection, settings, rows, ends)
     forecast = np.asarray(forecaster.predict(serving, x, batch_size=4096)["forecast"], np.float64)
     # The value one season before each target's season position, from the matrix (the padding rule before a start).
     columns = np.maximum(ends[:, None] - season + np.arange(horizon) % season, 0)

@@ -33,6 +33,11 @@ def signature(horizon):
     )
 
 
+def short_history_of(model):
+    """'mask' where `model` masks the values a window lacks before its series' start, else 'pad'."""
+    return "mask" if any(layer.name == forecaster.FILL_MISSING_LAYER for layer in model.layers) else "pad"
+
+
 def log_models(model, input_width, horizon, interval_level, data_source, min_window=1, series_input=False):
     """Logs the .keras file, the SavedModel in TensorFlow Serving's layout
     (`saved_model/1/`), and the MLflow model `model`; returns its models:/ URI.
@@ -57,7 +62,7 @@ def log_models(model, input_width, horizon, interval_level, data_source, min_win
                 signature=ModelSignature(inputs=None, params=signature(horizon).params) if series_input
                 else signature(horizon),
                 metadata={"input_width": input_width, "horizon": horizon, "interval_level": interval_level,
-                          "min_window": min_window, **data_source},
+                          "min_window": min_window, "short_history": short_history_of(model), **data_source},
                 pip_requirements=[f"{name}=={version(name)}" for name in ("mlflow", "tensorflow", "numpy")],
             )
     return info.model_uri

@@ -19,6 +19,7 @@ SCALE_LAYER = "scale"
 MEMBERS_LAYER = "members"
 INTERVAL_LAYER = "interval"
 FIT_WINDOW_LAYER = "fit_window"
+FILL_MISSING_LAYER = "fill_missing"
 # Where a run keeps its forecasting model as a .keras file (train, many, pretrain).
 KERAS_MODEL = "keras_model/model.keras"
 TO_SERIES_UNITS_LAYER = "to_series_units"
@@ -26,7 +27,7 @@ VALIDATION_BATCH = 1024
 
 
 def build_model(hidden_units, learning_rate, horizon=1, scaling="none", scale=(0.0, 1.0), target="level",
-                season=0, ensemble_size=1, fit_window=None, steps=None, deseasonalise="none"):
+                season=0, ensemble_size=1, fit_window=None, steps=None, deseasonalise="none", missing=False):
     """The training model: input (batch, timesteps, 1), any window length, raw
     values → `ensemble_size` members, each RNN(LSTMCell) → Dense(horizon), whose
     forecasts in the series' units come out stacked (batch, ensemble_size, horizon).
@@ -51,6 +52,11 @@ def build_model(hidden_units, learning_rate, horizon=1, scaling="none", scale=(0
     and multiplies the forecasts by them (`transforms.Deseasonalise`; `tested`:
     only where M3's autocorrelation test finds a season in the window).
 
+    `missing` (with `fit_window`): NaN in a window is a missing value (a short
+    series' history before its start), masked rather than read as padding
+    (`transforms.FillMissing`): the LSTM skips those steps and the window's
+    scaling measures its visible values alone.
+
     Compiled with Adam, without XLA: each member's `custom_layers.LSTM` runs
     its sequence in TensorFlow's fused `BlockLSTM` kernel (up to 64 hidden
     units; see its `fused`), which XLA cannot compile (docs/performance.md has
@@ -58,17 +64,21 @@ def build_model(hidden_units, learning_rate, horizon=1, scaling="none", scale=(0
     """
     mean, std = scale
     inputs = keras.Input(shape=(None, 1), name="window")
-    window = inputs if fit_window is None else transforms.FitWindow(fit_window, name=FIT_WINDOW_LAYER)(inputs)
+    window = inputs if fit_window is None else transforms.FitWindow(fit_window, missing, name=FIT_WINDOW_LAYER)(inputs)
+    visible = None
+    if missing:
+        window, visible = transforms.FillMissing(name=FILL_MISSING_LAYER)(window)
     factors = None
     if deseasonalise != "none":
         window, factors = transforms.Deseasonalise(season, horizon, test=deseasonalise == "tested",
                                                    name="deseasonalise")(window)
-    scaled, location, spread = transforms.Scale(scaling, mean, std, floor=1e-3 * std, name=SCALE_LAYER)(window)
+    scaled, location, spread = transforms.Scale(scaling, mean, std, floor=1e-3 * std, name=SCALE_LAYER)(window,
+                                                                                                        visible)
     to_series_units = transforms.ToSeriesUnits(target, season, name=TO_SERIES_UNITS_LAYER)
     members = []
     for member in range(ensemble_size):
         suffix = f"_{member}" if member else ""
-        hidden = LSTM(LSTMCell(hidden_units), name=RNN_LAYER + suffix)(scaled)
+        hidden = LSTM(LSTMCell(hidden_units), name=RNN_LAYER + suffix)(scaled, mask=visible)
         # Forecasting a change, a network that outputs 0 is the naive forecast it starts from:
         # it starts there, and training moves it only as far as the data supports.
         initializer = "glorot_uniform" if target == "level" else "zeros"

@@ -271,6 +271,10 @@ _PARAMS = [
           "'tested' only windows where M3's 90 % autocorrelation test finds a season, 'always' every window; "
           "windows with a value <= 0 are left as they are; 'auto': 'tested' when the season is at least 2 and "
           "the window holds two seasons, else 'false'", auto=True, label="ds"),
+    Param("short_history", str, "auto", "'auto', 'mask' or 'pad'", lambda v: v in ("auto", "mask", "pad"),
+          "collection: a training or forecast window that reaches back before its series' first value: 'mask' "
+          "those steps (the LSTM skips them and the window's scale ignores them, as N-BEATS masks its inputs), "
+          "'pad' read them as the series' first value repeated; 'auto': mask", auto=True, label="sh"),
     Param("min_length", int, 0, "an integer of at least 0", lambda v: v >= 0,
           "collection: skip series shorter than this (and than the holdout needs), saying how many; "
           "0: refuse a series too short, naming it"),
@@ -332,9 +336,9 @@ DATA_PARAMS = [
 CSV_READING_PARAMS = ["time_column", "fill_missing", "time_format", "separator", "decimal", "thousands"]
 TRAIN_PARAMS = ["hidden_units", "learning_rate", "epochs", "batch_size", "scaling", "patience", "target",
                 "season", "ensemble_size", "interval_level", "seed", "init", "fine_tune_epochs",
-                "windows_per_series", "deseasonalise", "refit"]
+                "windows_per_series", "deseasonalise", "short_history", "refit"]
 EVALUATE_PARAMS = ["season", "free_run_steps", "auto_arima", "engine"]
-COLLECTION_PARAMS = ["id_column", "windows_per_series", "deseasonalise", "min_length", "auto_arima", "engine", "n_windows",
+COLLECTION_PARAMS = ["id_column", "windows_per_series", "deseasonalise", "short_history", "min_length", "auto_arima", "engine", "n_windows",
                      "step_size"]
 # main's own: every stage's, once each, then these two.
 MAIN_PARAMS = list(dict.fromkeys(DATA_PARAMS + TRAIN_PARAMS + EVALUATE_PARAMS + ["reuse_data", "resume_from"]))

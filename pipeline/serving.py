@@ -22,10 +22,12 @@ def _bad_request(message):
     return MlflowException(f"Invalid windows: {message}.", error_code=INVALID_PARAMETER_VALUE)
 
 
-def check_windows(model_input, min_window=1):
+def check_windows(model_input, min_window=1, missing=False):
     """Returns the request as float32 (batch, timesteps, 1), or raises a one-line
     MlflowException saying what is wrong with it. `min_window`: the fewest values
-    a window may have (a seasonal model reads a whole season back)."""
+    a window may have (a seasonal model reads a whole season back). `missing`:
+    NaN is allowed, as the missing values before a short series' start that
+    `series_windows` makes for a model that masks them."""
     try:
         windows = np.asarray(model_input, dtype=np.float32)
     except (TypeError, ValueError):
@@ -43,7 +45,7 @@ def check_windows(model_input, min_window=1):
         raise _bad_request(
             f"{windows.size} values in one request, at most {MAX_VALUES} are allowed; send fewer windows per request"
         )
-    not_finite = np.argwhere(~np.isfinite(windows))
+    not_finite = np.argwhere(np.isinf(windows) if missing else ~np.isfinite(windows))
     if len(not_finite):
         window, step, _ = not_finite[0]
         raise _bad_request(
@@ -57,11 +59,12 @@ SERIES_FORMAT = ("a table with the columns unique_id and y (and ds, the time), o
                  "order within each series")
 
 
-def series_windows(frame, input_width):
+def series_windows(frame, input_width, missing=False):
     """A long table of series (`SERIES_FORMAT`) → (ids, windows (n, input_width, 1)
     of each series' last values, each series' last ds or None, how many values
     each window was padded with). A series shorter than the window is padded on
-    the left with its first value, as in training."""
+    the left with its first value, as in training, or with `missing` (a model
+    that masks a short history) with NaN, which the model masks."""
     import pandas as pd
 
     missing = [name for name in ("unique_id", "y") if name not in frame.columns]
@@ -78,7 +81,7 @@ def series_windows(frame, input_width):
     ids, windows, last_times, padded = [], [], [], []
     for key, rows in frame.assign(y=values).groupby("unique_id", sort=False):
         series = rows["y"].to_numpy(np.float32)[-input_width:]
-        windows.append(np.r_[np.full(input_width - len(series), series[0], np.float32), series])
+        windows.append(np.r_[np.full(input_width - len(series), np.nan if missing else series[0], np.float32), series])
         ids.append(key)
         last_times.append(rows["ds"].iloc[-1] if "ds" in frame.columns else None)
         padded.append(input_width - len(series))
@@ -159,8 +162,9 @@ class SavedModelForecaster(mlflow.pyfunc.PythonModel):
         the input has it, step, forecast, lower, upper)."""
         import pandas as pd
 
-        ids, windows, last_times, padded = series_windows(frame, int(self._metadata["input_width"]))
-        outputs = self._saved_model.serve(self._tf.constant(check_windows(windows, self._min_window)))
+        missing = self._metadata.get("short_history") == "mask"
+        ids, windows, last_times, padded = series_windows(frame, int(self._metadata["input_width"]), missing)
+        outputs = self._saved_model.serve(self._tf.constant(check_windows(windows, self._min_window, missing)))
         horizon = outputs["forecast"].shape[1]
         table = {"unique_id": np.repeat(ids, horizon), "step": np.tile(np.arange(1, horizon + 1), len(ids))}
         if "ds" in frame.columns:
@@ -168,8 +172,8 @@ class SavedModelForecaster(mlflow.pyfunc.PythonModel):
         for name in ("forecast", "lower", "upper"):
             table[name] = outputs[name].numpy().ravel()
         # A series shorter than the window the model reads was padded on the left with its first
-        # value: how many values were made up, so that a short series' forecast is never taken for
-        # one made from a whole window.
+        # value, or by a model that masks them with values it skips: how many values it lacked, so
+        # that a short series' forecast is never taken for one made from a whole window.
         table["padded"] = np.repeat(padded, horizon)
         columns = ["unique_id"] + (["ds"] if "ds" in table else []) + ["step", "forecast", "lower", "upper", "padded"]
         return pd.DataFrame(table)[columns]

@@ -217,7 +217,8 @@ def _worse_than_naive(train_run):
 
 def _log_collection_future(served, collection_, settings, worse):
     """forecasts.csv: the served model's forecast of the `horizon` steps after each
-    series' end, with `padded` (how many of the values it read were padding) and
+    series' end, with `padded` (how many of the values it read lay before the series'
+    start: padding, or missing values a model with short_history=mask skipped) and
     `worse_than_seasonal_naive` (on validation; empty for a series too short to be
     validated)."""
     import mlflow

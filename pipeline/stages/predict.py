@@ -267,8 +267,10 @@ def _forecast_collection(model, trained, source, column, given, output):
     if short.any():
         first = int(np.flatnonzero(short)[0])
         print(f"predict: {int(short.sum())} series are shorter than the {width} values the model reads (the first, "
-              f"{read.ids[first]!r}, has {read.lengths[first]}): each was padded on the left with its first value, "
-              "and the column `padded` says by how many", file=sys.stderr, flush=True)
+              f"{read.ids[first]!r}, has {read.lengths[first]}): "
+              + ("the model masked the values each lacks" if trained.get("short_history") == "mask"
+                 else "each was padded on the left with its first value")
+              + ", and the column `padded` says how many", file=sys.stderr, flush=True)
     if output.endswith(".parquet"):
         table.to_parquet(output, index=False)
         return table

@@ -49,8 +49,8 @@ METRICS_EVERY_SECONDS = 1
 
 def run(data_uri, hidden_units, learning_rate, epochs, batch_size, scaling, patience, target="auto", season=0,
         ensemble_size="auto", interval_level=0.9, seed=42, init="auto", fine_tune_epochs="auto",
-        windows_per_series="auto", deseasonalise="auto", refit="true", resume_from="none", epoch_hook=None,
-        init_plan=None):
+        windows_per_series="auto", deseasonalise="auto", short_history="auto", refit="true", resume_from="none",
+        epoch_hook=None, init_plan=None):
     """Trains and logs the model; returns the run id.
 
     `epoch_hook(epoch, logs)`, if given, is called after every epoch has been
@@ -275,7 +275,7 @@ def check_data(values, dataset, manifest, init_plan=None):
         from pipeline import collection as coll
 
         return collection_settings(values, *coll.from_dataset(dataset, manifest), manifest)
-    for name in ("windows_per_series", "deseasonalise"):
+    for name in ("windows_per_series", "deseasonalise", "short_history"):
         if values.get(name, "auto") != "auto":
             raise params.ParamError(f"Received `{name}`={values[name]} for one series: it applies to a collection "
                                     "(a CSV with id_column); drop it.")
@@ -402,6 +402,8 @@ def trained_on(manifest):
 COLLECTION_EPOCHS = 100
 COLLECTION_PATIENCE = 10
 COLLECTION_TARGET = "last"
+# A window reaching back before its series' start: masked (benchmarks/results/m3_validation.md, 2026-12-03).
+COLLECTION_SHORT_HISTORY = "mask"
 # 'auto' trains an ensemble of this many networks, their losses diverse (global_model.MEMBER_LOSSES), when an
 # epoch has at most ENSEMBLE_MAX_WINDOWS training windows (about as many member-windows as one network's
 # MAX_WINDOWS_PER_EPOCH); beyond, one network, and the run says so.
@@ -453,7 +455,9 @@ def collection_settings(values, collection_, folds, manifest):
         patience=chosen["patience"], target=target, season=season, ensemble_size=chosen["ensemble_size"],
         losses=member_losses(chosen["ensemble_size"]),
         windows_per_series=chosen["windows_per_series"], interval_level=values["interval_level"], seed=values["seed"],
-        deseasonalise={"auto": "tested" if fits else "none", "false": "none"}.get(deseasonalise, deseasonalise))
+        deseasonalise={"auto": "tested" if fits else "none", "false": "none"}.get(deseasonalise, deseasonalise),
+        short_history=COLLECTION_SHORT_HISTORY if values.get("short_history", "auto") == "auto"
+        else values["short_history"])
 
 
 def epoch_windows(windows, windows_per_series, n_series):
@@ -496,7 +500,8 @@ def resolved_of(settings):
             "resolved_ensemble_size": str(settings.ensemble_size),
             "resolved_member_losses": ",".join(settings.losses),
             "resolved_windows_per_series": str(settings.windows_per_series),
-            "resolved_deseasonalise": {"none": "false"}.get(settings.deseasonalise, settings.deseasonalise)}
+            "resolved_deseasonalise": {"none": "false"}.get(settings.deseasonalise, settings.deseasonalise),
+            "resolved_short_history": settings.short_history}
 
 
 def held_out(folds, model):

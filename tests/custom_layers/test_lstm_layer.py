@@ -130,9 +130,30 @@ def test_fused_true_raises_where_the_kernel_cannot_run():
     with pytest.raises(ValueError, match="unroll=True"):
         LSTM(LSTMCell(4), fused=True, unroll=True)(x)
     inputs = keras.Input((None, 3))
-    masked = keras.Model(inputs, LSTM(LSTMCell(4), fused=True)(keras.layers.Masking(0.0)(inputs)))
-    with pytest.raises(ValueError, match="the input has a mask"):
+    masked = keras.Model(inputs, LSTM(LSTMCell(4), fused=True, return_sequences=True)(keras.layers.Masking(0.0)(inputs)))
+    with pytest.raises(ValueError, match="the input has a mask and the layer returns sequences"):
         masked(x)
+
+
+def test_a_mask_left_padded_or_interleaved_runs_the_fused_kernel_as_keras_lstm_computes_it():
+    rng = np.random.default_rng(8)
+    reference, fused = twins(5, 2)
+    x = tf.constant(rng.normal(size=(4, 7, 2)).astype("float32"))
+    h0, c0 = initial_state(rng, 4, 5)
+    left_padded = tf.constant(np.arange(7)[None, :] >= np.array([0, 3, 6, 7])[:, None])  # 7, 4, 1 and 0 visible
+    interleaved = tf.constant(rng.random((4, 7)) < 0.6)
+
+    def run(layer, mask):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            out, h, c = layer(x, initial_state=[h0, c0], mask=mask)
+            loss = tf.reduce_sum(out * tf.range(1.0, 6.0)) + tf.reduce_sum(tf.sin(c))
+        return [out, h, c, *tape.gradient(loss, [x, *layer.trainable_variables])]
+
+    for mask in (left_padded, interleaved):
+        for ours, theirs in zip(run(fused, mask), run(reference, mask)):
+            np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), atol=1e-5)
+    assert "BlockLSTM" in op_types(tf.function(lambda x, m: fused(x, mask=m)), x, left_padded)
 
 
 def test_dropout_in_training_and_masks_take_the_cells_own_loop():

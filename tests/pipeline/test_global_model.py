@@ -169,3 +169,57 @@ def test_a_diverse_ensemble_trains_on_zeros_flat_and_intermittent_series_to_fini
     out, _, _ = global_model.forecast_split(serving, c, settings, "future")
     assert all(np.isfinite(out[name]).all() for name in ("forecast", "lower", "upper"))
     np.testing.assert_allclose(out["forecast"][list(c.ids).index("zeros")], 0.0, atol=0.5)
+
+
+def test_a_masked_short_history_is_read_as_its_visible_values_alone_and_saves_to_the_same_forecasts(tmp_path):
+    import keras
+
+    from pipeline import model as forecaster
+
+    settings = global_model.GlobalSettings(input_width=12, horizon=3, target="level", short_history="mask", seed=0)
+    _, serving = global_model.build(settings)
+    visible = (40 + np.cumsum(np.random.default_rng(1).normal(size=5)))
+    window = np.r_[np.full(7, np.nan), visible][None, :, None].astype("float32")
+    # The same network without a mask or a window fit, reading the five values alone.
+    alone = forecaster.build_model(settings.hidden_units, settings.learning_rate, settings.horizon, "window",
+                                   (0.0, 1.0), "level")
+    alone.set_weights(serving.get_weights()[:len(alone.get_weights())])  # the LSTM's and the Dense layer's
+    expected = np.asarray(alone(visible[None, :, None].astype("float32")))[:, 0]
+    masked = forecaster.predict(serving, window)
+    np.testing.assert_allclose(masked["forecast"], expected, rtol=1e-5)
+    # The padding rule (the first value repeated) reads something else.
+    _, padded = global_model.build(global_model.GlobalSettings(**{**settings.__dict__, "short_history": "pad"}))
+    padded.set_weights(serving.get_weights())
+    first_value = np.where(np.isnan(window), visible[0], window).astype("float32")
+    assert np.abs(forecaster.predict(padded, first_value)["forecast"] - expected).max() > 1e-3
+    # A window shorter than the input width is the same missing history; the saved model reads it alike.
+    np.testing.assert_allclose(forecaster.predict(serving, window[:, 7:])["forecast"], expected, rtol=1e-5)
+    serving.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    np.testing.assert_allclose(forecaster.predict(loaded, window[:, 7:])["forecast"], expected, rtol=1e-5)
+
+
+def test_short_zero_flat_and_intermittent_series_train_masked_to_finite_forecasts_read_from_their_own_values():
+    base = awkward_collection()
+    rng = np.random.default_rng(2)
+    short = {"five points": 20 + rng.normal(size=5), "ten points": 5 + rng.normal(size=10)}
+    c = coll.from_arrays([*base.ids, *short], [*(base.series(i) for i in range(len(base))), *short.values()])
+    settings = global_model.GlobalSettings(input_width=WIDTH, horizon=HORIZON, epochs=3, patience=3, batch_size=32,
+                                           target="last", ensemble_size=3, losses=global_model.MEMBER_LOSSES,
+                                           short_history="mask", seed=0)
+    folds = coll.Folds(HORIZON)
+    training, serving = global_model.build_for(settings, c, folds.holdout("select"))
+    history = global_model.fit(training, c, settings, folds=folds)
+    assert np.isfinite(history.train_loss).all() and np.isfinite(history.val_loss).all()
+    assert max(history.train_loss) < 1 and max(history.val_loss) < 1
+    global_model.calibrate(serving, c, settings, folds)
+    out, x, _ = global_model.forecast_split(serving, c, settings, "future")
+    assert all(np.isfinite(out[name]).all() for name in ("forecast", "lower", "upper"))
+    assert (out["upper"] - out["lower"] > 0).all()
+    five = list(c.ids).index("five points")
+    assert np.isnan(x[five, :WIDTH - 5]).all() and np.isfinite(x[five, WIDTH - 5:]).all()
+    from pipeline import model as forecaster
+
+    alone = forecaster.predict(serving, c.series(five)[None, :, None].astype("float32"))["forecast"]
+    np.testing.assert_allclose(out["forecast"][five], alone[0], rtol=1e-5)
+    np.testing.assert_allclose(out["forecast"][list(c.ids).index("zeros")], 0.0, atol=0.5)

@@ -248,8 +248,8 @@ def test_lstm_predict_forecasts_every_series_with_the_served_model_and_says_what
         f"{last + pd.DateOffset(months=3 * k):%Y-%m-%d}" for k in range(1, HORIZON + 1)]
     assert set(padded[padded.unique_id == "series 3"].padded) == {12 - 5}
     assert set(padded[padded.unique_id != "series 3"].padded) == {0}
-    assert ("predict: 1 series are shorter than the 12 values the model reads (the first, 'series 3', has 5): each "
-            "was padded on the left with its first value") in capsys.readouterr().err
+    assert ("predict: 1 series are shorter than the 12 values the model reads (the first, 'series 3', has 5): the "
+            "model masked the values each lacks, and the column `padded` says how many") in capsys.readouterr().err
 
 
 def _evaluated_and_served(run_id):
