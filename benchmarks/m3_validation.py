@@ -10,7 +10,8 @@ Each series' last `h` points (its test targets) are never read. Before them lie
 trains a collection) is trained on what precedes the earliest, with the
 pipeline's collection defaults (`pipeline_defaults`: target last, batch 32, 100
 epochs, patience 10, deseasonalise tested where the group has a season, the
-ensemble of `train.COLLECTION_ENSEMBLE` networks with `train.member_losses`)
+ensemble of `train.COLLECTION_ENSEMBLE` networks with `train.member_losses`, a
+short history masked)
 overridden by the JSON given, early-stopped on every validation
 window, and its validation sMAPE over every series at every cut-off is printed,
 one line per seed, then the mean and sample sd over seeds. `--widths` trains one
@@ -88,7 +89,8 @@ def pipeline_defaults():
 
     return {"target": train.COLLECTION_TARGET, "batch_size": params.PARAMS["batch_size"].default,
             "epochs": train.COLLECTION_EPOCHS, "patience": train.COLLECTION_PATIENCE,
-            "ensemble_size": train.COLLECTION_ENSEMBLE, "deseasonalise": "tested"}
+            "ensemble_size": train.COLLECTION_ENSEMBLE, "deseasonalise": "tested",
+            "short_history": train.COLLECTION_SHORT_HISTORY}
 
 
 def option(argv, name, default):

@@ -22,9 +22,10 @@ A window is (series, end): the `input_width` values before column `end` and
 the `horizon` values from it. Windows are indices; `gather` builds a batch of
 them from the matrix, so a collection of 100 000 series of 300 points is the
 120 MB matrix, not a tensor of every window. A window that reaches back before
-its series' first value reads the left padding: a short series is forecast
-from what it has (the fused LSTM kernel takes no mask; the padding is its
-first value repeated, which per-window scaling treats as a flat start).
+its series' first value reads the left padding, its first value repeated; a
+model with short_history=mask (the default) is handed NaN there instead and
+masks those steps (pipeline.global_model.gather_windows): a short series is
+forecast from what it has.
 """
 
 import warnings

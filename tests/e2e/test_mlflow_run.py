@@ -62,7 +62,7 @@ def test_default_run_nests_three_stages_under_main(default_run):
         "epochs": "auto", "batch_size": "32", "scaling": "auto", "patience": "auto", "season": "0",
         "target": "auto", "ensemble_size": "auto", "interval_level": "0.9", "init": "auto",
         "fine_tune_epochs": "auto", "free_run_steps": "300", "id_column": "unique_id", "windows_per_series": "auto",
-        "deseasonalise": "auto", "min_length": "0",
+        "deseasonalise": "auto", "short_history": "auto", "min_length": "0",
         "auto_arima": "false", "engine": "local", "n_windows": "auto", "step_size": "auto", "refit": "true", "reuse_data": "true",
         "resume_from": "none",
     }

@@ -71,6 +71,8 @@ def test_a_collection_is_one_run_with_every_forecaster_scored_on_the_same_target
     assert run.info.status == "FINISHED" and run.data.tags["series"] == "12"
     # A season of 4 in windows of 12: windows where the test finds a season are deseasonalised ('auto').
     assert run.data.tags["resolved_deseasonalise"] == "tested" and "deseasonalise_notes" not in children["train"].data.tags
+    # A window reaching back before its series' start is masked ('auto').
+    assert run.data.tags["resolved_short_history"] == "mask"
     # The staged pipeline, as for one series: four stages under main, each finished.
     assert sorted(children) == ["evaluate", "forecast", "generate_data", "train"]
     assert all(child.info.status == "FINISHED" for child in children.values())
@@ -468,3 +470,6 @@ def test_the_parameters_of_a_collection_are_refused_for_one_series(tmp_path):
     with pytest.raises(ParamError, match=r"^Received `deseasonalise`=tested for one series: it applies to a "
                                          r"collection"):
         main.run(data_source=str(path), time_column="t", deseasonalise="tested")
+    with pytest.raises(ParamError, match=r"^Received `short_history`=mask for one series: it applies to a "
+                                         r"collection"):
+        main.run(data_source=str(path), time_column="t", short_history="mask")

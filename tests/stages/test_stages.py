@@ -109,7 +109,8 @@ def test_train_logs_losses_per_epoch_models_and_plots(pipeline_run):
         "data_uri": f"runs:/{run_ids['generate_data']}/data", "hidden_units": "8", "learning_rate": "0.01",
         "epochs": "3", "batch_size": "16", "scaling": "auto", "patience": "0", "seed": "0", "resume_from": "none",
         "target": "auto", "season": "0", "ensemble_size": "auto", "interval_level": "0.9", "init": "auto",
-        "fine_tune_epochs": "auto", "windows_per_series": "auto", "deseasonalise": "auto", "refit": "true",
+        "fine_tune_epochs": "auto", "windows_per_series": "auto", "deseasonalise": "auto", "short_history": "auto",
+        "refit": "true",
     }
     assert "scaling_mean" not in run.data.metrics  # 'auto' keeps the seed's unscaled model for the sine
     # What 'auto' became for the sine: the seed's model.
