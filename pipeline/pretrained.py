@@ -181,26 +181,27 @@ def _store_exists(uri):
     return True
 
 
-def load(init):
+def load(init, parameter="init"):
     """The Pretrained that `init` names (a models:/ or runs:/ URI, a .keras path, or
-    'pretrained'), or a one-line ParamError saying why it cannot be one."""
+    'pretrained'), or a one-line ParamError saying why it cannot be one, naming
+    `parameter` (lstm-predict's is `model_uri`)."""
     from pipeline import model as forecaster
 
     uri = resolve_uri(init)
     if uri.endswith(".keras") and not uri.startswith(("models:/", "runs:/")):
         if not Path(uri).is_file():
-            raise ParamError(f"Received `init`={init!r}: no such file {uri}"
+            raise ParamError(f"Received `{parameter}`={init!r}: no such file {uri}"
                              + ("; run `mlflow run . -e pretrain` first." if init == "pretrained" else "."))
         path = uri
     else:
         path = _keras_file(uri)
     model = forecaster.load_model(path) if Path(path).is_file() else None
     if model is None:
-        raise ParamError(f"Received `init`={init!r}: {uri} has no Keras model file.")
+        raise ParamError(f"Received `{parameter}`={init!r}: {uri} has no Keras model file.")
     names = {layer.name for layer in model.layers}
     if forecaster.FIT_WINDOW_LAYER not in names or "spread" not in names:
-        raise ParamError(f"Received `init`={init!r}: {uri} is a forecasting model of one series; init takes a model "
-                         "trained across series (mlflow run . -e pretrain, or main on a collection).")
+        raise ParamError(f"Received `{parameter}`={init!r}: {uri} is a forecasting model of one series; {parameter} "
+                         "takes a model trained across series (mlflow run . -e pretrain, or main on a collection).")
     units = model.get_layer(forecaster.TO_SERIES_UNITS_LAYER)
     return Pretrained(model, model.get_layer(forecaster.FIT_WINDOW_LAYER).width, int(model.output["forecast"].shape[-1]),
                       int(model.get_layer(forecaster.RNN_LAYER).cell.units), units.target, units.season,

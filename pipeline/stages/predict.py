@@ -218,7 +218,7 @@ def _pretrained(name):
     from pipeline import pretrained
 
     uri = pretrained.resolve_uri(name)
-    model = KerasAnswer(pretrained.load(uri)) if uri.endswith(".keras") else None
+    model = KerasAnswer(pretrained.load(uri, "model_uri")) if uri.endswith(".keras") else None
     return uri, model
 
 

@@ -155,3 +155,16 @@ def test_lstm_predict_forecasts_with_the_registered_pretrained_model_without_a_r
     np.testing.assert_allclose(forecast, expected["forecast"][0], rtol=1e-5)
     assert np.all(lower < forecast) and np.all(forecast < upper)
     assert set(all_runs()) == before  # nothing recorded
+
+
+def test_a_missing_pretrained_file_is_refused_naming_the_parameter_it_came_from(tmp_path):
+    import re
+
+    from pipeline.errors import ParamError
+
+    missing = str(tmp_path / "gone.keras")
+    with pytest.raises(ParamError, match=rf"^Received `model_uri`='{re.escape(missing)}': no such file "
+                                         rf"{re.escape(missing)}\.$"):
+        pretrained.load(missing, "model_uri")
+    with pytest.raises(ParamError, match=r"^Received `init`="):
+        pretrained.load(missing)
