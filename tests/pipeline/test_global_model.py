@@ -31,6 +31,23 @@ def share_of_loss(training, collection, scales):
     return dict(zip(collection.ids, per_series / per_series.sum())), losses
 
 
+def train_a_diverse_ensemble(c, **options):
+    """The default ensemble trained 3 epochs on `c`, calibrated, with finite losses below 1: its forecasts of
+    the future and their windows (forecast_split), and the serving model."""
+    settings = global_model.GlobalSettings(input_width=WIDTH, horizon=HORIZON, epochs=3, patience=3, batch_size=32,
+                                           target="last", ensemble_size=3, losses=global_model.MEMBER_LOSSES, seed=0,
+                                           **options)
+    folds = coll.Folds(HORIZON)
+    training, serving = global_model.build_for(settings, c, folds.holdout("select"))
+    history = global_model.fit(training, c, settings, folds=folds)
+    assert np.isfinite(history.train_loss).all() and np.isfinite(history.val_loss).all()
+    assert max(history.train_loss) < 1 and max(history.val_loss) < 1
+    global_model.calibrate(serving, c, settings, folds)
+    out, x, _ = global_model.forecast_split(serving, c, settings, "future")
+    assert all(np.isfinite(out[name]).all() for name in ("forecast", "lower", "upper"))
+    return out, x, serving
+
+
 def test_series_scales_are_each_series_mean_absolute_step_and_never_zero():
     c = awkward_collection()
     scales = dict(zip(c.ids, coll.series_scales(c, holdout=2 * HORIZON)))
@@ -158,16 +175,7 @@ def test_an_ensembles_members_learn_with_the_competitions_losses_each_floored_by
 
 def test_a_diverse_ensemble_trains_on_zeros_flat_and_intermittent_series_to_finite_forecasts():
     c = awkward_collection()
-    settings = global_model.GlobalSettings(input_width=WIDTH, horizon=HORIZON, epochs=3, patience=3, batch_size=32,
-                                           target="last", ensemble_size=3, losses=global_model.MEMBER_LOSSES, seed=0)
-    folds = coll.Folds(HORIZON)
-    training, serving = global_model.build_for(settings, c, folds.holdout("select"))
-    history = global_model.fit(training, c, settings, folds=folds)
-    assert np.isfinite(history.train_loss).all() and np.isfinite(history.val_loss).all()
-    assert max(history.train_loss) < 1 and max(history.val_loss) < 1
-    global_model.calibrate(serving, c, settings, folds)
-    out, _, _ = global_model.forecast_split(serving, c, settings, "future")
-    assert all(np.isfinite(out[name]).all() for name in ("forecast", "lower", "upper"))
+    out, _, _ = train_a_diverse_ensemble(c)
     np.testing.assert_allclose(out["forecast"][list(c.ids).index("zeros")], 0.0, atol=0.5)
 
 
@@ -204,17 +212,7 @@ def test_short_zero_flat_and_intermittent_series_train_masked_to_finite_forecast
     rng = np.random.default_rng(2)
     short = {"five points": 20 + rng.normal(size=5), "ten points": 5 + rng.normal(size=10)}
     c = coll.from_arrays([*base.ids, *short], [*(base.series(i) for i in range(len(base))), *short.values()])
-    settings = global_model.GlobalSettings(input_width=WIDTH, horizon=HORIZON, epochs=3, patience=3, batch_size=32,
-                                           target="last", ensemble_size=3, losses=global_model.MEMBER_LOSSES,
-                                           short_history="mask", seed=0)
-    folds = coll.Folds(HORIZON)
-    training, serving = global_model.build_for(settings, c, folds.holdout("select"))
-    history = global_model.fit(training, c, settings, folds=folds)
-    assert np.isfinite(history.train_loss).all() and np.isfinite(history.val_loss).all()
-    assert max(history.train_loss) < 1 and max(history.val_loss) < 1
-    global_model.calibrate(serving, c, settings, folds)
-    out, x, _ = global_model.forecast_split(serving, c, settings, "future")
-    assert all(np.isfinite(out[name]).all() for name in ("forecast", "lower", "upper"))
+    out, x, serving = train_a_diverse_ensemble(c, short_history="mask")
     assert (out["upper"] - out["lower"] > 0).all()
     five = list(c.ids).index("five points")
     assert np.isnan(x[five, :WIDTH - 5]).all() and np.isfinite(x[five, WIDTH - 5:]).all()
