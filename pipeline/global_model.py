@@ -110,15 +110,16 @@ def build_for(settings, collection, holdout=0):
 MEMBER_LOSSES = ("mase", "smape", "mape")
 
 
-def window_losses(members, x, y, scales, losses=()):
+def window_losses(members, x, y, scales, losses=(), masked=False):
     """The training loss of each window: the mean over members (batch, n, horizon)
     of each member's loss against y (batch, horizon) (member i: losses[i % len],
     MEMBER_LOSSES; default "mase", the mean absolute error in units of the window's
-    spread of x (batch, width, 1; NaN where a value is missing: the visible values'
-    spread), at least its series' scale (batch,))."""
+    spread of x (batch, width, 1; `masked`: NaN where a value is missing, the visible
+    values' spread), at least its series' scale (batch,))."""
     from keras import ops
 
-    spread = ops.maximum(_spread(x), ops.cast(scales, x.dtype)[:, None])[:, :, None]  # (batch, 1, 1)
+    window_spread = _SPREAD(*_FILL(x)) if masked else _SPREAD(x)
+    spread = ops.maximum(window_spread, ops.cast(scales, x.dtype)[:, None])[:, :, None]  # (batch, 1, 1)
     error = ops.abs(members - y[:, None, :])
     if not losses or set(losses) == {"mase"}:
         return ops.mean(error / spread, axis=(1, 2))
@@ -132,22 +133,15 @@ def window_losses(members, x, y, scales, losses=()):
     return ops.mean(ops.stack(terms, axis=1), axis=1)
 
 
-def median_loss(members, x, y, scales):
+def median_loss(members, x, y, scales, masked=False):
     """Each window's validation loss: the members' median (the served forecast) in
     units of the window's spread, at least its series' scale (one member: its loss)."""
-    return window_losses(_MEDIAN(members)[:, None, :], x, y, scales)
+    return window_losses(_MEDIAN(members)[:, None, :], x, y, scales, masked=masked)
 
 
 _SPREAD = transforms.WindowSpread()
 _MEDIAN = transforms.Median()
 _FILL = transforms.FillMissing()
-
-
-def _spread(x):
-    """WindowSpread of x, of its visible values where it holds NaN (a masked short history)."""
-    import tensorflow as tf
-
-    return tf.cond(tf.reduce_any(tf.math.is_nan(x)), lambda: _SPREAD(*_FILL(x)), lambda: _SPREAD(x))
 
 
 class _Epoch:
@@ -175,10 +169,10 @@ class _Epoch:
         losses = tuple(settings.losses)
 
         def loss_of(x, y, scale, training):
-            return window_losses(model(x, training=training), x, y, scale, losses)
+            return window_losses(model(x, training=training), x, y, scale, losses, mask)
 
         def validation_loss_of(x, y, scale):
-            return median_loss(model(x, training=False), x, y, scale)
+            return median_loss(model(x, training=False), x, y, scale, mask)
 
         def hide_early_values(x, seed):
             visible = tf.random.stateless_uniform(tf.shape(x)[:1], seed, min_visible, width + 1, tf.int32)
