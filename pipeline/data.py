@@ -239,6 +239,31 @@ def with_history(dataset, width):
     return out
 
 
+def hold_out_stopping(dataset):
+    """The dataset with a fold held back from its training windows to early-stop on, so that
+    its validation windows judge what trains on it without having stopped it; None where the
+    training period is too short for both parts.
+
+    The fold is the last training windows, as many as the validation windows but at most
+    half of what the training period holds apart from the h - 1 windows that would straddle
+    the two parts: `x_val`, `y_val`, `t_val`, `origin_val` become the fold; training keeps
+    the windows whose targets all end before the fold's first target; the test split and
+    the series stay."""
+    horizon = dataset["y_train"].shape[1]
+    n_train = len(dataset["y_train"])
+    kept = n_train - horizon + 1  # the windows training and fold can share out without overlapping targets
+    n_fold = min(len(dataset["y_val"]), kept // 2)
+    if n_fold < 1:
+        return None
+    train, fold = slice(0, kept - n_fold), slice(n_train - n_fold, n_train)
+    out = dict(dataset)
+    for name in ("x", "y", "t", "origin"):
+        arrays = dataset.get(f"{name}_train")
+        if arrays is not None:
+            out[f"{name}_train"], out[f"{name}_val"] = arrays[train], arrays[fold]
+    return out
+
+
 def every_window(dataset, width=None):
     """Every window of a series, whatever its period: inputs (n, width, 1) of the
     `width` values (default: the dataset's own input width) before each first

@@ -104,38 +104,27 @@ def _series_times(dataset, manifest):
 def _refit(dataset, train_run, init):
     """The chosen model trained anew on every window of the series: (served model,
     input width, min_window, epochs, seconds)."""
-    import keras
-
     from pipeline import data, pretrained
     from pipeline import model as forecaster
+    from pipeline.stages import train
 
     run_params, tags, metrics = train_run.data.params, train_run.data.tags, train_run.data.metrics
     horizon = dataset["y_train"].shape[1]
-    seed, batch_size = int(run_params["seed"]), int(run_params["batch_size"])
-    learning_rate, level = float(run_params["learning_rate"]), float(run_params["interval_level"])
     half_widths = np.array([metrics[f"interval_half_width_step{k}"] for k in range(1, horizon + 1)], np.float32)
     started = time.perf_counter()
+    chosen = {name: tags[f"resolved_{name}"] for name in ("scaling", "target", "ensemble_size")}
     if init == "local":
         full = {**data.every_window(dataset), "x_val": dataset["x_val"], "y_val": dataset["y_val"]}
-        target, season = tags["resolved_target"], int(run_params["season"])
-        keras.utils.set_random_seed(seed)
-        model = forecaster.build_model(int(run_params["hidden_units"]), learning_rate, horizon,
-                                       tags["resolved_scaling"], forecaster.standard_scale(full), target, season,
-                                       int(tags["resolved_ensemble_size"]))
-        epochs = int(metrics["best_epoch"])
-        served = forecaster.forecasting_model(model, level)
-        input_width, min_window = dataset["x_train"].shape[1], season if target == "seasonal" else 1
+        start, scale, epochs = None, forecaster.standard_scale(full), int(metrics["best_epoch"])
+        season = int(run_params["season"])
+        input_width, min_window = dataset["x_train"].shape[1], season if chosen["target"] == "seasonal" else 1
     else:  # fine_tuned: the pretrained model, fine-tuned on every window for the epochs validation chose
         start = pretrained.load(tags["init_uri"])
         longer = data.with_history(dataset, start.input_width)
         full = {**data.every_window(dataset, start.input_width), "x_val": longer["x_val"], "y_val": longer["y_val"]}
-        keras.utils.set_random_seed(seed)
-        model = pretrained.adapt(start, horizon, learning_rate, forecaster.standard_scale(dataset)[1])
-        epochs = int(metrics["fine_tune_best_epoch"])
-        served = pretrained.forecasting_model(model, level)
+        scale, epochs = forecaster.standard_scale(dataset), int(metrics["fine_tune_best_epoch"])
         input_width, min_window = start.input_width, 1
-    if epochs:
-        forecaster.fit(model, full, epochs, batch_size, 0, seed, restore_best=False)
+    served = train.train_for(init, full, epochs, run_params, chosen, scale, start)
     served.get_layer(forecaster.INTERVAL_LAYER).half_width.assign(half_widths)
     return served, input_width, min_window, epochs, time.perf_counter() - started
 

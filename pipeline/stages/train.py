@@ -16,7 +16,7 @@ CHECKPOINT_UPLOAD_SECONDS), the loss curve, the `.keras` model under `keras_mode
 
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import keras
@@ -94,11 +94,12 @@ def run(data_uri, hidden_units, learning_rate, epochs, batch_size, scaling, pati
         scale = forecaster.standard_scale(dataset)
         # What the run records at its end, in one request (tracking.log_batch).
         summary, tags = {}, {}
+        plan, fit_data, judged = judging(plan, dataset)
         candidates, served_of = {}, {}
         if "local" in plan.candidates:
             if scaling == "standard":
                 summary.update(scaling_mean=scale[0], scaling_std=scale[1])
-            model = _train_local(dataset, values, chosen, scale, resume, epoch_hook, summary)
+            model = _train_local(fit_data, values, chosen, scale, resume, epoch_hook, summary)
             candidates["local"] = model
             served_of["local"] = forecaster.forecasting_model(model, interval_level)
         # What each candidate reads: the data's windows for a new network; for a pretrained one, as much of
@@ -106,25 +107,36 @@ def run(data_uri, hidden_units, learning_rate, epochs, batch_size, scaling, pati
         data_of = {"local": dataset}
         if plan.pretrained is not None:
             longer = data.with_history(dataset, plan.pretrained.input_width) if "series" in dataset else dataset
-            candidates.update(_from_pretrained(plan, longer, values, summary))
+            longer_fit = data.hold_out_stopping(longer) if fit_data is not dataset else longer
+            candidates.update(_from_pretrained(plan, longer, values, summary, longer_fit))
             for name in ("zero_shot", "fine_tuned"):
                 if name in candidates:
                     served_of[name] = pretrained.forecasting_model(candidates[name], interval_level)
                     data_of[name] = longer
-        val_mse = {name: float(np.mean((forecaster.predict(served, data_of[name]["x_val"])["forecast"]
-                                        - dataset["y_val"]) ** 2)) for name, served in served_of.items()}
-        chosen_init = min(val_mse, key=val_mse.get)
-        reason = choice_reason(val_mse, chosen_init)
+        # Every candidate judged on the same validation windows: each window's mean squared error.
+        losses = {name: np.mean((forecaster.predict(served, data_of[name]["x_val"])["forecast"]
+                                 - dataset["y_val"]) ** 2, axis=1) for name, served in served_of.items()}
+        chosen_init, reason = choose_init(losses, horizon)
+        if len(losses) > 1 or judged != "fair":
+            reason += f"; {judged_on(judged, len(fit_data['y_val']))}"
         print(f"train: {reason}", flush=True)
-        summary.update({f"val_mse_{name}": value for name, value in val_mse.items()})
+        summary.update({f"val_mse_{name}": float(np.mean(value)) for name, value in losses.items()})
         if chosen_init != "local":
             target, scaling, ensemble_size = plan.pretrained.target, "window", 1
-            summary["best_val_loss"] = val_mse[chosen_init]
+            summary["best_val_loss"] = summary[f"val_mse_{chosen_init}"]
             chosen.update(target=target, scaling=scaling, ensemble_size=ensemble_size)
             tags.update({f"resolved_{name}": params.PARAMS[name].format(chosen[name])
                          for name in AUTO_TRAIN_PARAMS})
         tags.update({"resolved_init": chosen_init, "init_choice": reason,
                      **({"init_uri": plan.pretrained.uri} if plan.pretrained is not None else {})})
+        if fit_data is not dataset and chosen_init != "zero_shot":
+            # The one kept, trained anew on the whole training period for the epochs its fold chose: the
+            # model evaluated has seen every training window, and still none of the validation windows.
+            started = time.perf_counter()
+            epochs_kept = int(summary["best_epoch" if chosen_init == "local" else "fine_tune_best_epoch"])
+            served_of[chosen_init] = train_for(chosen_init, data_of[chosen_init], epochs_kept, values, chosen,
+                                               forecaster.standard_scale(data_of[chosen_init]), plan.pretrained)
+            summary.update(selection_refit_seconds=time.perf_counter() - started, selection_refit_epochs=epochs_kept)
         served = served_of[chosen_init]
         if chosen_init == "local":
             half_widths, calibration = calibrate_local(served, dataset["x_val"], dataset["y_val"])
@@ -196,9 +208,10 @@ def _train_local(dataset, values, chosen, scale, resume, epoch_hook, summary):
     return model
 
 
-def _from_pretrained(plan, dataset, values, summary):
+def _from_pretrained(plan, dataset, values, summary, fit_on=None):
     """{"zero_shot": model, "fine_tuned": model}, those the plan asks for, from its pretrained model.
-    Fine-tuning starts from the pretrained weights at the learning rate; its losses are logged
+    Fine-tuning starts from the pretrained weights at the learning rate and trains on `fit_on`
+    (default `dataset`; a fold held back to early-stop on: `judging`); its losses are logged
     as fine_tune_train_loss and fine_tune_val_loss, and `summary` gains fine_tune_seconds,
     fine_tune_epochs_trained and fine_tune_best_epoch."""
     horizon = dataset["y_train"].shape[1]
@@ -216,7 +229,7 @@ def _from_pretrained(plan, dataset, values, summary):
             losses.log({"fine_tune_train_loss": logs["loss"], "fine_tune_val_loss": logs["val_loss"]}, step=epoch)
 
         try:
-            state = forecaster.fit(model, dataset, plan.fine_tune_epochs, values["batch_size"],
+            state = forecaster.fit(model, dataset if fit_on is None else fit_on, plan.fine_tune_epochs, values["batch_size"],
                                    params.FINE_TUNE_PATIENCE, values["seed"], on_epoch_end=on_epoch_end)
         finally:
             losses.flush(synchronous=False)
@@ -226,14 +239,86 @@ def _from_pretrained(plan, dataset, values, summary):
     return out
 
 
-def choice_reason(val_mse, chosen):
-    """One line: each candidate's validation MSE and the one kept."""
-    labels = {"local": "a new network", "zero_shot": "the pretrained model zero-shot",
-              "fine_tuned": "the pretrained model fine-tuned"}
-    scores = ", ".join(f"{name} {value:.4g}" for name, value in sorted(val_mse.items(), key=lambda item: item[1]))
-    if len(val_mse) == 1:
-        return f"model: {labels[chosen]} (validation MSE {scores})"
-    return f"model: {labels[chosen]}, the lowest validation MSE of {len(val_mse)} candidates ({scores})"
+# init=auto keeps a trained candidate (a new network, the pretrained one fine-tuned) over the
+# pretrained model zero-shot only when the validation windows show it better beyond chance:
+# Diebold and Mariano's one-sided p below this (docs/pretrained.md, "How init=auto chooses";
+# its power and its level, benchmarks/results/init_choice.md).
+INIT_EVIDENCE = 0.3
+LABELS = {"local": "a new network", "zero_shot": "the pretrained model zero-shot",
+          "fine_tuned": "the pretrained model fine-tuned"}
+# The candidates that train, and so early-stop on the windows they are given as validation.
+TRAINED = ("local", "fine_tuned")
+
+
+def judging(plan, dataset):
+    """(plan, the dataset trained candidates fit and early-stop on, how they are judged).
+
+    With several candidates, the ones that train early-stop on a fold held back from the
+    training windows (data.hold_out_stopping), so that the validation windows judge every
+    candidate without having stopped any: "fair". Where the training period is too short to
+    hold a fold back, only the zero-shot model is left when it is a candidate ("too_short"),
+    else they stop on the validation windows that judge them ("stopped")."""
+    if len(plan.candidates) < 2 or not set(plan.candidates) & set(TRAINED):
+        return plan, dataset, "fair"
+    held_out = data.hold_out_stopping(dataset)
+    if held_out is not None:
+        return plan, held_out, "fair"
+    if "zero_shot" in plan.candidates:
+        return replace(plan, candidates=("zero_shot",)), dataset, "too_short"
+    return plan, dataset, "stopped"
+
+
+def judged_on(judged, n_fold):
+    """One line: how the candidates were judged (`judging`)."""
+    if judged == "fair":
+        return (f"trained candidates early-stopped on the last {n_fold} training windows, so the validation "
+                "windows that judge them stopped none")
+    if judged == "too_short":
+        return ("the training period is too short to hold back windows to early-stop on, and a candidate judged "
+                "on the windows that stopped it looks better than it is: the pretrained model zero-shot, untrained")
+    return ("the training period is too short to hold back windows to early-stop on: the candidates are judged "
+            "on the validation windows that stopped them, which favours the one that trained longest")
+
+
+def choose_init(losses, horizon, alpha=INIT_EVIDENCE):
+    """The candidate init=auto keeps, from each one's loss on every validation window
+    ({name: array of n}, the same windows), and one line saying why: the lowest mean,
+    except that a trained candidate replaces the zero-shot model only when Diebold and
+    Mariano's test (metrics.diebold_mariano) finds it better at level `alpha`."""
+    mse = {name: float(np.mean(value)) for name, value in losses.items()}
+    scores = ", ".join(f"{name} {value:.4g}" for name, value in sorted(mse.items(), key=lambda item: item[1]))
+    lowest = min(mse, key=mse.get)
+    if len(mse) == 1:
+        return lowest, f"model: {LABELS[lowest]} (validation MSE {scores})"
+    of = f"the lowest validation MSE of {len(mse)} candidates ({scores})"
+    if lowest == "zero_shot" or "zero_shot" not in mse:
+        return lowest, f"model: {LABELS[lowest]}, {of}"
+    p = metrics.diebold_mariano(losses["zero_shot"], losses[lowest], horizon)
+    test = f"Diebold-Mariano p = {p:.2g} on {len(losses[lowest])} windows"
+    if p < alpha:
+        return lowest, f"model: {LABELS[lowest]}, {of}, better than zero-shot beyond chance ({test} < {alpha:g})"
+    return "zero_shot", (f"model: the pretrained model zero-shot: {LABELS[lowest]} has {of}, but not clearly "
+                         f"better than zero-shot ({test}, not below {alpha:g})")
+
+
+def train_for(init, fit_data, epochs, values, chosen, scale, start=None):
+    """The served model of candidate `init` ("local" or "fine_tuned", from the pretrained
+    model `start`) trained anew on `fit_data` for `epochs` chosen beforehand (its last
+    weights kept): a new network of the `chosen` settings scaled by `scale`, or the
+    pretrained network adapted to the series' spread scale[1]."""
+    horizon, seed = fit_data["y_train"].shape[1], int(values["seed"])
+    keras.utils.set_random_seed(seed)
+    if init == "local":
+        model = forecaster.build_model(int(values["hidden_units"]), float(values["learning_rate"]), horizon,
+                                       chosen["scaling"], scale, chosen["target"], int(values["season"]),
+                                       int(chosen["ensemble_size"]))
+        served = forecaster.forecasting_model(model, float(values["interval_level"]))
+    else:
+        model = pretrained.adapt(start, horizon, float(values["learning_rate"]), scale[1])
+        served = pretrained.forecasting_model(model, float(values["interval_level"]))
+    if epochs:
+        forecaster.fit(model, fit_data, epochs, int(values["batch_size"]), 0, seed, restore_best=False)
+    return served
 
 
 def calibrate_local(served, x_val, y_val):

@@ -3,6 +3,8 @@ zero-shot on a series it never saw beats a network trained on that short
 series alone; `init=auto` chooses on the validation windows only; a bad
 `init` is refused in one line before any run opens."""
 
+import re
+
 import mlflow
 import numpy as np
 import pytest
@@ -100,10 +102,19 @@ def test_auto_chooses_on_the_validation_windows_only(pretrained_store, tmp_path)
     assert {name: wild_run.data.metrics[name] for name in candidates} == pytest.approx(
         {name: plain.data.metrics[name] for name in candidates}, rel=1e-3)
     assert wild_run.data.tags["resolved_init"] == plain.data.tags["resolved_init"]
-    # The one kept has the lowest validation MSE, and the run says so.
+    # None of them early-stopped on those windows; the one kept has the lowest validation MSE, or is the
+    # zero-shot model where the trained one with the lowest is not clearly better; the run says which.
+    choice, kept = plain.data.tags["init_choice"], plain.data.tags["resolved_init"]
+    assert re.search(r"; trained candidates early-stopped on the last \d+ training windows, so the validation "
+                     "windows that judge them stopped none$", choice)
     lowest = min(candidates, key=plain.data.metrics.get)[len("val_mse_"):]
-    assert plain.data.tags["resolved_init"] == lowest
-    assert "the lowest validation MSE of 3 candidates" in plain.data.tags["init_choice"]
+    assert f"{lowest} {plain.data.metrics['val_mse_' + lowest]:.4g}" in choice
+    if kept == lowest:
+        assert "the lowest validation MSE of 3 candidates" in choice
+    else:
+        assert kept == "zero_shot" and "but not clearly better than zero-shot (Diebold-Mariano p = " in choice
+    # A trained candidate kept is trained again on every training window, for the epochs its fold chose.
+    assert ("selection_refit_epochs" in plain.data.metrics) == (kept != "zero_shot")
 
 
 @pytest.mark.parametrize("extra,message", [

@@ -46,8 +46,11 @@ def test_a_100_point_monthly_series_at_a_season_horizon_runs_with_the_defaults(t
     assert "generate_data: the validation period was 10 points: it is the 20 before the test period" in printed
     assert "test period was 20 points" not in printed  # 20 test points hold a 12-step horizon
     assert "train: model: " in printed and "train: intervals " in printed
-    # The summary says which of the three candidates validation chose, as train did.
+    # The trained candidates early-stopped on windows held back from training, not on the validation windows
+    # that judged the three; the summary says which was kept and why, as train did.
     assert printed.count("the lowest validation MSE of 3 candidates") == 2
+    assert printed.count("trained candidates early-stopped on the last 2 training windows, so the validation "
+                         "windows that judge them stopped none") == 2
     assert 0 <= scores["test_coverage"] <= 100 and scores["test_rmse"] > 0
 
 
