@@ -134,8 +134,9 @@ def run(data_uri, hidden_units, learning_rate, epochs, batch_size, scaling, pati
             # model evaluated has seen every training window, and still none of the validation windows.
             started = time.perf_counter()
             epochs_kept = int(summary["best_epoch" if chosen_init == "local" else "fine_tune_best_epoch"])
+            scale_kept = scale if chosen_init == "local" else forecaster.standard_scale(longer)  # as each trained
             served_of[chosen_init] = train_for(chosen_init, data_of[chosen_init], epochs_kept, values, chosen,
-                                               forecaster.standard_scale(data_of[chosen_init]), plan.pretrained)
+                                               scale_kept, plan.pretrained)
             summary.update(selection_refit_seconds=time.perf_counter() - started, selection_refit_epochs=epochs_kept)
         served = served_of[chosen_init]
         if chosen_init == "local":
@@ -229,8 +230,8 @@ def _from_pretrained(plan, dataset, values, summary, fit_on=None):
             losses.log({"fine_tune_train_loss": logs["loss"], "fine_tune_val_loss": logs["val_loss"]}, step=epoch)
 
         try:
-            state = forecaster.fit(model, dataset if fit_on is None else fit_on, plan.fine_tune_epochs, values["batch_size"],
-                                   params.FINE_TUNE_PATIENCE, values["seed"], on_epoch_end=on_epoch_end)
+            state = forecaster.fit(model, dataset if fit_on is None else fit_on, plan.fine_tune_epochs,
+                                   values["batch_size"], params.FINE_TUNE_PATIENCE, values["seed"], on_epoch_end=on_epoch_end)
         finally:
             losses.flush(synchronous=False)
         summary.update({"fine_tune_seconds": time.perf_counter() - started,
