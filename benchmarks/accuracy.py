@@ -75,12 +75,22 @@ def run_case(path, case, horizon, store, init="auto"):
     return {
         "init": train_run.data.tags.get("resolved_init", "local"), "init_choice": train_run.data.tags.get("init_choice", ""),
         "seconds": seconds, "chosen": chosen,
-        "best_epoch": train_run.data.metrics["best_epoch"], "epochs_trained": train_run.data.metrics["epochs_trained"],
-        "train_seconds": train_run.data.metrics["train_seconds"],
+        # None where nothing was trained (the pretrained model zero-shot, the only candidate on a short series).
+        **{name: train_run.data.metrics.get(name) for name in ("best_epoch", "epochs_trained", "train_seconds")},
         "metrics": {label: {m: metrics[f"{prefix}test_{m}"] for m in ("mase", "rmse", "smape")}
                     for label, prefix in FORECASTERS if f"{prefix}test_rmse" in metrics} | classical,
         "coverage": metrics["test_coverage"], "interval_width": metrics["test_interval_width"],
+        "interval_calibration": train_run.data.tags.get("interval_calibration", ""),
+        "test_targets": test_targets(train_run.data.tags["resolved_data_uri"]),
     }
+
+
+def test_targets(data_uri):
+    """How many test targets a row's coverage counts (windows × horizon): with n of them, a 90 % interval
+    that holds its level covers 90 ± 100·√(0.09/n) % (one standard error) by chance alone."""
+    from pipeline import tracking
+
+    return int(tracking.load_data(data_uri)[0]["y_test"].size)
 
 
 def classical_scores(data_uri, season):

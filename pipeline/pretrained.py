@@ -279,9 +279,9 @@ def forecasting_model(training, interval_level):
                        name="lstm_forecaster")
 
 
-def calibrate(served, x_val, y_val, pretrained):
-    """The relative half-widths from the series' validation windows when they
-    are enough for the level, else the pretrained model's, calibrated across
+def calibrate(served, x_val, y_val, pretrained, which="validation"):
+    """The relative half-widths from the series' `which` windows (x_val, y_val) when
+    they are enough for the level, else the pretrained model's, calibrated across
     its corpus' series: (half-widths, a note saying which)."""
     from custom_layers import transforms
     from pipeline import model as forecaster
@@ -292,9 +292,9 @@ def calibrate(served, x_val, y_val, pretrained):
         residuals = np.asarray(y_val) - forecaster.predict(served, x_val)["forecast"]
         spread = np.asarray(served.get_layer("spread")(served.get_layer(forecaster.FIT_WINDOW_LAYER)(
             np.asarray(x_val, np.float32))))
-        return layer.calibrate(residuals, spread), f"calibrated on the series' {len(y_val)} validation windows"
+        return layer.calibrate(residuals, spread), f"calibrated on the series' {len(y_val)} {which} windows"
     steps = layer.half_width.shape[0]
     q = pretrained.half_width[:steps]
     layer.half_width.assign(q.astype("float32"))
-    return q, (f"the series has {len(y_val)} validation windows, fewer than the {needed} a {layer.level:g} interval "
+    return q, (f"the series has {len(y_val)} {which} windows, fewer than the {needed} a {layer.level:g} interval "
                f"needs: the pretrained model's half-widths, calibrated across its corpus' series, are used")

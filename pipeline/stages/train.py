@@ -143,8 +143,9 @@ def run(data_uri, hidden_units, learning_rate, epochs, batch_size, scaling, pati
             half_widths, calibration = calibrate_local(served, dataset["x_val"], dataset["y_val"])
             min_window = season if target == "seasonal" else 1  # a seasonal target reads a whole season back
         else:
-            half_widths, calibration = pretrained.calibrate(served, data_of[chosen_init]["x_val"], dataset["y_val"],
-                                                            plan.pretrained)
+            x_calibration, y_calibration, which = calibration_windows(chosen_init, data_of, dataset)
+            half_widths, calibration = pretrained.calibrate(served, x_calibration, y_calibration, plan.pretrained,
+                                                            which)
             min_window = 1  # shorter windows are padded
             input_width = plan.pretrained.input_width  # what predict and the server send it
         print(f"train: intervals {calibration}", flush=True)
@@ -320,6 +321,18 @@ def train_for(init, fit_data, epochs, values, chosen, scale, start=None):
     if epochs:
         forecaster.fit(model, fit_data, epochs, int(values["batch_size"]), 0, seed, restore_best=False)
     return served
+
+
+def calibration_windows(init, data_of, dataset):
+    """(inputs, targets, which) of the windows that calibrate the intervals of the candidate `init`
+    kept: the validation windows, which trained none of them; for the pretrained model zero-shot,
+    which no window of the series trained, every training and validation window: all out of
+    sample, and more of them hold the level better on series it never saw
+    (benchmarks/results/interval_calibration.md)."""
+    if init != "zero_shot":
+        return data_of[init]["x_val"], dataset["y_val"], "validation"
+    return (np.concatenate([data_of[init]["x_train"], data_of[init]["x_val"]]),
+            np.concatenate([dataset["y_train"], dataset["y_val"]]), "training and validation")
 
 
 def calibrate_local(served, x_val, y_val):

@@ -85,6 +85,32 @@ def test_zero_shot_on_a_new_short_series_beats_a_network_trained_on_it_alone(pre
     assert "epochs_trained" not in zero_shot_run.data.metrics  # nothing was trained
 
 
+def test_zero_shot_intervals_are_calibrated_on_every_window_before_the_test_period(pretrained_store, tmp_path):
+    # No window of a series trained the zero-shot model, so all of them before the test period calibrate it.
+    from custom_layers import transforms
+    from pipeline import data, tracking
+    from pipeline import model as forecaster
+    from pipeline.stages import train
+
+    csv = write_series(tmp_path / "series.csv", family(1, 60, seed=7, noise=0.05)[0])
+    run_ids, scores = main.run(data_source=str(csv), column="y", time_column="month", season=12, horizon=3,
+                               init="pretrained", fine_tune_epochs=0, quiet=True, register=False)
+    run = mlflow.get_run(run_ids["train"])
+    dataset, _ = tracking.load_data(run.data.tags["resolved_data_uri"])
+    n = len(dataset["y_train"]) + len(dataset["y_val"])
+    assert n > len(dataset["y_val"]) >= transforms.min_windows_for(0.9)
+    assert run.data.tags["interval_calibration"] == f"calibrated on the series' {n} training and validation windows"
+    # Each step's half-width: the conformal quantile of those windows' errors in units of their spread.
+    served = forecaster.load_model(tracking.download(f"runs:/{run_ids['train']}/{train.KERAS_MODEL}", "model_uri"))
+    longer = data.with_history(dataset, served.get_layer(forecaster.FIT_WINDOW_LAYER).width)
+    x = np.concatenate([longer["x_train"], longer["x_val"]]).astype(np.float32)
+    errors = np.concatenate([dataset["y_train"], dataset["y_val"]]) - forecaster.predict(served, x)["forecast"]
+    spread = np.asarray(served.get_layer("spread")(served.get_layer(forecaster.FIT_WINDOW_LAYER)(x)))
+    expected = transforms.conformal_half_width(errors / spread.reshape(-1, 1), 0.9)
+    assert [run.data.metrics[f"interval_half_width_step{k}"] for k in (1, 2, 3)] == pytest.approx(expected, rel=1e-4)
+    assert 0 <= scores["test_coverage"] <= 100 and scores["test_interval_width"] > 0
+
+
 def test_auto_chooses_on_the_validation_windows_only(pretrained_store, tmp_path):
     values = family(1, 90, seed=5, noise=0.05)[0]
     wild = values.copy()
