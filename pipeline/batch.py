@@ -1,16 +1,16 @@
 """Batch scoring of a collection's MLflow model on an engine: a Parquet collection
 (a file or a folder, in the long format) in, the forecasts table out as Parquet.
 
-Every series must reach one worker whole: on Dask the long table is shuffled by
-series id and each partition scored with `map_partitions`; on Spark it is
-repartitioned by id and each partition scored with `mapInPandas`. (MLflow's
-`spark_udf` scores batches of rows that may cut a series in two; this model reads
-a series' history, so the partition, not the row batch, is the unit.) The model is
-sent to the workers once, as the bytes of its folder, and loaded once per worker
-process; each partition's series are read with the collection reader's checks
-(pipeline.collection) and forecast as `lstm-predict` forecasts them
-(`collection_forecasts`), so the numbers are those of a
-local `lstm-predict` on the same series.
+Every series must reach one worker whole. On Dask the long table is shuffled by
+series id and each partition scored with `map_partitions`; the model is sent to the
+workers once, as the bytes of its folder, and loaded once per worker process. On
+Spark the table is repartitioned by id, each partition's series become one row per
+series (`series_rows`: a row is a whole series, so no batch of rows cuts one in
+two), and those rows are scored by MLflow's own `mlflow.pyfunc.spark_udf`, as a
+Spark user scores any registered model. Either way each series is read with the
+collection reader's checks (pipeline.collection) and forecast from the same last
+values as `lstm-predict` sends (`collection_forecasts`), so the numbers are those
+of a local `lstm-predict` on the same series.
 """
 
 import hashlib
@@ -60,21 +60,26 @@ def empty_table():
     return pd.DataFrame({name: pd.Series(dtype=kind) for name, kind in SCHEMA})
 
 
-def score_frame(frame, archive, columns, width, source):
-    """The forecasts of the whole series in the pandas `frame` (its `columns`: id, time,
-    value), with the model in `archive`."""
+def read_frame(frame, columns, source):
+    """The Collection of the pandas long `frame` (its `columns`: id, time, value), read with
+    the collection reader's checks, as lstm-predict reads a file."""
     import pyarrow as pa
 
     from pipeline import collection as coll
     from pipeline import parquet_input
 
-    if frame.empty:
-        return empty_table()
     id_column, time_column, column = columns
     table = pa.Table.from_pandas(frame[list(columns)], preserve_index=False)
-    read = coll.assemble(source, parquet_input.table_columns(table, source, id_column, time_column, column),
+    return coll.assemble(source, parquet_input.table_columns(table, source, id_column, time_column, column),
                          time_column, column, "error")
-    out = collection_forecasts(archive.load(), read, width)
+
+
+def score_frame(frame, archive, columns, width, source):
+    """The forecasts of the whole series in the pandas `frame` (its `columns`: id, time,
+    value), with the model in `archive`."""
+    if frame.empty:
+        return empty_table()
+    out = collection_forecasts(archive.load(), read_frame(frame, columns, source), width)
     return out.astype({name: kind for name, kind in SCHEMA})
 
 
@@ -129,10 +134,11 @@ def score(model_uri, source, output, engine_name):
     folder, metadata = model_folder(model_uri)
     columns = (metadata.get("id_column", coll.ID), metadata.get("time_column", coll.TIME),
                metadata.get("column", coll.VALUE))
-    archive, width = ModelArchive(folder), int(metadata["input_width"])
+    width = int(metadata["input_width"])
     with engines.open_engine(engine_name) as engine:
-        return {"dask": _on_dask, "spark": _on_spark}[engine_name](engine, archive, columns, width, str(source),
-                                                                   str(output))
+        if engine_name == "spark":
+            return _on_spark(engine, folder, columns, width, str(source), str(output))
+        return _on_dask(engine, ModelArchive(folder), columns, width, str(source), str(output))
 
 
 def _on_dask(engine, archive, columns, width, source, output):
@@ -151,15 +157,35 @@ def _score_partition(frame, archive, columns, width, source):
     return score_frame(frame, archive, columns, width, source)
 
 
-def _on_spark(engine, archive, columns, width, source, output):
+def series_rows(frame, columns, width, source):
+    """The pandas long `frame` (its `columns`: id, time, value) read with the collection
+    reader's checks, as one row per series: unique_id, ds (its last time, as text) and y
+    (its last `width` values), what `collection_forecasts` sends the model."""
+    import pandas as pd
+
+    from pipeline import csv_input
+
+    read = read_frame(frame, columns, source)
+    return pd.DataFrame({"unique_id": [str(key) for key in read.ids],
+                         "ds": [csv_input.format_time(t) for t in read.last_times],
+                         "y": [read.series(i)[-width:] for i in range(len(read.ids))]})
+
+
+# What the collection's MLflow model returns for one series per row (pipeline.serving, SERIES_ROWS_FORMAT).
+SPARK_RESULT = "ds array<string>, forecast array<float>, lower array<float>, upper array<float>, padded bigint"
+
+
+def _on_spark(engine, folder, columns, width, source, output):
+    """Spark: the long table repartitioned by id; each partition's series read with the
+    collection reader's checks into one row per series (`series_rows`, with `mapInPandas`);
+    those rows scored by the MLflow model through `mlflow.pyfunc.spark_udf` (loaded once per
+    executor process); the forecasts exploded back into the long table."""
+    import mlflow
+    from pyspark.errors import AnalysisException
     from pyspark.sql import SparkSession
+    from pyspark.sql import functions as F
 
     spark = SparkSession.builder.getOrCreate()
-    shipped = spark.sparkContext.broadcast(archive)
-    schema = ", ".join(f"{name} {'bigint' if kind == 'int64' else 'float' if kind == 'float32' else kind}"
-                       for name, kind in SCHEMA)
-    from pyspark.errors import AnalysisException
-
     try:
         frame = spark.read.parquet(source).select(*columns)
     except AnalysisException as error:
@@ -169,14 +195,34 @@ def _on_spark(engine, archive, columns, width, source, output):
                              "them.") from None
         raise
 
-    def score_partition(batches):
+    def read_partition(batches):
         import pandas as pd
 
         parts = list(batches)
         if parts:
-            yield score_frame(pd.concat(parts, ignore_index=True), shipped.value, columns, width, source)
+            yield series_rows(pd.concat(parts, ignore_index=True), columns, width, source)
 
-    scored = frame.repartition(max(2 * engine.workers, 2), columns[0]).mapInPandas(score_partition, schema)
-    scored.write.mode("overwrite").parquet(output)
+    rows = frame.repartition(max(2 * engine.workers, 2), columns[0]).mapInPandas(
+        read_partition, "unique_id string, ds string, y array<double>")
+    model = mlflow.pyfunc.spark_udf(spark, str(folder), result_type=SPARK_RESULT, env_manager="local")
+    scored = rows.select("unique_id", model(F.struct("unique_id", "ds", "y")).alias("out"))
+    at = "element_at(out.{}, position + 1)"
+    table = scored.select("unique_id", "out", F.posexplode("out.forecast").alias("position", "forecast")).select(
+        "unique_id", F.expr(at.format("ds")).alias("ds"), (F.col("position") + 1).cast("bigint").alias("step"),
+        F.col("forecast").cast("float").alias("forecast"), F.expr(at.format("lower")).cast("float").alias("lower"),
+        F.expr(at.format("upper")).cast("float").alias("upper"), F.col("out.padded").alias("padded"))
+    try:
+        table.write.mode("overwrite").parquet(output)
+    except Exception as error:  # a refusal raised on an executor reaches here inside Spark's own exception
+        raise _refusal_in(error) from None
     return int(spark.read.parquet(output).select("unique_id").distinct().count())
 
+
+def _refusal_in(error):
+    """The one-line ParamError of a refusal (the reader's ParamError, the model's MlflowException)
+    raised on a Spark executor, or `error` itself when it holds none."""
+    for line in str(error).splitlines():
+        for kind in ("pipeline.errors.ParamError: ", "mlflow.exceptions.MlflowException: "):
+            if line.strip().startswith(kind):
+                return ParamError(line.strip()[len(kind):])
+    return error

@@ -59,6 +59,23 @@ SERIES_FORMAT = ("a table with the columns unique_id and y (and ds, the time), o
                  "order within each series")
 
 
+SERIES_ROWS_FORMAT = ("a table with one row per series: unique_id, y (the series' values in time order, an array) "
+                      "and ds (the time of its last value)")
+
+
+def is_series_rows(frame):
+    """Whether the DataFrame `frame` holds one series per row (`SERIES_ROWS_FORMAT`): its `y` holds arrays."""
+    return "y" in frame.columns and len(frame) > 0 and isinstance(frame["y"].iloc[0], (list, tuple, np.ndarray))
+
+
+def window_of(series, input_width, missing=False):
+    """A series' window: its last `input_width` values (float32), padded on the left with its first
+    value (or NaN for a model that masks a short history); (window, how many values were padded)."""
+    series = np.asarray(series, np.float32)[-input_width:]
+    pad = input_width - len(series)
+    return np.r_[np.full(pad, np.nan if missing else series[0], np.float32), series], pad
+
+
 def series_windows(frame, input_width, missing=False):
     """A long table of series (`SERIES_FORMAT`) → (ids, windows (n, input_width, 1)
     of each series' last values, each series' last ds or None, how many values
@@ -80,12 +97,36 @@ def series_windows(frame, input_width, missing=False):
         raise _bad_request(f"{len(frame)} rows in one request, at most {MAX_VALUES} are allowed")
     ids, windows, last_times, padded = [], [], [], []
     for key, rows in frame.assign(y=values).groupby("unique_id", sort=False):
-        series = rows["y"].to_numpy(np.float32)[-input_width:]
-        windows.append(np.r_[np.full(input_width - len(series), np.nan if missing else series[0], np.float32), series])
+        window, pad = window_of(rows["y"].to_numpy(np.float32), input_width, missing)
+        windows.append(window)
         ids.append(key)
         last_times.append(rows["ds"].iloc[-1] if "ds" in frame.columns else None)
-        padded.append(input_width - len(series))
+        padded.append(pad)
     return ids, np.stack(windows)[..., None], last_times, np.array(padded, np.int64)
+
+
+def series_rows_windows(frame, input_width, missing=False):
+    """A table of one series per row (`SERIES_ROWS_FORMAT`) → (windows (n, input_width, 1) of
+    each series' last values, how many values each was padded with), as `series_windows`."""
+    absent = [name for name in ("unique_id", "y") if name not in frame.columns]
+    if absent:
+        raise _bad_request(f"no column {absent[0]!r} (columns: {', '.join(map(str, frame.columns))}); expected "
+                           f"{SERIES_ROWS_FORMAT}")
+    if len(frame) * input_width > MAX_VALUES:
+        raise _bad_request(f"{len(frame)} series of {input_width} values in one request, at most {MAX_VALUES} "
+                           "values are allowed")
+    windows, padded = [], []
+    for row, (key, values) in enumerate(zip(frame["unique_id"], frame["y"])):
+        try:
+            series = np.asarray(values, np.float64).ravel()
+        except (TypeError, ValueError):
+            series = np.array([np.nan])
+        if not len(series) or not np.isfinite(series).all():
+            raise _bad_request(f"row {row} (series {key!r}): y must be a non-empty array of finite numbers")
+        window, pad = window_of(series, input_width, missing)
+        windows.append(window)
+        padded.append(pad)
+    return np.stack(windows)[..., None], np.array(padded, np.int64)
 
 
 def future_times(last_time, step, horizon):
@@ -123,7 +164,9 @@ class SavedModelForecaster(mlflow.pyfunc.PythonModel):
 
     A collection's model also takes a DataFrame of series in long format
     (`SERIES_FORMAT`; `dataframe_split` in a REST request) and returns the next
-    `horizon` values of each series with the interval, as a long table.
+    `horizon` values of each series with the interval, as a long table; or one
+    series per row (`SERIES_ROWS_FORMAT`, as `mlflow.pyfunc.spark_udf` sends rows),
+    answered one row per series.
 
     With the parameter `intervals` true (`params={"intervals": True}`, or
     `"params": {"intervals": true}` beside `"inputs"` in a REST request), a dict
@@ -149,6 +192,8 @@ class SavedModelForecaster(mlflow.pyfunc.PythonModel):
         import pandas as pd
 
         if isinstance(model_input, pd.DataFrame) and "time_step" in self._metadata:
+            if is_series_rows(model_input):
+                return self._forecast_series_rows(model_input)
             return self._forecast_series(model_input)
         windows = self._tf.constant(check_windows(model_input, self._min_window))
         outputs = self._saved_model.serve(windows)
@@ -177,6 +222,26 @@ class SavedModelForecaster(mlflow.pyfunc.PythonModel):
         table["padded"] = np.repeat(padded, horizon)
         columns = ["unique_id"] + (["ds"] if "ds" in table else []) + ["step", "forecast", "lower", "upper", "padded"]
         return pd.DataFrame(table)[columns]
+
+    def _forecast_series_rows(self, frame):
+        """A collection's model, given one series per row (`SERIES_ROWS_FORMAT`, what
+        `mlflow.pyfunc.spark_udf` sends): one row per series, the next `horizon` values
+        as arrays `forecast`, `lower` and `upper`, their times `ds` (as text) when the
+        input has each series' last time, and `padded`, in the order of the input."""
+        import pandas as pd
+
+        missing = self._metadata.get("short_history") == "mask"
+        windows, padded = series_rows_windows(frame, int(self._metadata["input_width"]), missing)
+        outputs = self._saved_model.serve(self._tf.constant(check_windows(windows, self._min_window, missing)))
+        horizon = outputs["forecast"].shape[1]
+        table = {"unique_id": list(frame["unique_id"])}
+        if "ds" in frame.columns:
+            table["ds"] = [[str(t) for t in future_times(last, self._metadata["time_step"], horizon)]
+                           for last in frame["ds"]]
+        for name in ("forecast", "lower", "upper"):
+            table[name] = list(outputs[name].numpy())
+        table["padded"] = padded
+        return pd.DataFrame(table)
 
 
 mlflow.models.set_model(SavedModelForecaster())

@@ -178,12 +178,46 @@ def test_the_served_model_scores_a_parquet_collection_on_dask_as_lstm_predict_do
             predict.run("auto", str(served["csv"]), *READING, str(served["folder"] / "x.parquet"), engine="dask")
 
 
+def test_the_collection_model_takes_one_series_per_row_as_spark_udf_sends_them(served):
+    # What mlflow.pyfunc.spark_udf hands the model: one row per series, its values as an array, its last time.
+    import mlflow
+    import pandas as pd
+
+    long = pd.read_csv(served["csv"])
+    from pipeline.stages.predict import newest_model_uri
+
+    model = mlflow.pyfunc.load_model(newest_model_uri())
+    rows = pd.DataFrame([{"unique_id": key, "ds": part["quarter"].iloc[-1], "y": part["sales"].to_numpy()}
+                         for key, part in long.groupby("item", sort=True)])
+    out = model.predict(rows)
+    assert list(out.columns) == ["unique_id", "ds", "forecast", "lower", "upper", "padded"] and len(out) == 12
+    here = served["here"]
+    for _, row in out.iterrows():
+        own = here[here["unique_id"] == row["unique_id"]]
+        np.testing.assert_allclose(row["forecast"], own["forecast"], rtol=1e-6)
+        np.testing.assert_allclose(row["upper"] - row["lower"], own["upper"] - own["lower"], rtol=1e-5)
+        assert list(row["ds"]) == list(own["ds"].astype(str)) and row["padded"] == own["padded"].iloc[0]
+    bad = rows.copy()
+    bad.at[3, "y"] = np.r_[bad.at[3, "y"][:-1], np.nan]
+    with pytest.raises(mlflow.exceptions.MlflowException, match=r"^Invalid windows: row 3 \(series '.*'\): y must be "
+                                                                  "a non-empty array of finite numbers"):
+        model.predict(bad)
+
+
 @pytest.mark.skipif(shutil.which("java") is None, reason=NO_JAVA)
 def test_the_served_model_scores_a_parquet_collection_on_spark_as_lstm_predict_does(served, monkeypatch):
+    import pandas as pd
+
     from pipeline.stages import predict
 
     monkeypatch.setenv("PYSPARK_SUBMIT_ARGS", "--master local[2] pyspark-shell")
-    _scored(served, "spark")
+    _scored(served, "spark")  # through mlflow.pyfunc.spark_udf
+    # A refusal of the collection reader, raised on an executor, reaches the user as its one line.
+    frame = pd.read_csv(served["csv"], parse_dates=["quarter"])
+    pd.concat([frame, frame.iloc[[5]]]).to_parquet(served["folder"] / "twice.parquet", coerce_timestamps="us")
+    with pytest.raises(ParamError, match=r"twice.parquet: series '.*' has the time .* twice"):
+        predict.run("auto", str(served["folder"] / "twice.parquet"), *READING,
+                    str(served["folder"] / "x.parquet"), engine="spark")
     with pytest.raises(ParamError, match=r"^Spark cannot read the nanosecond timestamps of .*nanoseconds.parquet"):
         predict.run("auto", str(served["folder"] / "nanoseconds.parquet"), *READING,
                     str(served["folder"] / "x.parquet"), engine="spark")
