@@ -2,8 +2,9 @@
 (a file or a folder, in the long format) in, the forecasts table out as Parquet.
 
 Every series must reach one worker whole. On Dask the long table is shuffled by
-series id and each partition scored with `map_partitions`; the model is sent to the
-workers once, as the bytes of its folder, and loaded once per worker process. On
+series id and each partition scored with `map_partitions`, on Ray hash-partitioned by
+id and each block scored with `map_batches`; the model is sent to the workers once,
+as the bytes of its folder, and loaded once per worker process. On
 Spark the table is repartitioned by id, each partition's series become one row per
 series (`series_rows`: a row is a whole series, so no batch of rows cuts one in
 two), and those rows are scored by MLflow's own `mlflow.pyfunc.spark_udf`, as a
@@ -125,9 +126,9 @@ def score(model_uri, source, output, engine_name):
     from pipeline import engines
 
     engines.check_installed(engine_name)
-    if engine_name not in ("dask", "spark"):
-        raise ParamError(f"Received `engine`={engine_name} for batch scoring: it runs on dask or spark (ray: not yet); "
-                         "without --engine, lstm-predict scores here.")
+    if engine_name not in ("dask", "spark", "ray"):
+        raise ParamError(f"Received `engine`={engine_name} for batch scoring: it runs on dask, spark or ray; without "
+                         "--engine, lstm-predict scores here.")
     if not coll.is_parquet(source):
         raise ParamError(f"Received an invalid value for parameter `input`, expected a Parquet collection (a .parquet "
                          f"file or a folder of them) to score with --engine, got {source!r}.")
@@ -138,7 +139,8 @@ def score(model_uri, source, output, engine_name):
     with engines.open_engine(engine_name) as engine:
         if engine_name == "spark":
             return _on_spark(engine, folder, columns, width, str(source), str(output))
-        return _on_dask(engine, ModelArchive(folder), columns, width, str(source), str(output))
+        on = _on_dask if engine_name == "dask" else _on_ray
+        return on(engine, ModelArchive(folder), columns, width, str(source), str(output))
 
 
 def _on_dask(engine, archive, columns, width, source, output):
@@ -155,6 +157,19 @@ def _on_dask(engine, archive, columns, width, source, output):
 
 def _score_partition(frame, archive, columns, width, source):
     return score_frame(frame, archive, columns, width, source)
+
+
+def _on_ray(engine, archive, columns, width, source, output):
+    """Ray: the long table hash-partitioned by id (every series in one block), each block
+    scored whole (`map_batches` without a batch size) by a worker that loads the model once."""
+    import ray.data
+
+    frame = ray.data.read_parquet(source, columns=list(columns))
+    frame = frame.repartition(max(2 * engine.workers, 2), keys=[columns[0]])
+    scored = frame.map_batches(_score_partition, batch_size=None, batch_format="pandas",
+                               fn_args=(archive, columns, width, source))
+    scored.write_parquet(output)
+    return len(ray.data.read_parquet(output, columns=["unique_id"]).unique("unique_id"))
 
 
 def series_rows(frame, columns, width, source):

@@ -69,9 +69,12 @@ def test_the_baselines_on_spark_are_the_baselines_here(monkeypatch):
     assert_baselines_here_and_on("spark", "Spark at local[2]")
 
 
-@pytest.mark.skipif(importlib.util.find_spec("ray") is None,
-                    reason="Ray is not installed (pip install \"lstm-forecaster[ray]\"; the test extra leaves it out: a local Ray "
-                           "takes minutes to start on 2 cores)")
+NO_RAY = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
+                            reason="Ray is not installed (pip install \"lstm-forecaster[ray]\"; the test extra leaves it "
+                                   "out: a local Ray takes minutes to start on 2 cores)")
+
+
+@NO_RAY
 def test_the_baselines_on_a_local_ray_are_the_baselines_here(monkeypatch):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     assert_baselines_here_and_on("ray", "a local Ray")
@@ -176,6 +179,12 @@ def test_the_served_model_scores_a_parquet_collection_on_dask_as_lstm_predict_do
             predict.run("auto", str(served["folder"] / "sales_parquet"), *READING, "-", engine="dask")
         with pytest.raises(ParamError, match=r"expected a Parquet collection .* to score with --engine, got"):
             predict.run("auto", str(served["csv"]), *READING, str(served["folder"] / "x.parquet"), engine="dask")
+
+
+@NO_RAY
+def test_the_served_model_scores_a_parquet_collection_on_a_local_ray_as_lstm_predict_does(served, monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    _scored(served, "ray")
 
 
 def test_the_collection_model_takes_one_series_per_row_as_spark_udf_sends_them(served):
