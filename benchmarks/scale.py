@@ -5,8 +5,9 @@
 Goals (issue 33): the baselines (SeasonalNaive, AutoETS, AutoTheta) of `--series`
 synthetic series of `--points` points read from Parquet, with `engine=local` and on a
 2-worker Dask LocalCluster; the batch scoring of a collection model over
-`--score-series` series here (`lstm-predict`), on Dask (2 workers) and on Spark
-`local[2]`: series per second for each, the engine's time over local's (goal: below
+`--score-series` series here (`lstm-predict`), on Dask (2 workers), on Spark
+`local[2]` (through `mlflow.pyfunc.spark_udf`) and, where Ray is installed, on a
+local Ray: series per second for each, the engine's time over local's (goal: below
 1.5× on one machine), peak memory of reading and scoring (goal: under 4 GB), and
 whether every engine's numbers equal local's.
 
@@ -19,6 +20,7 @@ recorded beside the seconds (benchmarks.quiet). Writes benchmarks/results/scale.
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import resource
@@ -157,13 +159,14 @@ def main(argv=None):
         large = write_collection(scratch / "scoring", args.score_series, args.points, seed=1)
         model = train_model(scratch, write_collection(scratch / "training", 300, args.points, seed=2, files=1), env)
         results["model"] = "a collection model trained for one epoch on 300 other series (scored, not judged)"
-        for engine in ("local", "dask", "spark"):
+        scorers = ("local", "dask", "spark") + (("ray",) if importlib.util.find_spec("ray") else ())
+        for engine in scorers:
             with watch.measure(f"scoring, {engine}"):
                 results["scoring"][engine] = run_contender(f"scoring-{engine}", large,
                                                            scratch / f"scored_{engine}.parquet", watch, model, env)
             print(f"scoring {engine}: {results['scoring'][engine]}", flush=True)
         local = pd.read_parquet(scratch / "scored_local.parquet").sort_values(["unique_id", "step"], ignore_index=True)
-        for engine in ("dask", "spark"):
+        for engine in scorers[1:]:
             other = pd.read_parquet(scratch / f"scored_{engine}.parquet").sort_values(["unique_id", "step"],
                                                                                    ignore_index=True)
             same = len(other) == len(local) and (other["unique_id"].to_numpy() == local["unique_id"].to_numpy()).all()

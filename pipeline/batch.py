@@ -87,16 +87,23 @@ def score_frame(frame, archive, columns, width, source):
 def collection_forecasts(model, read, width):
     """The MLflow model's long table (unique_id, ds, step, forecast, lower, upper,
     padded) for the Collection `read`: each series' last `width` values are sent, every
-    row dated by the series' last time (all the model needs to date the forecasts)."""
+    row dated by the series' last time (all the model needs to date the forecasts), in
+    requests of at most the model's cap on values (pipeline.serving.MAX_VALUES)."""
     import pandas as pd
 
     from pipeline import csv_input
+    from pipeline.serving import MAX_VALUES
 
     kept = np.minimum(read.lengths, width)
     last = [csv_input.format_time(t) for t in read.last_times]
-    frame = pd.DataFrame({"unique_id": np.repeat(read.ids, kept), "ds": np.repeat(last, kept),
-                          "y": np.concatenate([read.series(i)[-k:] for i, k in enumerate(kept)])})
-    return model.predict(frame, params={"intervals": True})
+    per_request = max(MAX_VALUES // max(width, 1), 1)  # series per request
+    ids, tables = np.asarray(read.ids), []
+    for start in range(0, len(ids), per_request):  # a collection holds at least one series (the reader's check)
+        part = slice(start, start + per_request)
+        frame = pd.DataFrame({"unique_id": np.repeat(ids[part], kept[part]), "ds": np.repeat(last[part], kept[part]),
+                              "y": np.concatenate([read.series(i)[-k:] for i, k in enumerate(kept[part], start)])})
+        tables.append(model.predict(frame, params={"intervals": True}))
+    return tables[0] if len(tables) == 1 else pd.concat(tables, ignore_index=True)
 
 
 def model_folder(model_uri):
@@ -200,6 +207,8 @@ def _on_spark(engine, folder, columns, width, source, output):
     from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
 
+    from pipeline import serving
+
     spark = SparkSession.builder.getOrCreate()
     try:
         frame = spark.read.parquet(source).select(*columns)
@@ -219,6 +228,8 @@ def _on_spark(engine, folder, columns, width, source, output):
 
     rows = frame.repartition(max(2 * engine.workers, 2), columns[0]).mapInPandas(
         read_partition, "unique_id string, ds string, y array<double>")
+    # Arrow batches small enough for the model's cap on the values of one request.
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(max(serving.MAX_VALUES // width, 1)))
     model = mlflow.pyfunc.spark_udf(spark, str(folder), result_type=SPARK_RESULT, env_manager="local")
     scored = rows.select("unique_id", model(F.struct("unique_id", "ds", "y")).alias("out"))
     at = "element_at(out.{}, position + 1)"

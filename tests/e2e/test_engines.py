@@ -181,6 +181,30 @@ def test_the_served_model_scores_a_parquet_collection_on_dask_as_lstm_predict_do
             predict.run("auto", str(served["csv"]), *READING, str(served["folder"] / "x.parquet"), engine="dask")
 
 
+def test_a_collection_over_the_cap_of_one_request_is_scored_in_several(served, monkeypatch):
+    # 100 000 series of 24 values are 2.4 million, over the model's 1 000 000 a request: here the cap is
+    # lowered to 5 series' worth, so that the 12 series go in 3 requests, which must answer as one does.
+    import mlflow
+
+    from pipeline import batch, serving
+    from pipeline import collection as coll
+    from pipeline.stages.predict import newest_model_uri
+
+    model = mlflow.pyfunc.load_model(newest_model_uri())
+    width = int(model.metadata.metadata["input_width"])
+    read = coll.read_collection(str(served["csv"]), "item", "quarter", "sales")
+    monkeypatch.setattr(serving, "MAX_VALUES", 5 * width)
+    sent, real = [], model.predict  # counted, not replaced
+    monkeypatch.setattr(model, "predict", lambda frame, params=None: sent.append(frame["unique_id"].nunique())
+                        or real(frame, params=params))
+    table = batch.collection_forecasts(model, read, width).sort_values(["unique_id", "step"], ignore_index=True)
+    assert sent == [5, 5, 2]
+    here = served["here"]
+    assert len(table) == len(here) and list(table["unique_id"]) == list(here["unique_id"])
+    np.testing.assert_allclose(table[["forecast", "lower", "upper"]].to_numpy(np.float64),
+                               here[["forecast", "lower", "upper"]].to_numpy(np.float64), rtol=1e-6)
+
+
 @NO_RAY
 def test_the_served_model_scores_a_parquet_collection_on_a_local_ray_as_lstm_predict_does(served, monkeypatch):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
