@@ -71,7 +71,10 @@ def run_case(path, case, horizon, store, init="auto"):
     chosen = {name[len("resolved_"):]: value for name, value in train_run.data.tags.items()
               if name.startswith("resolved_") and name != "resolved_data_uri"}
     metrics = evaluate_run.data.metrics
-    classical = classical_scores(train_run.data.tags["resolved_data_uri"], case["season"])
+    from pipeline import tracking
+
+    dataset, _ = tracking.load_data(train_run.data.tags["resolved_data_uri"])
+    classical = classical_scores(dataset, case["season"])
     return {
         "init": train_run.data.tags.get("resolved_init", "local"), "init_choice": train_run.data.tags.get("init_choice", ""),
         "seconds": seconds, "chosen": chosen,
@@ -81,23 +84,16 @@ def run_case(path, case, horizon, store, init="auto"):
                     for label, prefix in FORECASTERS if f"{prefix}test_rmse" in metrics} | classical,
         "coverage": metrics["test_coverage"], "interval_width": metrics["test_interval_width"],
         "interval_calibration": train_run.data.tags.get("interval_calibration", ""),
-        "test_targets": test_targets(train_run.data.tags["resolved_data_uri"]),
+        # How many test targets the coverage counts (windows × horizon): with n of them, a 90 % interval that
+        # holds its level covers 90 ± 100·√(0.09/n) % (one standard error) by chance alone.
+        "test_targets": int(dataset["y_test"].size),
     }
 
 
-def test_targets(data_uri):
-    """How many test targets a row's coverage counts (windows × horizon): with n of them, a 90 % interval
-    that holds its level covers 90 ± 100·√(0.09/n) % (one standard error) by chance alone."""
-    from pipeline import tracking
-
-    return int(tracking.load_data(data_uri)[0]["y_test"].size)
-
-
-def classical_scores(data_uri, season):
+def classical_scores(dataset, season):
     """{label: {mase, rmse, smape}} of AutoARIMA and AutoTheta on the run's test windows, as evaluate scores ETS."""
-    from pipeline import metrics, tracking
+    from pipeline import metrics
 
-    dataset, _ = tracking.load_data(data_uri)
     series, origins = dataset["series"], dataset["origin_test"]
     horizon = dataset["y_test"].shape[1]
     fit_end = int(origins[0])

@@ -28,6 +28,7 @@ benchmarks/results/interval_calibration.{json,md}.
 """
 
 import argparse
+import inspect
 import json
 import math
 import sys
@@ -72,8 +73,8 @@ def prepared(values, horizon, season, folder):
 
     path = Path(folder) / "series.csv"
     path.write_text("y\n" + "".join(f"{v:g}\n" for v in values))
-    given = {name: value for name, value in params.defaults("generate_data").items()
-             if name in generate_data.prepare.__code__.co_varnames}
+    accepted = inspect.signature(generate_data.prepare).parameters
+    given = {name: value for name, value in params.defaults("generate_data").items() if name in accepted}
     given.update(data_source=str(path), horizon=horizon, season=season)
     try:
         return generate_data.prepare(**given)[0]
