@@ -199,15 +199,20 @@ def assemble(path, columns, time_column, column, fill_missing):
     notes, row_name = list(columns.notes), columns.row_name
     numbers = csv_input.as_numbers(times)
     order = np.lexsort((numbers, codes))
-    codes, numbers, times, values = codes[order], numbers[order], times[order], values[order]
-    lines = order + columns.first_row
+    # Sorted once each (float64 times are their own numbers): a collection of millions of rows holds
+    # few copies of its columns.
+    same_numbers = times.dtype == np.float64
+    codes, numbers, values = codes[order], numbers[order], values[order]
+    times = numbers if same_numbers else times[order]
     same_series = codes[1:] == codes[:-1]
     repeated = np.flatnonzero(same_series & (numbers[1:] == numbers[:-1]))
     if len(repeated):
         at = repeated[0]
+        lines = order[[at, at + 1]] + columns.first_row
         raise ParamError(f"{path}: series {unique_ids[codes[at]]!r} has the time {csv_input.format_time(times[at])} "
-                         f"twice ({row_name}s {min(lines[at], lines[at + 1])} and {max(lines[at], lines[at + 1])}); "
-                         "each (series, time) pair must appear once.")
+                         f"twice ({row_name}s {lines.min()} and {lines.max()}); each (series, time) pair must "
+                         "appear once.")
+    del order
 
     step, positions = _grid_positions(times, numbers, codes, same_series, path, time_column)
     starts = np.flatnonzero(np.r_[True, ~same_series])
