@@ -194,35 +194,45 @@ def _csv_columns(path, id_column, time_column, column, time_format, separator, d
 
 def assemble(path, columns, time_column, column, fill_missing):
     """The Collection of a long table's columns: series sorted by time, one step
-    that every series follows, gaps refused or filled."""
-    codes, unique_ids, times, values = columns.codes, columns.unique_ids, columns.times, columns.values
-    notes, row_name = list(columns.notes), columns.row_name
-    numbers = csv_input.as_numbers(times)
-    order = np.lexsort((numbers, codes))
-    # Sorted once each (float64 times are their own numbers): a collection of millions of rows holds
-    # few copies of its columns.
-    same_numbers = times.dtype == np.float64
-    codes, numbers, values = codes[order], numbers[order], values[order]
-    times = numbers if same_numbers else times[order]
+    that every series follows, gaps refused or filled. `columns` is consumed: its
+    arrays are released as they are sorted, so that a collection of millions of rows
+    holds few copies of them at once."""
+    unique_ids, notes, row_name, first_row = columns.unique_ids, list(columns.notes), columns.row_name, \
+        columns.first_row
+    codes, times, values = columns.codes, columns.times, columns.values
+    columns.codes = columns.times = columns.values = None
+    floats = times.dtype == np.float64  # float times are their own numbers: one sorted copy serves as both
+    numbers = times if floats else csv_input.as_numbers(times)
+    order = _time_order(codes, numbers)
+    if order is not None:  # sorted one array at a time
+        codes = codes[order]
+        values = values[order]
+        numbers = numbers[order]
+        times = numbers if floats else times[order]
     same_series = codes[1:] == codes[:-1]
     repeated = np.flatnonzero(same_series & (numbers[1:] == numbers[:-1]))
     if len(repeated):
         at = repeated[0]
-        lines = order[[at, at + 1]] + columns.first_row
+        lines = (np.array([at, at + 1]) if order is None else order[[at, at + 1]]) + first_row
         raise ParamError(f"{path}: series {unique_ids[codes[at]]!r} has the time {csv_input.format_time(times[at])} "
                          f"twice ({row_name}s {lines.min()} and {lines.max()}); each (series, time) pair must "
                          "appear once.")
-    del order
+    del order, repeated
 
     step, positions = _grid_positions(times, numbers, codes, same_series, path, time_column)
+    del numbers
     starts = np.flatnonzero(np.r_[True, ~same_series])
     ends = np.r_[starts[1:], len(codes)]
     _check_one_step(positions, codes, same_series, starts, ends, unique_ids, step, path, time_column)
-    arrays, last_times, filled = [], [], 0
-    for start, end in zip(starts, ends):
-        span = positions[start:end] - positions[start]
-        series = np.full(int(span[-1]) + 1, np.nan)
-        series[span] = values[start:end]
+    del same_series
+    spans = positions[ends - 1] - positions[starts] + 1
+    width = int(spans.max())
+    # Right-aligned in one float32 matrix, written series by series (no list of arrays beside it).
+    matrix = np.empty((len(starts), width), dtype=np.float32)
+    filled = 0
+    for row, (start, end, span) in enumerate(zip(starts, ends, spans)):
+        series = np.full(int(span), np.nan)
+        series[positions[start:end] - positions[start]] = values[start:end]
         missing = np.isnan(series)
         if missing.any():
             name = unique_ids[codes[start]]
@@ -237,30 +247,46 @@ def assemble(path, columns, time_column, column, fill_missing):
                 raise ParamError(f"{path}: series {name!r} has no numeric values in {column!r}.")
             series[missing] = np.interp(np.flatnonzero(missing), np.flatnonzero(known), series[known])
             filled += int(missing.sum())
-        arrays.append(series)
-        last_times.append(times[end - 1])
+        matrix[row, width - len(series):] = series
+        matrix[row, :width - len(series)] = series[0]
     if filled:
         notes.append(f"{filled} missing values filled by linear interpolation")
-    last_times = np.asarray(last_times)
+    last_times = times[ends - 1]
     if last_times.dtype.kind == "f" and isinstance(step, int) and np.all(last_times == np.round(last_times)):
         last_times = last_times.astype(np.int64)  # whole-numbered times stay integers in every output
-    return from_arrays(unique_ids[codes[starts]], arrays, last_times, step, notes)
+    return Collection([str(i) for i in unique_ids[codes[starts]]], matrix, spans.astype(np.int64), last_times, step,
+                      notes)
+
+
+def _time_order(codes, numbers):
+    """The order that sorts rows by series, then time; None when they already are
+    (as a file written series by series is), which spares a collection of millions
+    of rows its sort and its sorted copies."""
+    later = codes[1:] >= codes[:-1]
+    if later.all():
+        same = codes[1:] == codes[:-1]
+        if (np.diff(numbers)[same] > 0).all():
+            return None
+    return np.lexsort((numbers, codes))
 
 
 def _check_one_step(positions, codes, same_series, starts, ends, unique_ids, step, path, time_column):
     """Refuses a collection whose series follow different steps (monthly and quarterly
     mixed): a series none of whose consecutive times are one step apart steps by more."""
-    gaps = np.where(same_series, np.diff(positions), 0)
-    one_step = np.flatnonzero(gaps == 1)
-    unit = csv_input._step_name(step) if isinstance(step, str) else f"{step:g}"
-    for start, end in zip(starts, ends):
-        own = gaps[start:end - 1]
-        if len(own) and own.min() > 1 and len(one_step):
-            other = unique_ids[codes[one_step[0]]]
-            raise ParamError(
-                f"Column {time_column!r} of {path}: series {unique_ids[codes[start]]!r} steps by {int(own.min())} × "
-                f"{unit}, series {other!r} by {unit}: a collection needs one step that every series follows; "
-                "forecast them as separate collections.")
+    none = np.iinfo(np.int64).max  # no gap: where one series ends and the next begins
+    gaps = np.r_[np.diff(positions), none]
+    gaps[:-1][~same_series] = none
+    if not (gaps == 1).any():
+        return
+    one_step = int(np.argmax(gaps == 1))
+    smallest = np.minimum.reduceat(gaps, starts)  # each series' smallest step (`none` for one point)
+    wider = np.flatnonzero((smallest > 1) & (smallest < none))
+    if len(wider):
+        unit = csv_input._step_name(step) if isinstance(step, str) else f"{step:g}"
+        raise ParamError(
+            f"Column {time_column!r} of {path}: series {unique_ids[codes[starts[wider[0]]]]!r} steps by "
+            f"{int(smallest[wider[0]])} × {unit}, series {unique_ids[codes[one_step]]!r} by {unit}: a collection "
+            "needs one step that every series follows; forecast them as separate collections.")
 
 
 def _grid_positions(times, numbers, codes, same_series, path, time_column):
@@ -281,15 +307,24 @@ def _grid_positions(times, numbers, codes, same_series, path, time_column):
             raise ParamError(f"Column {time_column!r} of {path}: {csv_input.format_time(times[off[0]])} is not on the "
                              f"collection's step ({csv_input._step_name(step)}, inferred from the longest series).")
         return step, positions.astype(np.int64)
-    steps = np.diff(numbers)[same_series]
-    step = float(np.min(steps)) if len(steps) else 1.0
+    steps = np.diff(numbers)
+    steps[~same_series] = np.inf
+    step = float(np.min(steps)) if same_series.any() else 1.0
+    del steps
     step = int(step) if step.is_integer() else step
-    positions = (numbers - numbers.min()) / step
-    if not np.allclose(positions, np.round(positions), atol=1e-6):
-        bad = int(np.flatnonzero(~np.isclose(positions, np.round(positions), atol=1e-6))[0])
-        raise ParamError(f"Column {time_column!r} of {path}: {numbers[bad]:g} is not a whole number of steps "
+    positions = numbers - numbers.min()
+    positions /= step
+    whole = np.round(positions)
+    # np.isclose(positions, whole, atol=1e-6), in place: |positions − whole| ≤ 1e-6 + 1e-5·|whole|
+    positions -= whole
+    np.abs(positions, out=positions)
+    positions -= 1e-5 * np.abs(whole)
+    off = np.flatnonzero(positions > 1e-6)[:1]
+    if len(off):
+        raise ParamError(f"Column {time_column!r} of {path}: {numbers[off[0]]:g} is not a whole number of steps "
                          f"({step:g}, the smallest step within a series) from the first time.")
-    return step, np.round(positions).astype(np.int64)
+    del positions
+    return step, whole.astype(np.int64)
 
 
 # The holdout protocol --------------------------------------------------------

@@ -27,7 +27,9 @@ def read_columns(path, id_column, time_column, column, time_format="auto"):
         raise ParamError(f"Received `time_format`={time_format!r} for the Parquet collection {path}: Parquet times are "
                          "typed (timestamps, dates, numbers or ISO 8601 text); drop time_format.")
     try:
-        dataset = ds.dataset(path, format="parquet", partitioning="hive", exclude_invalid_files=False)
+        # Text ids are read as Parquet stores them, dictionary-encoded: one string per series, not per row.
+        parquet = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=[id_column]))
+        dataset = ds.dataset(path, format=parquet, partitioning="hive", exclude_invalid_files=False)
         names = dataset.schema.names
     except (pa.ArrowInvalid, OSError) as error:
         raise ParamError(f"File {path} is not readable Parquet ({str(error).splitlines()[0]}).") from None
@@ -41,7 +43,9 @@ def read_columns(path, id_column, time_column, column, time_format="auto"):
 
 def table_columns(table, path, id_column, time_column, column):
     """pipeline.csv_input.Columns of an Arrow table holding the three columns (`path`
-    names it in messages)."""
+    names it in messages). Each column is released once it is an array: pass the table
+    itself (not a name still bound to it) and it is read with one copy of a column at a
+    time."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -49,28 +53,54 @@ def table_columns(table, path, id_column, time_column, column):
 
     if table.num_rows == 0:
         raise ParamError(f"Parquet collection {path} has no rows: expected one row per (series, time).")
+    ids, times, values = (table.column(name) for name in (id_column, time_column, column))
+    del table
 
-    ids = table.column(id_column)
     if ids.null_count:
         row = _first(pc.is_null(ids))
         raise ParamError(f"Column {id_column!r} of {path} is empty at row {row}: every row needs its series id.")
-    # Ids as text, trimmed, then encoded in the order they first appear (as the CSV reader orders series).
-    ids = pc.utf8_trim_whitespace(pc.cast(ids, pa.string()) if not pa.types.is_string(ids.type) else ids)
-    ids = pc.dictionary_encode(ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids)
-    unique_ids = np.asarray(ids.dictionary.to_pylist(), dtype=object)
-    codes = ids.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    codes, unique_ids = _codes(ids)
+    del ids
 
-    values = table.column(column)
     if not (pa.types.is_integer(values.type) or pa.types.is_floating(values.type) or pa.types.is_decimal(values.type)):
         raise ParamError(f"Column {column!r} of {path} holds {values.type}, not numbers: store the values as a "
                          "numeric Parquet column.")
     values = pc.cast(values, pa.float64()).to_numpy()  # nulls become NaN
 
-    times = table.column(time_column)
     if times.null_count:
         raise ParamError(f"Column {time_column!r} of {path} is empty at row {_first(pc.is_null(times))}: every row "
                          "needs its time.")
     return Columns(codes, unique_ids, _times(times, path, time_column), values, [], "row", 1)
+
+
+def _codes(ids):
+    """(codes, unique ids) of an Arrow id column: ids as text, trimmed, numbered in the
+    order they first appear (as the CSV reader orders series). Only the dictionary (one
+    entry per series) is handled as strings; the rows are int32 codes."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.unify_dictionaries() if pa.types.is_dictionary(ids.type) else ids.combine_chunks()
+    if not pa.types.is_dictionary(ids.type):
+        ids = pa.chunked_array([pc.dictionary_encode(ids)])
+    dictionary = ids.chunk(0).dictionary if ids.num_chunks else pa.array([], pa.string())
+    indices = np.concatenate([chunk.indices.to_numpy(zero_copy_only=False) for chunk in ids.chunks]).astype(
+        np.int32, copy=False)
+    del ids
+    text = pc.utf8_trim_whitespace(dictionary if pa.types.is_string(dictionary.type)
+                                   else pc.cast(dictionary, pa.string()))
+    # " a" and "a" are one series; a dictionary may hold entries no row uses, or any order.
+    merged, names = pd.factorize(np.asarray(text.to_pylist(), dtype=object), sort=False)
+    codes = merged.astype(np.int32)[indices]
+    del indices
+    runs = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])  # where each run of one series starts
+    used, first = np.unique(codes[runs], return_index=True)
+    order = used[np.argsort(runs[first], kind="stable")]  # codes in the order they first appear
+    renumber = np.zeros(len(names), dtype=np.int32)
+    renumber[order] = np.arange(len(order), dtype=np.int32)
+    return renumber[codes], np.asarray(names, dtype=object)[order]
 
 
 def _times(times, path, time_column):

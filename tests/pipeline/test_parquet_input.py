@@ -64,6 +64,26 @@ def test_a_parquet_file_a_partitioned_folder_and_a_folder_of_files_read_as_the_c
     assert_same(coll.read_collection(folder), expected)
 
 
+def test_a_file_written_series_by_series_reads_as_a_shuffled_one_ids_trimmed_in_any_file(tmp_path):
+    # Rows already in order skip the sort (as a file written series by series is); ids that differ
+    # only in spaces are one series, in whichever file or dictionary they appear.
+    frame = long_table()
+    frame.to_csv(tmp_path / "sales.csv", index=False, date_format="%Y-%m-%d")
+    expected = coll.read_collection(tmp_path / "sales.csv")
+    series = pd.Categorical(frame["unique_id"], categories=expected.ids)
+    ordered = frame.assign(series=series).sort_values(["series", "ds"]).drop(columns="series")
+    ordered.to_parquet(tmp_path / "ordered.parquet")
+    assert_same(coll.read_collection(tmp_path / "ordered.parquet"), expected)
+
+    folder = tmp_path / "spaced"
+    folder.mkdir()
+    spaced = ordered.assign(unique_id=np.where(np.arange(len(ordered)) % 3 == 0, " " + ordered["unique_id"] + " ",
+                                               ordered["unique_id"]))
+    for part, rows in enumerate(np.array_split(np.arange(len(spaced)), 2)):
+        spaced.iloc[rows].to_parquet(folder / f"part-{part}.parquet")
+    assert_same(coll.read_collection(folder), expected)
+
+
 def test_numbered_steps_and_iso_text_times_read_as_in_a_csv(tmp_path):
     frame = long_table()
     numbered = frame.assign(ds=(frame["ds"].dt.year - 2019) * 12 + frame["ds"].dt.month)
