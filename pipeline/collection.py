@@ -38,6 +38,7 @@ from pipeline import csv_input
 from pipeline.errors import ParamError
 
 ID, TIME, VALUE = "unique_id", "ds", "y"
+_FILLED = "missing values filled by linear interpolation"  # a note: "<count> " before it
 
 
 @dataclass
@@ -145,17 +146,73 @@ def is_collection(path, id_column=ID, separator="auto"):
 
 
 def read_collection(path, id_column=ID, time_column=TIME, column=VALUE, fill_missing="error", time_format="auto",
-                    separator="auto", decimal=".", thousands="none"):
+                    separator="auto", decimal=".", thousands="none", block_rows=None):
     """Reads a long-format CSV, or a Parquet file or folder (pipeline.parquet_input:
-    the three columns only, with the same refusals), into a Collection; every problem
-    is one ParamError naming the file, the column and the first offending line (row)."""
+    the three columns only, with the same refusals; in blocks of whole series when it
+    has more than `block_rows` rows, by default parquet_input.BLOCK_ROWS), into a
+    Collection; every problem is one ParamError naming the file, the column and the
+    first offending line (row)."""
     if is_parquet(path):
         from pipeline import parquet_input
 
+        blocks = parquet_input.blocks(path, id_column, time_column, column, time_format,
+                                      block_rows or parquet_input.BLOCK_ROWS)
+        if blocks is not None:
+            ids, parts = blocks
+            return _combine(path, ids, (assemble(path, part, time_column, column, fill_missing) for part in parts),
+                            time_column)
         columns = parquet_input.read_columns(path, id_column, time_column, column, time_format)
     else:
         columns = _csv_columns(path, id_column, time_column, column, time_format, separator, decimal, thousands)
     return assemble(path, columns, time_column, column, fill_missing)
+
+
+def _combine(path, ids, parts, time_column):
+    """One Collection of the Collections `parts` (blocks of whole series, pipeline.
+    parquet_input.blocks), its rows in the order of `ids`: each block is copied into the
+    matrix as it is read. The blocks must agree on the step, and on the grid it draws
+    from the collection's first time, as the series of one read must."""
+    row_of = {name: row for row, name in enumerate(ids)}
+    values, lengths, last_times = None, np.zeros(len(ids), np.int64), [None] * len(ids)
+    step, named, reference, filled, notes = None, None, None, 0, []
+    for part in parts:
+        rows = np.array([row_of[name] for name in part.ids])
+        if part.lengths.max() > 1:  # a block of one-point series has no step of its own
+            if step is None:
+                step, named = part.step, part.ids[int(np.argmax(part.lengths))]
+            elif part.step != step:
+                unit = csv_input._step_name if isinstance(step, str) else "{:g}".format
+                raise ParamError(
+                    f"Column {time_column!r} of {path}: series {part.ids[int(np.argmax(part.lengths))]!r} steps by "
+                    f"{unit(part.step)}, series {named!r} by {unit(step)}: a collection needs one step that every "
+                    "series follows; forecast them as separate collections.")
+            start = _first_time(part)
+            if reference is None:
+                reference = start
+            else:
+                _check_on_grid(path, time_column, reference, start, step)
+        if values is None or part.width > values.shape[1]:
+            wider = np.empty((len(ids), part.width if values is None else max(part.width, values.shape[1])), np.float32)
+            if values is not None:
+                wider[:, wider.shape[1] - values.shape[1]:] = values
+                wider[:, :wider.shape[1] - values.shape[1]] = values[:, :1]
+            values = wider
+        width = values.shape[1]
+        values[rows, width - part.width:] = part.values
+        values[rows, :width - part.width] = part.values[:, :1]
+        lengths[rows] = part.lengths
+        for row, last in zip(rows, part.last_times):
+            last_times[row] = last
+        for note in part.notes:
+            filled += int(note.split()[0]) if note.endswith(_FILLED) else 0
+            notes += [] if note.endswith(_FILLED) or note in notes else [note]
+    last_times = np.asarray(last_times)
+    if last_times.dtype.kind != "M":
+        last_times = last_times.astype(np.float64)
+        if isinstance(step, int) and np.all(last_times == np.round(last_times)):
+            last_times = last_times.astype(np.int64)
+    return Collection([str(i) for i in ids], values, lengths, last_times, 1 if step is None else step,
+                      notes + ([f"{filled} {_FILLED}"] if filled else []))
 
 
 def _csv_columns(path, id_column, time_column, column, time_format, separator, decimal, thousands):
@@ -192,6 +249,35 @@ def _csv_columns(path, id_column, time_column, column, time_format, separator, d
     return csv_input.Columns(codes, np.asarray(unique_ids), times, values, notes)
 
 
+def _first_time(part):
+    """The earliest first time of the series of the Collection `part`."""
+    if part.last_times.dtype.kind != "M":
+        return float(np.min(part.last_times - part.step * (part.lengths - 1)))
+    import pandas as pd
+
+    step = pd.tseries.frequencies.to_offset(part.step)
+    return min(pd.Timestamp(part.last_times[part.lengths == n].min()) - (int(n) - 1) * step
+               for n in np.unique(part.lengths))
+
+
+def _check_on_grid(path, time_column, reference, start, step):
+    """Refuses a block of series whose first time is off the grid that `step` draws from
+    the first block's first time `reference` (within a block, assemble checks)."""
+    if isinstance(reference, float):
+        steps = (start - reference) / step
+        if abs(steps - round(steps)) > 1e-6 + 1e-5 * abs(round(steps)):
+            raise ParamError(f"Column {time_column!r} of {path}: {start:g} is not a whole number of steps ({step:g}, "
+                             "the smallest step within a series) from the first time.")
+        return
+    import pandas as pd
+
+    early, late = sorted((reference, start))
+    grid = pd.date_range(early, late, freq=step)
+    if not len(grid) or grid[0] != early or grid[-1] != late:
+        raise ParamError(f"Column {time_column!r} of {path}: {csv_input.format_time(start.to_datetime64())} is not on "
+                         f"the collection's step ({csv_input._step_name(step)}, inferred from the longest series).")
+
+
 def assemble(path, columns, time_column, column, fill_missing):
     """The Collection of a long table's columns: series sorted by time, one step
     that every series follows, gaps refused or filled. `columns` is consumed: its
@@ -213,10 +299,10 @@ def assemble(path, columns, time_column, column, fill_missing):
     repeated = np.flatnonzero(same_series & (numbers[1:] == numbers[:-1]))
     if len(repeated):
         at = repeated[0]
-        lines = (np.array([at, at + 1]) if order is None else order[[at, at + 1]]) + first_row
+        lines = "" if first_row is None else " ({}s {} and {})".format(
+            row_name, *sorted(((np.array([at, at + 1]) if order is None else order[[at, at + 1]]) + first_row).tolist()))
         raise ParamError(f"{path}: series {unique_ids[codes[at]]!r} has the time {csv_input.format_time(times[at])} "
-                         f"twice ({row_name}s {lines.min()} and {lines.max()}); each (series, time) pair must "
-                         "appear once.")
+                         f"twice{lines}; each (series, time) pair must appear once.")
     del order, repeated
 
     step, positions = _grid_positions(times, numbers, codes, same_series, path, time_column)
@@ -250,7 +336,7 @@ def assemble(path, columns, time_column, column, fill_missing):
         matrix[row, width - len(series):] = series
         matrix[row, :width - len(series)] = series[0]
     if filled:
-        notes.append(f"{filled} missing values filled by linear interpolation")
+        notes.append(f"{filled} {_FILLED}")
     last_times = times[ends - 1]
     if last_times.dtype.kind == "f" and isinstance(step, int) and np.all(last_times == np.round(last_times)):
         last_times = last_times.astype(np.int64)  # whole-numbered times stay integers in every output
@@ -439,10 +525,11 @@ def training_windows(collection, input_width, horizon, holdout=None, min_inputs=
     2 · horizon, `Folds(horizon).holdout("select")`), its inputs
     [end − input_width, end) hold at least `min_inputs` real values."""
     first_end, counts = _window_range(collection, input_width, horizon, holdout, min_inputs)
-    rows = np.repeat(np.arange(len(collection)), counts)
-    offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-    ends = np.repeat(first_end, counts) + offsets
-    return rows.astype(np.int32), ends.astype(np.int32)
+    # In int32 throughout: a collection has about as many windows as points, and no int64 copy of them.
+    rows = np.repeat(np.arange(len(collection), dtype=np.int32), counts)
+    ends = np.repeat((first_end - (np.cumsum(counts) - counts)).astype(np.int32), counts)
+    ends += np.arange(len(ends), dtype=np.int32)  # the window's place in the list, less its series' first place
+    return rows, ends
 
 
 def count_training_windows(collection, input_width, horizon, holdout=None, min_inputs=1):
@@ -483,9 +570,10 @@ def sample_windows(rows, ends, per_series, seed, epoch):
         counts = counts[counts > 0]
         picks = first[:, None] + (rng.random((len(counts), per_series)) * counts[:, None]).astype(np.int64)
         index = picks.ravel()
-    else:
-        index = np.arange(len(rows))
-    index = index[rng.permutation(len(index))]
+        index = index[rng.permutation(len(index))]
+    else:  # rng.permutation(len(rows)), drawn in place in int32: the same order, a third of the memory
+        index = np.arange(len(rows), dtype=np.int32)
+        rng.shuffle(index)
     return rows[index], ends[index]
 
 

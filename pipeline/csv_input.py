@@ -43,7 +43,7 @@ class Columns:
     """A long table's three columns as arrays, one entry per row: each row's series
     (`codes` into `unique_ids`), its time (`times`: float64 or datetime64[ns]) and
     value (float64, NaN where empty); `row_name` and `first_row` say how a message
-    names a row ("line", 2 for a CSV: its header is line 1)."""
+    names a row ("line", 2 for a CSV: its header is line 1; None: rows are not numbered)."""
 
     codes: np.ndarray
     unique_ids: np.ndarray

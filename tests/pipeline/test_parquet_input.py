@@ -84,6 +84,50 @@ def test_a_file_written_series_by_series_reads_as_a_shuffled_one_ids_trimmed_in_
     assert_same(coll.read_collection(folder), expected)
 
 
+@pytest.mark.parametrize("block_rows", [1, 40, 100])
+def test_a_collection_read_in_blocks_of_whole_series_is_the_collection_read_at_once(tmp_path, block_rows):
+    # The blocks of a large collection (more than block_rows rows; 10 million by default):
+    # shuffled rows over three files, ids spaced differently, dates and numbered steps.
+    frame = long_table()
+    spaced = frame.assign(unique_id=np.where(np.arange(len(frame)) % 4 == 0, frame["unique_id"] + "  ",
+                                             frame["unique_id"]))
+    numbered = spaced.assign(ds=(frame["ds"].dt.year - 2019) * 12 + frame["ds"].dt.month)
+    for name, table in (("dates", spaced), ("numbered", numbered)):
+        folder = tmp_path / name
+        folder.mkdir()
+        for part, rows in enumerate(np.array_split(np.arange(len(table)), 3)):
+            table.iloc[rows].to_parquet(folder / f"part-{part}.parquet")
+        whole, blocks = coll.read_collection(folder), coll.read_collection(folder, block_rows=block_rows)
+        assert blocks.ids == whole.ids == ["flat", "intermittent", "new product", "zeros", "shop 12"]  # as they appear
+        np.testing.assert_array_equal(blocks.values, whole.values)
+        np.testing.assert_array_equal(blocks.lengths, whole.lengths)
+        np.testing.assert_array_equal(blocks.last_times, whole.last_times)
+        assert blocks.last_times.dtype == whole.last_times.dtype and blocks.step == whole.step
+
+
+@pytest.mark.parametrize("rows,message", [
+    ({"unique_id": ["a", "a", None, "b"], "ds": [1, 2, 1, 1], "y": [1.0, 2, 3, 4]},
+     "Column 'unique_id' of {path} is empty at row 3: every row needs its series id."),
+    ({"unique_id": ["a", "a", "b", "b"], "ds": [1, 2, 1, 1], "y": [1.0, 2, 3, 4]},
+     "{path}: series 'b' has the time 1 twice; each (series, time) pair must appear once."),
+    ({"unique_id": ["a", "a", "a", "b", "b"], "ds": [1, 2, 3, 10, 12], "y": [1.0, 2, 3, 4, 5]},
+     "Column 'ds' of {path}: series 'b' steps by 2, series 'a' by 1: a collection needs one step that every series "
+     "follows; forecast them as separate collections."),
+    ({"unique_id": ["a", "a", "a", "b", "b"], "ds": [1.0, 2, 3, 10.5, 11.5], "y": [1.0, 2, 3, 4, 5]},
+     "Column 'ds' of {path}: 10.5 is not a whole number of steps (1, the smallest step within a series) from the "
+     "first time."),
+    ({"unique_id": ["a", "a", "a", "b", "b"], "ds": ["2020-01-01", "2020-02-01", "2020-03-01", "2020-01-01", "soon"],
+      "y": [1.0, 2, 3, 4, 5]},
+     "Column 'ds' of {path} holds text that is not an ISO 8601 date in series 'b' ('soon'): store times as Parquet "
+     "timestamps, dates or numbers."),
+])
+def test_a_collection_read_in_blocks_is_refused_in_one_line_naming_the_series(tmp_path, rows, message):
+    path = _write(tmp_path, pa.table(rows))
+    with pytest.raises(ParamError) as error:
+        coll.read_collection(path, block_rows=3)  # 'a', then 'b'
+    assert str(error.value) == message.format(path=path)
+
+
 def test_numbered_steps_and_iso_text_times_read_as_in_a_csv(tmp_path):
     frame = long_table()
     numbered = frame.assign(ds=(frame["ds"].dt.year - 2019) * 12 + frame["ds"].dt.month)
