@@ -39,6 +39,7 @@ from pipeline.errors import ParamError
 
 ID, TIME, VALUE = "unique_id", "ds", "y"
 _FILLED = "missing values filled by linear interpolation"  # a note: "<count> " before it
+ROWS_AT_ONCE = 8192  # series per slice where a whole-matrix statistic would copy the matrix
 
 
 @dataclass
@@ -507,12 +508,15 @@ def series_scales(collection, holdout=0):
     points, takes the smallest positive scale of the others (1 if none has one),
     so that a window of zeros weighs like any other in a global model's loss."""
     columns = np.arange(collection.width)
-    seen = (columns >= collection.width - collection.lengths[:, None]) & (columns < collection.width - holdout)
-    values = np.where(seen, collection.values, np.nan)
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # rows with no or one point seen: NaN, filled below
-        steps = np.nanmean(np.abs(np.diff(values, axis=1)), axis=1)
-        levels = np.nanmean(np.abs(values), axis=1)
+    steps, levels = np.empty(len(collection), np.float32), np.empty(len(collection), np.float32)
+    for start in range(0, len(collection), ROWS_AT_ONCE):  # a few copies of a slice, not of the matrix
+        rows = slice(start, start + ROWS_AT_ONCE)
+        seen = (columns >= collection.width - collection.lengths[rows, None]) & (columns < collection.width - holdout)
+        values = np.where(seen, collection.values[rows], np.nan)
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # rows with no or one point seen: NaN, filled below
+            steps[rows] = np.nanmean(np.abs(np.diff(values, axis=1)), axis=1)
+            levels[rows] = np.nanmean(np.abs(values), axis=1)
     scales = np.where(np.nan_to_num(steps) > 0, steps, levels)
     scales = np.where(np.isfinite(scales) & (scales > 0), scales, np.nan)
     fill = np.nanmin(scales) if np.isfinite(scales).any() else 1.0

@@ -301,7 +301,9 @@ def typical_std(collection, holdout=0):
     """The median over series of each series' spread, on the points before the last
     `holdout` (the window scaling's floor is a thousandth of it); 1 when that is 0."""
     seen = collection.values[:, :collection.width - holdout] if holdout else collection.values
-    return float(np.median(np.std(seen, axis=1))) or 1.0
+    spreads = np.concatenate([np.std(seen[start:start + coll.ROWS_AT_ONCE], axis=1)
+                              for start in range(0, len(seen), coll.ROWS_AT_ONCE)])
+    return float(np.median(spreads)) or 1.0
 
 
 def forecast_split(serving, collection, settings, split):
