@@ -285,7 +285,7 @@ def every_window(dataset, width=None):
 def sha256_of(array):
     """Content hash of an array: dtype, shape and bytes."""
     digest = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
-    digest.update(np.ascontiguousarray(array).data)  # the array's own bytes, not a copy of them
+    digest.update(np.ascontiguousarray(array).reshape(-1).view(np.uint8))  # its own bytes, not a copy of them
     return digest.hexdigest()
 
 

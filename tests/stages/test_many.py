@@ -214,7 +214,9 @@ def test_a_sweep_of_a_collection_is_refused_before_its_first_trial_when_one_corn
 
 
 @pytest.mark.slow
-def test_lstm_predict_forecasts_every_series_with_the_served_model_and_says_what_it_padded(tmp_path, capsys):
+def test_lstm_predict_forecasts_every_series_with_the_served_model_and_says_what_it_padded(tmp_path, capsys,
+                                                                                             monkeypatch):
+    from pipeline import parquet_input
     from pipeline.stages import predict
 
     path = collection_csv(tmp_path / "sales.csv")
@@ -232,6 +234,10 @@ def test_lstm_predict_forecasts_every_series_with_the_served_model_and_says_what
         pd.read_csv(path, parse_dates=["quarter"]).to_parquet(tmp_path / "sales_parquet", partition_cols=["item"])
         predict.run("auto", str(tmp_path / "sales_parquet"), "auto", "error", "auto", "auto", ".", "none",
                     str(tmp_path / "next.parquet"))
+        # Read in blocks of whole series, as a collection of more than BLOCK_ROWS rows is: the same forecasts.
+        monkeypatch.setattr(parquet_input, "BLOCK_ROWS", 100)
+        predict.run("auto", str(tmp_path / "sales_parquet"), "auto", "error", "auto", "auto", ".", "none",
+                    str(tmp_path / "blocks.parquet"))
         capsys.readouterr()
         padded = predict.run("auto", str(tmp_path / "short.csv"), "auto", "error", "auto", "auto", ".", "none",
                              str(tmp_path / "short_next.csv"))
@@ -239,6 +245,9 @@ def test_lstm_predict_forecasts_every_series_with_the_served_model_and_says_what
     from_parquet = pd.read_parquet(tmp_path / "next.parquet").sort_values(["unique_id", "step"], ignore_index=True)
     pd.testing.assert_frame_equal(from_parquet, written.sort_values(["unique_id", "step"], ignore_index=True),
                                   check_exact=False, check_dtype=False, rtol=1e-6)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "blocks.parquet").sort_values(["unique_id", "step"],
+                                                                                          ignore_index=True),
+                                  from_parquet)
     assert len(written) == len(table) == 12 * HORIZON
     assert list(written.columns) == ["unique_id", "ds", "step", "forecast", "lower", "upper", "padded"]
     # The model lstm-predict finds is the one the run served: the run's own forecasts of the future (the run
