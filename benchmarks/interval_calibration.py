@@ -18,7 +18,12 @@ fine_tune_epochs=0` serves it, with its 90 % interval calibrated two ways:
                them trained the pretrained model, so every residual is out of
                sample), when they are enough, else the corpus' half-widths;
   corpus       the corpus' half-widths always;
-  larger       per step, the larger of the series rule's and the corpus'.
+  larger       per step, the larger of the series rule's and the corpus';
+  every origin what `lstm-predict --model_uri pretrained` does with a series it is
+               given (pipeline.pretrained.series_half_widths): per step, the
+               residuals from every origin of the series before the test period
+               with at least 4 values before it, when they are enough, else the
+               corpus' half-width for that step.
 
 Reported per frequency and horizon: the coverage of all test targets together
 (the binomial standard error beside it), the mean coverage per series, the
@@ -46,7 +51,7 @@ RESULTS = REPO / "benchmarks" / "results"
 LEVEL = 0.9
 HORIZONS = {"YEARLY": (1, 3), "QUARTERLY": (1, 4)}
 SEASONS = {"YEARLY": 0, "QUARTERLY": 4}
-RULES = ("validation", "series", "corpus", "larger")
+RULES = ("validation", "series", "corpus", "larger", "every origin")
 
 
 def short_series():
@@ -114,6 +119,9 @@ def scored(start, dataset, horizon):
     widths = {"validation": (half_widths(res_val), len(res_val) >= needed),
               "series": (half_widths(own), len(own) >= needed), "corpus": (corpus, False),
               "larger": (np.maximum(half_widths(own), corpus), len(own) >= needed)}
+    before_test = np.asarray(dataset["series"])[:int(np.asarray(dataset["origin_test"])[0])]
+    q, calibrated_steps, _ = pretrained.series_half_widths(served, start.input_width, before_test, corpus)
+    widths["every origin"] = (q, calibrated_steps == horizon)
     out = {}
     for rule, (q, calibrated) in widths.items():
         half = q[np.newaxis, :] * spread_test

@@ -279,6 +279,39 @@ def forecasting_model(training, interval_level):
                        name="lstm_forecaster")
 
 
+def series_half_widths(served, width, series, corpus, first=MIN_VISIBLE):
+    """Per step k of the served pretrained model's forecast, its relative half-width calibrated on
+    `series` itself (nothing of which trained the model, so every residual is out of sample): the
+    residuals at step k from every origin of the series with at least `first` values before it and
+    its k-th target inside it, `width` values read as pretraining reads (padded on the left with
+    the first value);
+    where a step has fewer such windows than the level needs, the corpus' half-width `corpus[k]`.
+    Returns (half-widths, the number of steps calibrated on the series, its windows at step 1)."""
+    from custom_layers import transforms
+    from pipeline import model as forecaster
+
+    series = np.asarray(series, np.float64)
+    layer = served.get_layer(forecaster.INTERVAL_LAYER)
+    steps = layer.half_width.shape[0]
+    origins = np.arange(first, len(series))  # each window's first target
+    q = np.asarray(corpus[:steps], np.float64).copy()
+    if not len(origins):
+        return q, 0, 0
+    padded = np.concatenate([np.full(width, series[0]), series])
+    x = padded[origins[:, None] + np.arange(width)][..., None].astype(np.float32)
+    forecast = forecaster.predict(served, x)["forecast"]
+    spread = np.asarray(served.get_layer("spread")(served.get_layer(forecaster.FIT_WINDOW_LAYER)(x))).reshape(-1)
+    needed, own = transforms.min_windows_for(layer.level), 0
+    for k in range(steps):
+        inside = origins + k < len(series)
+        if inside.sum() < needed:
+            break  # later steps have fewer windows still
+        residuals = (series[origins[inside] + k] - forecast[inside, k]) / spread[inside]
+        q[k] = transforms.conformal_half_width(residuals[:, None], layer.level)[0]
+        own += 1
+    return q, own, len(origins)
+
+
 def calibrate(served, x_val, y_val, pretrained, which="validation"):
     """The relative half-widths from the series' `which` windows (x_val, y_val) when
     they are enough for the level, else the pretrained model's, calibrated across

@@ -348,10 +348,23 @@ def test_lstm_predict_forecasts_with_the_shipped_pretrained_model_and_makes_no_s
         assert f"predict: the pretrained model {pretrained.SHIPPED} zero-shot" in answers[name].stderr
     assert list(runs_in.iterdir()) == []  # no mlflow.db, no mlruns
     assert "the series has 20 values, fewer than the 36 the model reads" in answers["short"].stderr
-    shipped = pretrained.load(str(pretrained.SHIPPED)).model
-    for name, series in (("long", values[-36:]), ("short", values[:20])):
+    # Intervals calibrated on the series itself, every origin with 4 values before it: the 80-point
+    # series holds 9 windows (a 90 % interval's least) for every step, the 20-point one for steps 1 to 8.
+    assert "the intervals of steps 1 to 12 are calibrated on the series' own 76 windows" in answers["long"].stderr
+    assert ("the intervals of steps 1 to 8 are calibrated on the series' own 16 windows; steps 9 to 12, which the "
+            "series holds too few of, calibrated across its corpus' series") in answers["short"].stderr
+    loaded = pretrained.load(str(pretrained.SHIPPED))
+    shipped, corpus = loaded.model, np.asarray(loaded.half_width, np.float64)
+    for name, whole in (("long", values), ("short", values[:20])):
         row = pd.read_csv(__import__("io").StringIO(answers[name].stdout)).iloc[0]
-        forecast = [row[f"step_{k}"] for k in range(1, 13)]
-        expected = shipped.predict(np.asarray(series, np.float32).reshape(1, -1, 1), verbose=0)
+        forecast = np.array([row[f"step_{k}"] for k in range(1, 13)])
+        x = np.asarray(whole[-36:], np.float32).reshape(1, -1, 1)
+        expected = shipped.predict(x, verbose=0)
         np.testing.assert_allclose(forecast, expected["forecast"][0], rtol=1e-5)
-        assert all(row[f"lower_{k}"] < row[f"step_{k}"] < row[f"upper_{k}"] for k in range(1, 13))
+        upper = np.array([row[f"upper_{k}"] for k in range(1, 13)])
+        lower = np.array([row[f"lower_{k}"] for k in range(1, 13)])
+        assert np.all(lower < forecast) and np.all(forecast < upper)
+        q, own, _ = pretrained.series_half_widths(shipped, 36, whole, corpus)
+        assert own == (12 if name == "long" else 8) and np.all(q[own:] == corpus[own:12])
+        spread = float(np.asarray(shipped.get_layer("spread")(shipped.get_layer("fit_window")(x))).ravel()[0])
+        np.testing.assert_allclose(upper - forecast, q * spread, rtol=1e-4)
