@@ -51,6 +51,9 @@ class ModelArchive:
             folder = Path(tempfile.mkdtemp(prefix="lstm-model-"))
             with zipfile.ZipFile(io.BytesIO(self.data)) as archive:
                 archive.extractall(folder)
+            from pipeline import workarounds
+
+            workarounds.check_pins_first()
             ModelArchive._loaded[self.digest] = mlflow.pyfunc.load_model(str(folder))
         return ModelArchive._loaded[self.digest]
 

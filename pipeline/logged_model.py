@@ -54,6 +54,7 @@ def log_models(model, input_width, horizon, interval_level, data_source, min_win
         saved_model = base_path / SAVED_MODEL_VERSION
         forecaster.export_saved_model(model, str(saved_model))
         mlflow.log_artifacts(str(base_path), artifact_path=SAVED_MODEL)
+        workarounds.check_pins_first()
         with workarounds.no_input_example_warning():
             info = mlflow.pyfunc.log_model(
                 name="model",

@@ -507,9 +507,18 @@ def member_cell(model, member=0):
     return model.get_layer(RNN_LAYER + (f"_{member}" if member else "")).cell
 
 
+# Up to this many windows, one eager call of the model (some 20 ms for a series' windows) beats
+# Keras' `predict`, which traces a function for every model it is given (0.2-0.3 s each;
+# benchmarks/zero_shot.py). Both run the same kernels; only the batching differs (float32 round-off).
+EAGER_WINDOWS = 1024
+
+
 def predict(model, x, batch_size=256):
     """A forecasting model's outputs for windows x: {"forecast", "lower", "upper"}."""
-    return model.predict(np.asarray(x, dtype=np.float32), batch_size=batch_size, verbose=0)
+    x = np.asarray(x, dtype=np.float32)
+    if 0 < len(x) <= EAGER_WINDOWS:
+        return {name: np.asarray(value) for name, value in model([x], training=False).items()}
+    return model.predict(x, batch_size=batch_size, verbose=0)
 
 
 def free_run(model, window, n_steps):
@@ -522,6 +531,6 @@ def free_run(model, window, n_steps):
     context = np.asarray(window, dtype=np.float32)[np.newaxis].copy()
     forecasts = np.empty(n_steps, dtype=np.float32)
     for step in range(n_steps):
-        forecasts[step] = np.asarray(model.predict_on_batch(context)["forecast"])[0, 0]
+        forecasts[step] = np.asarray(model([context], training=False)["forecast"])[0, 0]
         context = np.concatenate([context[:, 1:], forecasts[step].reshape(1, 1, 1)], axis=1)
     return forecasts

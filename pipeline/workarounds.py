@@ -288,6 +288,72 @@ def no_input_example_warning():
         yield
 
 
+# ---------------------------------------------------------------------------
+# 7. MLflow's map of every installed distribution, built to check a model's pins.
+#
+# Upstream: logging a model (mlflow.utils.environment._process_pip_requirements)
+# and loading one (mlflow.pyfunc.load_model) call
+# `warn_dependency_requirement_mismatches`, whose `_check_requirement_satisfied`
+# first maps every installed distribution to its modules
+# (requirements_utils._init_packages_to_modules_map over
+# importlib.metadata.packages_distributions): 0.6 s of a zero-shot run here,
+# once per process, though the map only serves the rare requirement whose
+# distribution cannot be found by its name. Our pins are `name==version` of
+# distributions found by name: those are checked here against
+# importlib.metadata (mlflow against mlflow.__version__, as upstream does); any
+# other requirement, and any pin that does not hold, goes to MLflow's own check,
+# which warns as before. Remove when upstream builds the map only when a name
+# is not found (test_workarounds: test_mlflow_still_maps_every_distribution_to_check_a_pin).
+# ---------------------------------------------------------------------------
+
+
+def _pin_holds(text):
+    """Whether requirement `text` is a plain pin, without markers or extras, that the
+    installed distribution of that name satisfies; False whenever unsure."""
+    from importlib import metadata
+
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        requirement = Requirement(text)
+    except InvalidRequirement:
+        return False
+    if requirement.marker or requirement.extras or not requirement.specifier:
+        return False
+    try:
+        if requirement.name == "mlflow":
+            import mlflow
+
+            installed = mlflow.__version__
+        else:
+            installed = metadata.version(requirement.name)
+    except metadata.PackageNotFoundError:
+        return False
+    return requirement.specifier.contains(installed, prereleases=True)
+
+
+def _checking_pins_first(upstream):
+    def warn_dependency_requirement_mismatches(model_requirements):
+        unsure = [text for text in model_requirements if not _pin_holds(text)]
+        if unsure:
+            upstream(unsure)
+
+    warn_dependency_requirement_mismatches.upstream = upstream
+    return warn_dependency_requirement_mismatches
+
+
+def check_pins_first():
+    """Installs workaround 7 in the two MLflow modules that call the check (once; called
+    where a model is logged or loaded, so that programs that do neither never import them)."""
+    import mlflow.pyfunc
+    import mlflow.utils.environment
+
+    for module in (mlflow.utils.environment, mlflow.pyfunc):
+        current = module.warn_dependency_requirement_mismatches
+        if not hasattr(current, "upstream"):
+            module.warn_dependency_requirement_mismatches = _checking_pins_first(current)
+
+
 def install():
     """What every stage program needs before it opens a run: SQLite lock waits (2)."""
     wait_for_sqlite_locks()

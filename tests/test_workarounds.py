@@ -169,3 +169,39 @@ def test_mlflow_still_warns_about_a_missing_input_example(tracking_store):
 
     assert log(quiet=False), "MLflow no longer warns about a missing input example: workaround 6 can go"
     assert log(quiet=True) == []
+
+
+def test_mlflow_still_maps_every_distribution_to_check_a_pin(monkeypatch):
+    from importlib.metadata import version
+
+    from mlflow.utils import requirements_utils
+
+    monkeypatch.setattr(requirements_utils, "_MODULES_TO_PACKAGES", None)
+    requirements_utils.warn_dependency_requirement_mismatches([f"numpy=={version('numpy')}"])
+    mapped = requirements_utils._MODULES_TO_PACKAGES
+    assert mapped is not None and len(mapped) > 50, "MLflow no longer maps every distribution: workaround 7 can go"
+
+
+def test_pins_that_hold_skip_the_map_and_a_pin_that_does_not_still_warns(monkeypatch):
+    from importlib.metadata import version
+
+    import mlflow.pyfunc
+    import mlflow.utils.environment
+    from mlflow.utils import requirements_utils
+
+    monkeypatch.setattr(requirements_utils, "_MODULES_TO_PACKAGES", None)
+    for module in (mlflow.utils.environment, mlflow.pyfunc):
+        monkeypatch.setattr(module, "warn_dependency_requirement_mismatches",
+                            requirements_utils.warn_dependency_requirement_mismatches)
+    warned = []
+    monkeypatch.setattr(requirements_utils._logger, "warning", warned.append)
+    workarounds.check_pins_first()
+    workarounds.check_pins_first()  # installing twice wraps once
+    check = mlflow.utils.environment.warn_dependency_requirement_mismatches
+    assert check.upstream is requirements_utils.warn_dependency_requirement_mismatches
+    assert mlflow.pyfunc.warn_dependency_requirement_mismatches.upstream is check.upstream
+    check([f"mlflow=={mlflow.__version__}", f"tensorflow=={version('tensorflow')}", f"numpy=={version('numpy')}"])
+    assert requirements_utils._MODULES_TO_PACKAGES is None, "a pin that holds built the map"
+    assert warned == []
+    check([f"numpy=={version('numpy')}", "numpy==0.0.1"])
+    assert len(warned) == 1 and f"numpy (current: {version('numpy')}, required: numpy==0.0.1)" in warned[0]

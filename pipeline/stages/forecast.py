@@ -136,8 +136,9 @@ def _forecast_future(served_uri, dataset, times, step):
 
     from pipeline.stages import predict
 
-    from pipeline import data
+    from pipeline import data, workarounds
 
+    workarounds.check_pins_first()
     model = mlflow.pyfunc.load_model(served_uri)
     width = int(model.metadata.metadata["input_width"])
     window = data.every_window(dataset, width)["x_future"].astype(np.float32)

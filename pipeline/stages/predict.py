@@ -160,7 +160,11 @@ def run(model_uri, input, column, fill_missing, time_format, separator, decimal,
     if any_series:
         model_uri, model = _pretrained(model_uri)
     try:
-        model = model or mlflow.pyfunc.load_model(model_uri)
+        if model is None:
+            from pipeline import workarounds
+
+            workarounds.check_pins_first()
+            model = mlflow.pyfunc.load_model(model_uri)
     except Exception as error:  # MLflow raises several types for a bad URI
         from pipeline import tracking
 
