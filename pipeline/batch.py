@@ -5,10 +5,12 @@ Every series must reach one worker whole. On Dask the long table is shuffled by
 series id and each partition scored with `map_partitions`, on Ray hash-partitioned by
 id and each block scored with `map_batches`; the model is sent to the workers once,
 as the bytes of its folder, and loaded once per worker process. On
-Spark the table is repartitioned by id, each partition's series become one row per
-series (`series_rows`: a row is a whole series, so no batch of rows cuts one in
-two), and those rows are scored by MLflow's own `mlflow.pyfunc.spark_udf`, as a
-Spark user scores any registered model. Either way each series is read with the
+Spark each task reads a row group with pyarrow and sends its rows on as one Arrow
+block per bucket of ids (Spark moving the rows one by one made its scoring over 2× the
+time of a local one on 100 000 series; benchmarks/results/scale.md), each bucket's series become one row per series (`series_rows`: a row is a
+whole series, so no batch of rows cuts one in two), and those rows are scored by
+MLflow's own `mlflow.pyfunc.spark_udf`, as a Spark user scores any registered
+model. Either way each series is read with the
 collection reader's checks (pipeline.collection) and forecast from the same last
 values as `lstm-predict` sends (`collection_forecasts`), so the numbers are those
 of a local `lstm-predict` on the same series.
@@ -182,55 +184,67 @@ def _on_ray(engine, archive, columns, width, source, output):
     return len(ray.data.read_parquet(output, columns=["unique_id"]).unique("unique_id"))
 
 
-def series_rows(frame, columns, width, source):
-    """The pandas long `frame` (its `columns`: id, time, value) read with the collection
-    reader's checks, as one row per series: unique_id, ds (its last time, as text) and y
-    (its last `width` values), what `collection_forecasts` sends the model."""
-    import pandas as pd
-
-    from pipeline import csv_input
-
-    read = read_frame(frame, columns, source)
-    return pd.DataFrame({"unique_id": [str(key) for key in read.ids],
-                         "ds": [csv_input.format_time(t) for t in read.last_times],
-                         "y": [read.series(i)[-width:] for i in range(len(read.ids))]})
-
-
 # What the collection's MLflow model returns for one series per row (pipeline.serving, SERIES_ROWS_FORMAT).
+# Rows of the long table one Spark task reads at most, bounding what its Python worker holds.
+ROWS_PER_PARTITION = 8_000_000
 SPARK_RESULT = "ds array<string>, forecast array<float>, lower array<float>, upper array<float>, padded bigint"
 
 
 def _on_spark(engine, folder, columns, width, source, output):
-    """Spark: the long table repartitioned by id; each partition's series read with the
-    collection reader's checks into one row per series (`series_rows`, with `mapInPandas`);
-    those rows scored by the MLflow model through `mlflow.pyfunc.spark_udf` (loaded once per
-    executor process); the forecasts exploded back into the long table."""
+    """Spark: each task reads row groups of the Parquet collection with pyarrow and
+    splits their rows into one bucket of series ids per partition, one compressed Arrow
+    block per bucket (`_bucket_blocks`), so that Spark moves a few blocks, not one row
+    per value; each bucket's blocks meet in one task (`repartition` on a key that
+    Spark's hash sends to that bucket's own partition) and are read with the
+    collection reader's checks into one row per series (`series_rows`); those rows are
+    scored by the MLflow model through `mlflow.pyfunc.spark_udf` (loaded once per
+    executor process); the forecasts exploded back into the long table. The path must
+    be one the executors read (a shared file system on a cluster)."""
+    import pickle
+
     import mlflow
-    from pyspark.errors import AnalysisException
     from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
 
-    from pipeline import serving
+    from pipeline import parquet_input, serving
 
     spark = SparkSession.builder.getOrCreate()
-    try:
-        frame = spark.read.parquet(source).select(*columns)
-    except AnalysisException as error:
-        if "TIMESTAMP(NANOS" in str(error):
-            raise ParamError(f"Spark cannot read the nanosecond timestamps of {source} (pandas writes them): write the "
-                             "times in microseconds (pandas: to_parquet(..., coerce_timestamps='us')), as Spark writes "
-                             "them.") from None
-        raise
+    dataset = parquet_input.open_dataset(source, *columns)  # the reader's refusals, before any task
+    groups = [pickle.dumps(group) for fragment in dataset.get_fragments() for group in fragment.split_by_row_group()]
+    if not groups:
+        raise ParamError(f"Parquet collection {source} has no rows: expected one row per (series, time).")
+    # A partition per core, more where a partition would hold over ROWS_PER_PARTITION rows (a
+    # partition is read whole by one task). Each gets one bucket of series ids, under a key that
+    # Spark's hash partitioning sends to that very partition, so that the buckets never share one.
+    partitions = max(engine.workers, -(-dataset.count_rows() // ROWS_PER_PARTITION))
+    keys = _partition_keys(spark, partitions)
+    schema = dataset.schema
 
-    def read_partition(batches):
-        import pandas as pd
+    def split(batches):
+        for batch in batches:
+            for group, blob in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()):
+                yield _bucket_blocks(pickle.loads(blob), group, schema, columns, keys)
 
-        parts = list(batches)
-        if parts:
-            yield series_rows(pd.concat(parts, ignore_index=True), columns, width, source)
+    def read_buckets(batches):
+        import pyarrow as pa
 
-    rows = frame.repartition(max(2 * engine.workers, 2), columns[0]).mapInPandas(
-        read_partition, "unique_id string, ds string, y array<double>")
+        from pipeline import collection as coll
+
+        parts = [part for part in batches if part.num_rows]
+        if parts:  # whole buckets, so whole series
+            table = pa.Table.from_batches(parts)
+            del parts
+            order = np.argsort(table.column("group").to_numpy(), kind="stable")  # the row groups in reading order
+            blocks = [pa.ipc.open_stream(blob).read_all() for blob in table.column("block").take(order).to_pylist()]
+            del table
+            read = coll.assemble(source, parquet_input.table_columns(pa.concat_tables(blocks), source, *columns,
+                                                                     numbered=False), columns[1], columns[2], "error")
+            yield from series_rows(read, width).to_batches()
+
+    units = spark.createDataFrame([(i, blob) for i, blob in enumerate(groups)], "group int, blob binary")
+    blocks = units.repartition(min(len(groups), 4 * engine.workers)).mapInArrow(
+        split, "bucket int, group int, block binary")
+    rows = blocks.repartition(partitions, "bucket").mapInArrow(read_buckets, "unique_id string, ds string, y array<double>")
     # Arrow batches small enough for the model's cap on the values of one request.
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(max(serving.MAX_VALUES // width, 1)))
     model = mlflow.pyfunc.spark_udf(spark, str(folder), result_type=SPARK_RESULT, env_manager="local")
@@ -245,6 +259,69 @@ def _on_spark(engine, folder, columns, width, source, output):
     except Exception as error:  # a refusal raised on an executor reaches here inside Spark's own exception
         raise _refusal_in(error) from None
     return int(spark.read.parquet(output).select("unique_id").distinct().count())
+
+
+def _partition_keys(spark, partitions):
+    """For each of `partitions` partitions, an int that Spark's hash partitioning
+    (`repartition(partitions, column)`: pmod(murmur3(value), partitions)) sends to it."""
+    from pyspark.sql import functions as F
+
+    keys, tried = {}, 0
+    while len(keys) < partitions:
+        found = spark.range(tried, tried + 64 * partitions).select(F.col("id").cast("int").alias("key")).select(
+            "key", F.expr(f"pmod(hash(key), {partitions})").alias("partition")).collect()
+        for key, partition in found:
+            keys.setdefault(partition, key)
+        tried += 64 * partitions
+    return np.array([keys[p] for p in range(partitions)], np.int32)
+
+
+def _bucket_blocks(fragment, group, schema, columns, keys):
+    """The rows of one Parquet row group (`fragment`, the `group`-th) as Arrow IPC blocks,
+    one per bucket of series ids (a CRC-32 of the id's text: the same bucket on every
+    executor), in a record batch of (bucket: the key of its partition, group, block)."""
+    import zlib
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    table = fragment.to_table(schema=schema, columns=list(columns))
+    ids = table.column(columns[0])
+    if ids.null_count:
+        raise ParamError(f"Column {columns[0]!r} of {fragment.path} is empty in row group {group}: every row needs "
+                         "its series id.")
+    ids = ids.combine_chunks() if ids.num_chunks else pa.array([], ids.type)
+    encoded = ids if pa.types.is_dictionary(ids.type) else pc.dictionary_encode(ids)
+    of_id = keys[np.array([zlib.crc32(str(name).strip().encode()) % len(keys)
+                           for name in encoded.dictionary.to_pylist()], np.int64)]  # ids read as text, trimmed
+    bucket = of_id[encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)]
+    order = np.argsort(bucket, kind="stable")
+    table, bucket = table.take(pa.array(order)), bucket[order]
+    kept, starts = np.unique(bucket, return_index=True)
+    blobs = []
+    for start, stop in zip(starts, np.r_[starts[1:], len(bucket)]):
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="lz4")) as writer:
+            writer.write_table(table.slice(start, stop - start))
+        blobs.append(sink.getvalue().to_pybytes())
+    return pa.RecordBatch.from_arrays([pa.array(kept, pa.int32()), pa.array(np.full(len(kept), group), pa.int32()),
+                                       pa.array(blobs, pa.binary())], names=["bucket", "group", "block"])
+
+
+def series_rows(read, width):
+    """The Collection `read` as an Arrow table of one row per series: unique_id, ds (its
+    last time, as text) and y (its last `width` values), what `collection_forecasts`
+    sends the model."""
+    import pyarrow as pa
+
+    from pipeline import csv_input
+
+    kept = np.minimum(read.lengths, width)
+    values = np.concatenate([read.series(i)[-k:] for i, k in enumerate(kept)])
+    offsets = pa.array(np.r_[0, np.cumsum(kept)].astype(np.int32))
+    return pa.table({"unique_id": pa.array([str(key) for key in read.ids], pa.string()),
+                     "ds": pa.array([csv_input.format_time(t) for t in read.last_times], pa.string()),
+                     "y": pa.ListArray.from_arrays(offsets, pa.array(values, pa.float64()))})
 
 
 def _refusal_in(error):

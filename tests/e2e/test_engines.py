@@ -157,13 +157,13 @@ def served(tmp_path_factory):
         yield {"folder": folder, "csv": path, "here": here.sort_values(["unique_id", "step"], ignore_index=True)}
 
 
-def _scored(served, engine):
+def _scored(served, engine, source="sales_parquet"):
     import pandas as pd
 
     from pipeline.stages import predict
 
     folder = served["folder"]
-    count = predict.run("auto", str(folder / "sales_parquet"), *READING, str(folder / f"{engine}.parquet"), engine=engine)
+    count = predict.run("auto", str(folder / source), *READING, str(folder / f"{engine}.parquet"), engine=engine)
     assert count == served["here"]["unique_id"].nunique() == 12
     scored = pd.read_parquet(folder / f"{engine}.parquet").sort_values(["unique_id", "step"], ignore_index=True)
     assert list(scored.columns) == list(served["here"].columns)
@@ -245,12 +245,22 @@ def test_the_served_model_scores_a_parquet_collection_on_spark_as_lstm_predict_d
 
     monkeypatch.setenv("PYSPARK_SUBMIT_ARGS", "--master local[2] pyspark-shell")
     _scored(served, "spark")  # through mlflow.pyfunc.spark_udf
+    _scored(served, "spark", "nanoseconds.parquet")  # pyarrow reads the file, so pandas' nanoseconds are no bar
+    # Each series cut across row groups of 7 rows and across two files, its rows out of order: read whole.
+    shuffled = pd.read_csv(served["csv"], parse_dates=["quarter"]).sample(frac=1.0, random_state=0)
+    (served["folder"] / "scattered").mkdir()
+    for part, rows in enumerate(np.array_split(shuffled, 2)):
+        rows.to_parquet(served["folder"] / "scattered" / f"part-{part}.parquet", coerce_timestamps="us",
+                        row_group_size=7)
+    _scored(served, "spark", "scattered")
     # A refusal of the collection reader, raised on an executor, reaches the user as its one line.
     frame = pd.read_csv(served["csv"], parse_dates=["quarter"])
     pd.concat([frame, frame.iloc[[5]]]).to_parquet(served["folder"] / "twice.parquet", coerce_timestamps="us")
     with pytest.raises(ParamError, match=r"twice.parquet: series '.*' has the time .* twice"):
         predict.run("auto", str(served["folder"] / "twice.parquet"), *READING,
                     str(served["folder"] / "x.parquet"), engine="spark")
-    with pytest.raises(ParamError, match=r"^Spark cannot read the nanosecond timestamps of .*nanoseconds.parquet"):
-        predict.run("auto", str(served["folder"] / "nanoseconds.parquet"), *READING,
+    frame.loc[7, "item"] = None
+    frame.to_parquet(served["folder"] / "no_id.parquet", coerce_timestamps="us")
+    with pytest.raises(ParamError, match=r"^Column 'item' of .*no_id.parquet is empty in row group 0: every row needs"):
+        predict.run("auto", str(served["folder"] / "no_id.parquet"), *READING,
                     str(served["folder"] / "x.parquet"), engine="spark")
