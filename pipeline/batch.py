@@ -6,12 +6,12 @@ series id and each partition scored with `map_partitions`, on Ray hash-partition
 id and each block scored with `map_batches`; the model is sent to the workers once,
 as the bytes of its folder, and loaded once per worker process. On
 Spark each task reads a row group with pyarrow and sends its rows on as one Arrow
-block per bucket of ids (Spark moving the rows one by one made its scoring over 2× the
-time of a local one on 100 000 series; benchmarks/results/scale.md), each bucket's series become one row per series (`series_rows`: a row is a
-whole series, so no batch of rows cuts one in two), and those rows are scored by
-MLflow's own `mlflow.pyfunc.spark_udf`, as a Spark user scores any registered
-model. Either way each series is read with the
-collection reader's checks (pipeline.collection) and forecast from the same last
+block per bucket of ids (Spark moving the rows one by one made its scoring over 2×
+the time of a local one on 100 000 series; benchmarks/results/scale.md), each
+bucket's series become one row per series (`series_rows`: a row is a whole series,
+so no batch of rows cuts one in two), and those rows are scored by MLflow's own
+`mlflow.pyfunc.spark_udf`, as a Spark user scores any registered model. Either way
+each series is read with the collection reader's checks (pipeline.collection) and forecast from the same last
 values as `lstm-predict` sends (`collection_forecasts`), so the numbers are those
 of a local `lstm-predict` on the same series.
 """
@@ -184,9 +184,9 @@ def _on_ray(engine, archive, columns, width, source, output):
     return len(ray.data.read_parquet(output, columns=["unique_id"]).unique("unique_id"))
 
 
-# What the collection's MLflow model returns for one series per row (pipeline.serving, SERIES_ROWS_FORMAT).
 # Rows of the long table one Spark task reads at most, bounding what its Python worker holds.
 ROWS_PER_PARTITION = 8_000_000
+# What the collection's MLflow model returns for one series per row (pipeline.serving, SERIES_ROWS_FORMAT).
 SPARK_RESULT = "ds array<string>, forecast array<float>, lower array<float>, upper array<float>, padded bigint"
 
 
