@@ -11,9 +11,9 @@ the time of a local one on 100 000 series; benchmarks/results/scale.md), each
 bucket's series become one row per series (`series_rows`: a row is a whole series,
 so no batch of rows cuts one in two), and those rows are scored by MLflow's own
 `mlflow.pyfunc.spark_udf`, as a Spark user scores any registered model. Either way
-each series is read with the collection reader's checks (pipeline.collection) and forecast from the same last
-values as `lstm-predict` sends (`collection_forecasts`), so the numbers are those
-of a local `lstm-predict` on the same series.
+each series is read with the collection reader's checks (pipeline.collection) and
+forecast from the same last values as `lstm-predict` sends (`collection_forecasts`),
+so the numbers are those of a local `lstm-predict` on the same series.
 """
 
 import hashlib
