@@ -153,11 +153,10 @@ def main(argv=None):
         if earlier["points"] != args.points:
             raise SystemExit(f"--only-scoring: the committed baselines are of {earlier['points']}-point series, "
                              f"not --points {args.points}")
-        earlier_quiet = earlier.get("quiet", {})
-        results.update(series=earlier["series"], baselines=earlier["baselines"], baselines_from={
-            key: earlier.get("baselines_from", {}).get(key, value) for key, value in (
-                ("command", earlier["command"]), ("machine", earlier["machine"]),
-                ("quiet_records", [r for r in earlier_quiet.get("records", []) if r["label"].startswith("baselines")]))})
+        results.update(series=earlier["series"], baselines=earlier["baselines"],  # carried over again, or measured
+                       baselines_from=earlier.get("baselines_from") or {
+                           "command": earlier["command"], "machine": earlier["machine"],
+                           "quiet_records": [r for r in earlier["quiet"]["records"] if r["label"].startswith("baselines")]})
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{scratch / 'mlflow.db'}",

@@ -278,12 +278,14 @@ def _partition_keys(spark, partitions):
 
 def _bucket_blocks(fragment, group, schema, columns, keys):
     """The rows of one Parquet row group (`fragment`, the `group`-th) as Arrow IPC blocks,
-    one per bucket of series ids (a CRC-32 of the id's text: the same bucket on every
-    executor), in a record batch of (bucket: the key of its partition, group, block)."""
+    one per bucket of series ids (a CRC-32 of the id as the reader names it: the same
+    bucket on every executor), in a record batch of (bucket: the key of its partition, group, block)."""
     import zlib
 
     import pyarrow as pa
     import pyarrow.compute as pc
+
+    from pipeline import parquet_input
 
     table = fragment.to_table(schema=schema, columns=list(columns))
     ids = table.column(columns[0])
@@ -292,8 +294,8 @@ def _bucket_blocks(fragment, group, schema, columns, keys):
                          "its series id.")
     ids = ids.combine_chunks() if ids.num_chunks else pa.array([], ids.type)
     encoded = ids if pa.types.is_dictionary(ids.type) else pc.dictionary_encode(ids)
-    of_id = keys[np.array([zlib.crc32(str(name).strip().encode()) % len(keys)
-                           for name in encoded.dictionary.to_pylist()], np.int64)]  # ids read as text, trimmed
+    of_id = keys[np.array([zlib.crc32(name.encode()) % len(keys)  # the reader's id: " a" and "a" meet
+                           for name in parquet_input.id_text(encoded.dictionary).to_pylist()], np.int64)]
     bucket = of_id[encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)]
     order = np.argsort(bucket, kind="stable")
     table, bucket = table.take(pa.array(order)), bucket[order]

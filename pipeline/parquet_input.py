@@ -96,7 +96,7 @@ def blocks(path, id_column, time_column, column, time_format="auto", block_rows=
     # Ids as text, trimmed, as read_columns makes them: " a" and "a" are one series.
     id_type = dataset.schema.field(id_column).type
     id_type = id_type.value_type if pa.types.is_dictionary(id_type) else id_type
-    text = pc.utf8_trim_whitespace(pc.cast(pa.array(raw, id_type), pa.string())).to_pylist()
+    text = id_text(pa.array(raw, id_type)).to_pylist()
     series, names = pd.factorize(np.asarray(text, dtype=object), sort=False)
     starts = np.full(len(names), np.iinfo(np.int64).max)
     np.minimum.at(starts, series, first)
@@ -160,6 +160,15 @@ def table_columns(table, path, id_column, time_column, column, numbered=True):
     return Columns(codes, unique_ids, _times(times, path, time_column, where), values, [], "row", 1 if numbered else None)
 
 
+def id_text(ids):
+    """An Arrow array of series ids (any type) as the reader names the series: as text,
+    trimmed."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return pc.utf8_trim_whitespace(ids if pa.types.is_string(ids.type) else pc.cast(ids, pa.string()))
+
+
 def _codes(ids):
     """(codes, unique ids) of an Arrow id column: ids as text, trimmed, numbered in the
     order they first appear (as the CSV reader orders series). Only the dictionary (one
@@ -176,8 +185,7 @@ def _codes(ids):
     indices = np.concatenate([chunk.indices.to_numpy(zero_copy_only=False) for chunk in ids.chunks]).astype(
         np.int32, copy=False)
     del ids
-    text = pc.utf8_trim_whitespace(dictionary if pa.types.is_string(dictionary.type)
-                                   else pc.cast(dictionary, pa.string()))
+    text = id_text(dictionary)
     # " a" and "a" are one series; a dictionary may hold entries no row uses, or any order.
     merged, names = pd.factorize(np.asarray(text.to_pylist(), dtype=object), sort=False)
     codes = merged.astype(np.int32)[indices]
