@@ -1,7 +1,7 @@
 """How the collection defaults are chosen: M3's (or M1's) validation targets only, never their test targets.
 
     python benchmarks/m3_validation.py GROUP '{"target": "last"}' [--seeds 0,1,2] [--n-windows 3] [--deseasonalise]
-                                       [--widths 2,3,4] [--baselines]
+                                       [--widths 2,3,4] [--baselines] [--origins K]
     python benchmarks/m3_validation.py m1:GROUP ...
 
 Each series' last `h` points (its test targets) are never read. Before them lie
@@ -16,7 +16,17 @@ overridden by the JSON given, early-stopped on every validation
 window, and its validation sMAPE over every series at every cut-off is printed,
 one line per seed, then the mean and sample sd over seeds. `--widths` trains one
 network per lookback (in horizons) and scores their median too. `--baselines` prints
-statsforecast's on the same validation targets. The lines behind the defaults
+statsforecast's on the same validation targets.
+
+`--origins K` replays the pipeline instead, at K origins before the test targets
+(the last h points of each series with the test targets and the k − 1 later
+origins hidden, k = 1 … K): `main`'s selection model, early-stopped on
+`--n-windows` cut-offs before the origin (the pipeline's `auto` is 1 on M3 and M1),
+then its test model, a network refit for the chosen epochs on every target before
+the origin, scored on the origin's targets, which stopped nothing. Without it, the
+windows that chose the epoch are the windows scored, which flatters whatever picks
+epochs more finely (a longer patience, say) and skips the refit. The lines behind
+the defaults
 are in benchmarks/results/m3_validation.md.
 """
 
@@ -88,7 +98,7 @@ def pipeline_defaults():
     from pipeline.stages import train
 
     return {"target": train.COLLECTION_TARGET, "batch_size": params.PARAMS["batch_size"].default,
-            "epochs": train.COLLECTION_EPOCHS, "patience": train.COLLECTION_PATIENCE,
+            "epochs": train.COLLECTION_EPOCHS, "patience": "auto",
             "ensemble_size": train.COLLECTION_ENSEMBLE, "deseasonalise": "tested",
             "short_history": train.COLLECTION_SHORT_HISTORY}
 
@@ -97,9 +107,95 @@ def option(argv, name, default):
     return argv[argv.index(name) + 1] if name in argv else default
 
 
+def chosen_settings(given, horizon, season):
+    """The pipeline's collection defaults overridden by `given`, as GlobalSettings' keywords, and the input width."""
+    from pipeline import collection as coll
+    from pipeline.stages import train
+
+    settings = {**pipeline_defaults(), **given}
+    if season < 2:
+        settings["deseasonalise"] = "none"
+    # Members' losses as the pipeline gives them (train.member_losses), unless the JSON names them.
+    settings["losses"] = tuple(settings.get("losses") or train.member_losses(settings["ensemble_size"]))
+    return settings, settings.pop("input_width", coll.default_input_width(horizon, season))
+
+
+def resolved(settings, collection, width, horizon, season, folds, seed):
+    """GlobalSettings for this fit: patience 'auto' as the pipeline resolves it (train.collection_patience)."""
+    from pipeline import collection as coll
+    from pipeline import global_model
+    from pipeline.stages import train
+
+    patience = settings["patience"]
+    if patience == "auto":
+        windows = coll.count_training_windows(collection, width, horizon, folds.holdout("select"))
+        patience = train.collection_patience(windows, settings["batch_size"])
+    return global_model.GlobalSettings(input_width=width, horizon=horizon, season=season,
+                                       **{**settings, "patience": patience, "seed": seed})
+
+
+def replayed(argv, group, given, seeds, n_windows, n_origins):
+    """--origins: the pipeline's selection model and refit test model at each origin, scored there."""
+    import pipeline.stages  # noqa: F401  (TensorFlow's start-up lines kept quiet)
+    from pipeline import collection as coll
+    from pipeline import global_model, metrics
+
+    ids, whole, horizon, season = load(group)
+    settings, width = chosen_settings(given, horizon, season)
+    label = f"{group} {json.dumps(given)} origins {n_origins} n_windows {n_windows}"
+    cuts = []
+    for k in range(1, n_origins + 1):  # origin k: the last k·h points hidden, then the last h scored
+        kept = [i for i, values in enumerate(whole) if len(values) - k * horizon >= horizon + 3]
+        cut = coll.from_arrays([ids[i] for i in kept], [whole[i][:-k * horizon] for i in kept])
+        rows = np.arange(len(cut), dtype=np.int32)
+        ends = np.full(len(cut), coll.origin(cut, horizon, "test"), np.int32)
+        cuts.append((k, cut, rows, ends, coll.gather(cut.values, rows, ends, 1, horizon)[1]))
+        print(f"{group} origin {k}: {len(kept)} of {len(whole)} series long enough (h + 3 points)", flush=True)
+    y = np.concatenate([part[-1] for part in cuts])
+    scores = {"selection": [], "refit": []}
+    for seed in seeds:
+        forecasts, started = {"selection": [], "refit": []}, time.perf_counter()
+        for k, cut, rows, ends, _ in cuts:
+            folds = coll.Folds(horizon, n_windows)
+            chosen = resolved(settings, cut, width, horizon, season, folds, seed)
+            training, serving = global_model.build_for(chosen, cut, folds.holdout("select"))
+            history = global_model.fit(training, cut, chosen, folds=folds)
+            x, _ = global_model.gather_windows(serving, cut, chosen, rows, ends)
+            forecasts["selection"].append(np.asarray(serving.predict(x, batch_size=4096, verbose=0)["forecast"]))
+            training, serving = global_model.build_for(chosen, cut, folds.holdout("test"))
+            global_model.refit(training, cut, chosen, history.best_epoch, folds.holdout("test"))
+            forecasts["refit"].append(np.asarray(serving.predict(x, batch_size=4096, verbose=0)["forecast"]))
+            print(f"{label} seed {seed} origin {k} patience {chosen.patience} epochs {len(history.val_loss)} "
+                  f"best {history.best_epoch} "
+                  f"selection {metrics.smape_terms(cuts[k - 1][-1], forecasts['selection'][-1]).mean():.3f} "
+                  f"refit {metrics.smape_terms(cuts[k - 1][-1], forecasts['refit'][-1]).mean():.3f}", flush=True)
+        for name, parts in forecasts.items():
+            scores[name].append(float(metrics.smape_terms(y, np.concatenate(parts)).mean()))
+        print(f"{label} seed {seed} selection {scores['selection'][-1]:.3f} refit {scores['refit'][-1]:.3f} "
+              f"secs {time.perf_counter() - started:.0f}", flush=True)
+    if len(seeds) > 1:
+        print(f"{label} seeds {len(seeds)} " + ", ".join(
+            f"{name} {statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}" for name, values in scores.items()),
+            flush=True)
+    if "--baselines" in argv:
+        from pipeline import baselines
+
+        forecasts = {}
+        for k, cut, _, _, _ in cuts:
+            before = [cut.series(i)[:-horizon] for i in range(len(cut))]
+            for name, forecast in baselines.forecast(before, horizon, season).items():
+                forecasts.setdefault(name, []).append(forecast["forecast"])
+        print(f"{group} origins {n_origins} baselines: " + ", ".join(
+            f"{name} {metrics.smape_terms(y, np.concatenate(parts)).mean():.3f}" for name, parts in forecasts.items()),
+            flush=True)
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     group, given = argv[0], json.loads(argv[1]) if len(argv) > 1 and not argv[1].startswith("--") else {}
+    if "--origins" in argv:
+        return replayed(argv, group, given, [int(s) for s in option(argv, "--seeds", "42").split(",")],
+                        int(option(argv, "--n-windows", "1")), int(option(argv, "--origins", "1")))
     seeds = [int(s) for s in option(argv, "--seeds", "42").split(",")]
     n_windows = int(option(argv, "--n-windows", "1"))
     import pipeline.stages  # noqa: F401  (TensorFlow's start-up lines kept quiet)
@@ -120,14 +216,9 @@ def main(argv=None):
     rows, ends = coll.validation_windows(collection, folds)
     _, y = coll.gather(raw.values, rows, ends, 1, horizon)
     _, season_back = coll.gather(factor, rows, ends, 1, horizon)
-    settings = {**pipeline_defaults(), **given}
-    if season < 2 or "--deseasonalise" in argv:
+    settings, default_width = chosen_settings(given, horizon, season)
+    if "--deseasonalise" in argv:
         settings["deseasonalise"] = "none"
-    # Members' losses as the pipeline gives them (train.member_losses), unless the JSON names them.
-    from pipeline.stages import train
-
-    settings["losses"] = tuple(settings.get("losses") or train.member_losses(settings["ensemble_size"]))
-    default_width = settings.pop("input_width", coll.default_input_width(horizon, season))
     # --widths 2,3,4: one network per lookback of that many horizons, and their median, per seed.
     widths = [int(float(k) * horizon) for k in option(argv, "--widths", "").split(",") if k] or [default_width]
     label = f"{group} {json.dumps(given)}{' deseasonalised' if '--deseasonalise' in argv else ''}"
@@ -135,8 +226,7 @@ def main(argv=None):
     for seed in seeds:
         members = []
         for width in widths:
-            chosen = global_model.GlobalSettings(input_width=width, horizon=horizon, season=season,
-                                                 **{**settings, "seed": seed})
+            chosen = resolved(settings, collection, width, horizon, season, folds, seed)
             started = time.perf_counter()
             training, serving = global_model.build_for(chosen, collection, folds.holdout("select"))
             history = global_model.fit(training, collection, chosen, folds=folds)

@@ -178,7 +178,8 @@ _PARAMS = [
     Param("patience", int, "auto", "'auto' or an integer of at least 0", lambda v: v >= 0,
           "stop after this many epochs without a lower validation loss (0: never stop early); "
           f"'auto': 10 for the sine, for a CSV as many as make about {CSV_PATIENCE_STEPS} gradient steps "
-          f"(at least 10, at most {CSV_MAX_PATIENCE})", auto=True, label="pat"),
+          f"(at least 10, at most {CSV_MAX_PATIENCE}), for a collection about 12000 (at least 10, at most 20)",
+          auto=True, label="pat"),
     Param("target", str, "auto", "'auto', 'level', 'last' or 'seasonal'",
           lambda v: v in ("auto", "level", "last", "seasonal"),
           "what the network forecasts: 'level' the value, 'last' the change from the last value seen, "

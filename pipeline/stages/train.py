@@ -14,6 +14,7 @@ CHECKPOINT_UPLOAD_SECONDS), the loss curve, the `.keras` model under `keras_mode
 `model`, whose models:/ URI is the tag `model_uri`.
 """
 
+import math
 import tempfile
 import time
 from dataclasses import dataclass, field, replace
@@ -499,7 +500,13 @@ def trained_on(manifest):
 # What 'auto' becomes for a collection (docs/forecasting.md, "Many series"; chosen on M3's validation
 # targets, benchmarks/m3.py).
 COLLECTION_EPOCHS = 100
+# 'auto' stops after about COLLECTION_PATIENCE_STEPS gradient steps without a lower validation loss, at least
+# COLLECTION_PATIENCE epochs and at most COLLECTION_MAX_PATIENCE: 10 epochs of a small collection are a few
+# thousand steps, and its validation loss often stalls that long before it falls again (M1 Quarterly, 3 seeds
+# × 2 origins: 20 epochs instead of 10, 13.72 → 13.51; benchmarks/results/m3_validation.md, 2026-12-06).
 COLLECTION_PATIENCE = 10
+COLLECTION_MAX_PATIENCE = 20
+COLLECTION_PATIENCE_STEPS = 12_000
 COLLECTION_TARGET = "last"
 # A window reaching back before its series' start: masked (benchmarks/results/m3_validation.md, 2026-12-03).
 COLLECTION_SHORT_HISTORY = "mask"
@@ -541,11 +548,13 @@ def collection_settings(values, collection_, folds, manifest):
                                 "values: deseasonalising needs a season of at least 2 and a window of two seasons; "
                                 "pass -P season=<steps per season> and a longer -P time_steps, or deseasonalise=false.")
     windows = coll.count_training_windows(collection_, input_width, horizon, folds.holdout("select"))
-    auto = {"epochs": COLLECTION_EPOCHS, "patience": COLLECTION_PATIENCE,
-            "windows_per_series": 0 if windows <= MAX_WINDOWS_PER_EPOCH
-            else max(1, MAX_WINDOWS_PER_EPOCH // len(collection_))}
+    per_series = values["windows_per_series"]
+    if per_series == "auto":
+        per_series = 0 if windows <= MAX_WINDOWS_PER_EPOCH else max(1, MAX_WINDOWS_PER_EPOCH // len(collection_))
+    drawn = epoch_windows(windows, per_series, len(collection_))
+    auto = {"epochs": COLLECTION_EPOCHS, "patience": collection_patience(drawn, values["batch_size"]),
+            "windows_per_series": per_series}
     chosen = {name: auto[name] if values[name] == "auto" else values[name] for name in auto}
-    drawn = epoch_windows(windows, chosen["windows_per_series"], len(collection_))
     chosen["ensemble_size"] = auto_ensemble_size(drawn) if values["ensemble_size"] == "auto" \
         else values["ensemble_size"]
     return GlobalSettings(
@@ -557,6 +566,12 @@ def collection_settings(values, collection_, folds, manifest):
         deseasonalise={"auto": "tested" if fits else "none", "false": "none"}.get(deseasonalise, deseasonalise),
         short_history=COLLECTION_SHORT_HISTORY if values.get("short_history", "auto") == "auto"
         else values["short_history"])
+
+
+def collection_patience(windows_per_epoch, batch_size):
+    """What patience='auto' becomes for a collection whose epoch draws this many windows."""
+    batches = max(1, math.ceil(windows_per_epoch / batch_size))
+    return max(COLLECTION_PATIENCE, min(COLLECTION_MAX_PATIENCE, math.ceil(COLLECTION_PATIENCE_STEPS / batches)))
 
 
 def epoch_windows(windows, windows_per_series, n_series):

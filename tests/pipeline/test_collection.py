@@ -152,6 +152,24 @@ def test_auto_draws_every_window_unless_an_epoch_would_exceed_a_million():
     assert train.collection_settings(values, large, coll.Folds(2), manifest).windows_per_series == 50
 
 
+def test_auto_patience_is_about_12000_gradient_steps_between_10_and_20_epochs():
+    from pipeline import params
+    from pipeline.stages import train
+
+    values = params.defaults("train")
+    manifest = {"horizon": 2, "season": 0, "time_steps": 6}
+    # 30 windows, one batch of 32 an epoch: 20 epochs, the most (a small collection's loss stalls for long).
+    small = coll.from_arrays(["a", "b"], [np.arange(30.0), np.arange(12.0)])
+    settings = train.collection_settings(values, small, coll.Folds(2), manifest)
+    assert settings.patience == 20 and train.resolved_of(settings)["resolved_patience"] == "20"
+    # M3 Quarterly's selection epoch (18 860 windows, 590 batches): 21 → 20; M1 Monthly's (706 batches): 17;
+    # M3 Monthly's (2827 batches): 10, the least, as before.
+    assert [train.collection_patience(n, 32) for n in (18_860, 22_589, 90_450)] == [20, 17, 10]
+    assert train.collection_patience(90_450, 8) == 10 and train.collection_patience(90_450, 256) == 20
+    # Given, it is kept.
+    assert train.collection_settings({**values, "patience": 3}, small, coll.Folds(2), manifest).patience == 3
+
+
 def test_a_file_that_is_not_text_is_refused_as_a_single_series_file_is(tmp_path):
     path = tmp_path / "binary.csv"
     path.write_bytes(b"unique_id,ds,y\n\xff\xfe,1,2\n")
