@@ -107,6 +107,10 @@ CSV_PATIENCE_STEPS = 1000
 CSV_MAX_EPOCHS = 300
 CSV_MAX_PATIENCE = 75
 CSV_SCALING = "window"
+# A collection's 'auto' patience: about this many gradient steps, at least 10 epochs and at most
+# COLLECTION_MAX_PATIENCE (pipeline.stages.train.collection_patience).
+COLLECTION_PATIENCE_STEPS = 12_000
+COLLECTION_MAX_PATIENCE = 20
 CSV_ENSEMBLE = 5
 # Fine-tuning a pretrained init on one series ('auto'): at most this many epochs, stopping after
 # FINE_TUNE_PATIENCE without a better validation loss.
@@ -178,7 +182,8 @@ _PARAMS = [
     Param("patience", int, "auto", "'auto' or an integer of at least 0", lambda v: v >= 0,
           "stop after this many epochs without a lower validation loss (0: never stop early); "
           f"'auto': 10 for the sine, for a CSV as many as make about {CSV_PATIENCE_STEPS} gradient steps "
-          f"(at least 10, at most {CSV_MAX_PATIENCE}), for a collection about 12000 (at least 10, at most 20)",
+          f"(at least 10, at most {CSV_MAX_PATIENCE}), for a collection about {COLLECTION_PATIENCE_STEPS} "
+          f"(at least 10, at most {COLLECTION_MAX_PATIENCE})",
           auto=True, label="pat"),
     Param("target", str, "auto", "'auto', 'level', 'last' or 'seasonal'",
           lambda v: v in ("auto", "level", "last", "seasonal"),

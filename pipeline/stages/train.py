@@ -505,8 +505,8 @@ COLLECTION_EPOCHS = 100
 # thousand steps, and its validation loss often stalls that long before it falls again (M1 Quarterly, 3 seeds
 # × 2 origins: 20 epochs instead of 10, 13.72 → 13.51; benchmarks/results/m3_validation.md, 2026-12-06).
 COLLECTION_PATIENCE = 10
-COLLECTION_MAX_PATIENCE = 20
-COLLECTION_PATIENCE_STEPS = 12_000
+COLLECTION_MAX_PATIENCE = params.COLLECTION_MAX_PATIENCE
+COLLECTION_PATIENCE_STEPS = params.COLLECTION_PATIENCE_STEPS
 COLLECTION_TARGET = "last"
 # A window reaching back before its series' start: masked (benchmarks/results/m3_validation.md, 2026-12-03).
 COLLECTION_SHORT_HISTORY = "mask"
