@@ -193,11 +193,13 @@ def replayed(argv, group, given, seeds, n_windows, n_origins):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     group, given = argv[0], json.loads(argv[1]) if len(argv) > 1 and not argv[1].startswith("--") else {}
-    if "--origins" in argv:
-        return replayed(argv, group, given, [int(s) for s in option(argv, "--seeds", "42").split(",")],
-                        int(option(argv, "--n-windows", "1")), int(option(argv, "--origins", "1")))
     seeds = [int(s) for s in option(argv, "--seeds", "42").split(",")]
     n_windows = int(option(argv, "--n-windows", "1"))
+    if "--origins" in argv:
+        unsupported = [flag for flag in ("--deseasonalise", "--widths") if flag in argv]
+        if unsupported:
+            raise SystemExit(f"--origins replays the pipeline's own model: it does not take {', '.join(unsupported)}.")
+        return replayed(argv, group, given, seeds, n_windows, int(option(argv, "--origins", "1")))
     import pipeline.stages  # noqa: F401  (TensorFlow's start-up lines kept quiet)
     from pipeline import collection as coll
     from pipeline import global_model, metrics
