@@ -107,11 +107,11 @@ CSV_PATIENCE_STEPS = 1000
 CSV_MAX_EPOCHS = 300
 CSV_MAX_PATIENCE = 75
 CSV_SCALING = "window"
+CSV_ENSEMBLE = 5
 # A collection's 'auto' patience: about this many gradient steps, at least 10 epochs and at most
 # COLLECTION_MAX_PATIENCE (pipeline.stages.train.collection_patience).
 COLLECTION_PATIENCE_STEPS = 12_000
 COLLECTION_MAX_PATIENCE = 20
-CSV_ENSEMBLE = 5
 # Fine-tuning a pretrained init on one series ('auto'): at most this many epochs, stopping after
 # FINE_TUNE_PATIENCE without a better validation loss.
 FINE_TUNE_EPOCHS = 100

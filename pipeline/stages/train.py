@@ -500,13 +500,11 @@ def trained_on(manifest):
 # What 'auto' becomes for a collection (docs/forecasting.md, "Many series"; chosen on M3's validation
 # targets, benchmarks/m3.py).
 COLLECTION_EPOCHS = 100
-# 'auto' stops after about COLLECTION_PATIENCE_STEPS gradient steps without a lower validation loss, at least
-# COLLECTION_PATIENCE epochs and at most COLLECTION_MAX_PATIENCE: 10 epochs of a small collection are a few
+# 'auto' stops after about params.COLLECTION_PATIENCE_STEPS gradient steps without a lower validation loss, at
+# least COLLECTION_PATIENCE epochs and at most params.COLLECTION_MAX_PATIENCE: 10 epochs of a small collection are a few
 # thousand steps, and its validation loss often stalls that long before it falls again (M1 Quarterly, 3 seeds
 # × 2 origins: 20 epochs instead of 10, 13.72 → 13.51; benchmarks/results/m3_validation.md, 2026-12-06).
 COLLECTION_PATIENCE = 10
-COLLECTION_MAX_PATIENCE = params.COLLECTION_MAX_PATIENCE
-COLLECTION_PATIENCE_STEPS = params.COLLECTION_PATIENCE_STEPS
 COLLECTION_TARGET = "last"
 # A window reaching back before its series' start: masked (benchmarks/results/m3_validation.md, 2026-12-03).
 COLLECTION_SHORT_HISTORY = "mask"
@@ -571,7 +569,8 @@ def collection_settings(values, collection_, folds, manifest):
 def collection_patience(windows_per_epoch, batch_size):
     """What patience='auto' becomes for a collection whose epoch draws this many windows."""
     batches = max(1, math.ceil(windows_per_epoch / batch_size))
-    return max(COLLECTION_PATIENCE, min(COLLECTION_MAX_PATIENCE, math.ceil(COLLECTION_PATIENCE_STEPS / batches)))
+    return max(COLLECTION_PATIENCE,
+               min(params.COLLECTION_MAX_PATIENCE, math.ceil(params.COLLECTION_PATIENCE_STEPS / batches)))
 
 
 def epoch_windows(windows, windows_per_series, n_series):
