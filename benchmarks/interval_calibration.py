@@ -87,7 +87,7 @@ def prepared(values, horizon, season, folder):
         return None
 
 
-def scored(start, dataset, horizon):
+def scored(start, dataset, horizon, season):
     """{rule: (inside (n_test, horizon) bool, width (n_test, horizon))} of the zero-shot model's interval."""
     from custom_layers import transforms
 
@@ -96,7 +96,7 @@ def scored(start, dataset, horizon):
 
     longer = data.with_history(dataset, start.input_width)
     served = pretrained.forecasting_model(
-        pretrained.adapt(start, horizon, 0.001, forecaster.standard_scale(dataset)[1]), LEVEL)
+        pretrained.adapt(start, horizon, 0.001, forecaster.standard_scale(dataset)[1], season), LEVEL)
     spread_of = served.get_layer("spread")
     window_of = served.get_layer(forecaster.FIT_WINDOW_LAYER)
 
@@ -147,7 +147,7 @@ def main():
                 if dataset is None:
                     skipped += 1
                     continue
-                for rule, (inside, width, own) in scored(start, dataset, horizon).items():
+                for rule, (inside, width, own) in scored(start, dataset, horizon, SEASONS[period]).items():
                     group = groups.setdefault((period, horizon), {}).setdefault(rule, [])
                     group.append({"series": key, "inside": inside.tolist(), "width": float(width.mean()),
                                   "own": own})

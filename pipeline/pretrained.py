@@ -41,7 +41,13 @@ HELD_OUT = {"m1": ("YAD6", "YAD7", "YAD9", "YAG9", "QNG24", "QNM17", "QRC11", "Q
 VALIDATION = {"m3": ("N0154", "N0159", "N0161", "N0214", "N0237", "N0239", "N0248", "N0337", "N0362", "N0366",
                      "N0370", "N0417", "N0852", "N0879", "N0902", "N0906", "N0957", "N0984", "N0993", "N1053",
                      "N1112", "N1203", "N1221", "N1374", "N1721", "N1831", "N1894", "N2086", "N2297", "N2306",
-                     "N2313", "N2339", "N2384", "N2423", "N2535", "N2789")}
+                     "N2313", "N2339", "N2384", "N2423", "N2535", "N2789")
+              # and 12 quarterly (at least 48 points) and 12 monthly (96) M3 series whose points before the
+              # validation period pass M3's 90 % seasonality test (few of the random ones above do), drawn
+              # once with numpy's default_rng(47): where a season is there to be used, or not.
+              + ("N0876", "N0881", "N0885", "N0897", "N0990", "N1013", "N1034", "N1046", "N1082", "N1212",
+                 "N1217", "N1369", "N1755", "N1851", "N1861", "N1889", "N1958", "N1968", "N2054", "N2092",
+                 "N2336", "N2463", "N2466", "N2603")}
 OVERLAP = 8
 # The model `init=pretrained` falls back to when the tracking store has no lstm-pretrained@champion:
 # written by `mlflow run . -e pretrain` with the seed and corpus in its .json beside it.
@@ -150,6 +156,9 @@ class Pretrained:
     season: int
     half_width: np.ndarray
     uri: str
+    # The season of the model's own window decomposition (a collection's model trained with
+    # deseasonalise), 0 when it reads raw windows (the pretrain entry point's).
+    deseasonalised: int = 0
 
 
 def resolve_uri(init):
@@ -203,9 +212,10 @@ def load(init, parameter="init"):
         raise ParamError(f"Received `{parameter}`={init!r}: {uri} is a forecasting model of one series; {parameter} "
                          "takes a model trained across series (mlflow run . -e pretrain, or main on a collection).")
     units = model.get_layer(forecaster.TO_SERIES_UNITS_LAYER)
+    own = model.get_layer("deseasonalise").season if "deseasonalise" in names else 0
     return Pretrained(model, model.get_layer(forecaster.FIT_WINDOW_LAYER).width, int(model.output["forecast"].shape[-1]),
                       int(model.get_layer(forecaster.RNN_LAYER).cell.units), units.target, units.season,
-                      np.asarray(model.get_layer(forecaster.INTERVAL_LAYER).half_width), uri)
+                      np.asarray(model.get_layer(forecaster.INTERVAL_LAYER).half_width), uri, own)
 
 
 def _keras_file(uri):
@@ -243,18 +253,35 @@ def _keras_file(uri):
     return tracking.download(f"runs:/{run_id}/{KERAS_MODEL}", "init")
 
 
-def adapt(pretrained, horizon, learning_rate, scale_std=1.0):
+def decomposition_season(pretrained, season):
+    """The season by which each window the pretrained network reads, from a series of `season`,
+    is first decomposed, 0 for none: the series' season where it is at least 2 and the window
+    holds two of them, unless the network forecasts the value one season back (target
+    `seasonal`); a network trained on decomposed windows (`deseasonalised`) always reads
+    them, by its own season where the series' does not fit."""
+    fits = season >= 2 and 2 * season <= pretrained.input_width and pretrained.target != "seasonal"
+    return season if fits else pretrained.deseasonalised
+
+
+def adapt(pretrained, horizon, learning_rate, scale_std=1.0, season=0):
     """The series' training model (one member, (batch, 1, horizon) out) with the
-    pretrained network's weights: zero-shot as returned, fine-tuned by fitting it."""
+    pretrained network's weights: zero-shot as returned, fine-tuned by fitting it.
+    For a series of `season` (`decomposition_season`), each window the network reads is first
+    divided by its own seasonal indices where M3's 90 % test finds a season, and the
+    forecasts multiplied by them (`transforms.Deseasonalise`, as a collection's model does):
+    the network forecasts the season-free window, the season is put back
+    (benchmarks/results/pretrained_validation.md measured the gain)."""
     from pipeline import model as forecaster
 
     if horizon > pretrained.horizon:
         raise ParamError(f"Received `horizon`={horizon}: the pretrained model {pretrained.uri} forecasts at most "
                          f"{pretrained.horizon} steps (it reads {pretrained.input_width} values, any shorter window "
                          "padded); pass a shorter horizon or -P init=none.")
+    by = decomposition_season(pretrained, season)
     training = forecaster.build_model(pretrained.hidden_units, learning_rate, pretrained.horizon, "window",
-                                      (0.0, scale_std), pretrained.target, pretrained.season, 1,
-                                      fit_window=pretrained.input_width, steps=horizon)
+                                      (0.0, scale_std), pretrained.target, by or pretrained.season, 1,
+                                      fit_window=pretrained.input_width, steps=horizon,
+                                      deseasonalise="tested" if by else "none")
     source = {layer.name: layer for layer in pretrained.model.layers}
     for layer in training.layers:
         if layer.weights and layer.name in source:

@@ -107,6 +107,8 @@ def run(data_uri, hidden_units, learning_rate, epochs, batch_size, scaling, pati
         # the series before each target as it reads (the same targets).
         data_of = {"local": dataset}
         if plan.pretrained is not None:
+            tags["pretrained_windows"] = pretrained_windows_note(plan.pretrained, season)
+            print(f"train: pretrained candidates: {tags['pretrained_windows']}", flush=True)
             longer = data.with_history(dataset, plan.pretrained.input_width) if "series" in dataset else dataset
             longer_fit = data.hold_out_stopping(longer) if fit_data is not dataset else longer
             candidates.update(_from_pretrained(plan, longer, values, summary, longer_fit))
@@ -211,20 +213,34 @@ def _train_local(dataset, values, chosen, scale, resume, epoch_hook, summary):
     return model
 
 
+def pretrained_windows_note(start, season):
+    """What the pretrained candidates read from the series, in one line (the run's tag `pretrained_windows`)."""
+    by = pretrained.decomposition_season(start, season)
+    if by:
+        return (f"each window of {start.input_width} values divided by its own seasonal indices of season {by} "
+                "where M3's 90 % autocorrelation test finds that season in it and every value is positive, the "
+                "forecasts multiplied by them")
+    if season >= 2 and start.target != "seasonal":
+        return (f"raw windows of {start.input_width} values: two seasons of {season} do not fit in them, so the "
+                "season is not taken out")
+    return (f"raw windows of {start.input_width} values (season {season}: none taken out; pass -P season=<steps "
+            "per season> for a seasonal series)")
+
+
 def _from_pretrained(plan, dataset, values, summary, fit_on=None):
     """{"zero_shot": model, "fine_tuned": model}, those the plan asks for, from its pretrained model.
     Fine-tuning starts from the pretrained weights at the learning rate and trains on `fit_on`
     (default `dataset`; a fold held back to early-stop on: `judging`); its losses are logged
     as fine_tune_train_loss and fine_tune_val_loss, and `summary` gains fine_tune_seconds,
     fine_tune_epochs_trained and fine_tune_best_epoch."""
-    horizon = dataset["y_train"].shape[1]
+    horizon, season = dataset["y_train"].shape[1], int(values.get("season", 0))
     std = forecaster.standard_scale(dataset)[1]
     out = {}
     if "zero_shot" in plan.candidates:
-        out["zero_shot"] = pretrained.adapt(plan.pretrained, horizon, values["learning_rate"], std)
+        out["zero_shot"] = pretrained.adapt(plan.pretrained, horizon, values["learning_rate"], std, season)
     if "fine_tuned" in plan.candidates:
         keras.utils.set_random_seed(values["seed"])
-        model = pretrained.adapt(plan.pretrained, horizon, values["learning_rate"], std)
+        model = pretrained.adapt(plan.pretrained, horizon, values["learning_rate"], std, season)
         started = time.perf_counter()
         losses = tracking.EpochMetrics(METRICS_EVERY_SECONDS)
 
@@ -317,7 +333,7 @@ def train_for(init, fit_data, epochs, values, chosen, scale, start=None):
                                        int(chosen["ensemble_size"]))
         served = forecaster.forecasting_model(model, float(values["interval_level"]))
     else:
-        model = pretrained.adapt(start, horizon, float(values["learning_rate"]), scale[1])
+        model = pretrained.adapt(start, horizon, float(values["learning_rate"]), scale[1], int(values["season"]))
         served = pretrained.forecasting_model(model, float(values["interval_level"]))
     if epochs:
         forecaster.fit(model, fit_data, epochs, int(values["batch_size"]), 0, seed, restore_best=False)

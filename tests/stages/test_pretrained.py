@@ -82,6 +82,9 @@ def test_zero_shot_on_a_new_short_series_beats_a_network_trained_on_it_alone(pre
     assert {run.data.tags["resolved_init"] for run in runs} == {"zero_shot", "local"}
     zero_shot_run = next(run for run in runs if run.data.tags["resolved_init"] == "zero_shot")
     assert zero_shot_run.data.tags["init_uri"] == "models:/lstm-pretrained@champion"
+    assert zero_shot_run.data.tags["pretrained_windows"].startswith(
+        "each window of 36 values divided by its own seasonal indices of season 12 where M3's 90 % autocorrelation "
+        "test finds that season in it")
     assert "epochs_trained" not in zero_shot_run.data.metrics  # nothing was trained
 
 
@@ -205,3 +208,27 @@ def test_a_missing_pretrained_file_is_refused_naming_the_parameter_it_came_from(
         pretrained.load(missing, "model_uri")
     with pytest.raises(ParamError, match=r"^Received `init`="):
         pretrained.load(missing)
+
+
+def test_a_seasonal_series_is_read_through_each_windows_own_decomposition():
+    # The shipped model, no store: with the series' season (two of which fit in the 36 values it reads), each
+    # window is divided by its own seasonal indices and the forecasts multiplied by them.
+    from dataclasses import replace
+
+    from pipeline import model as forecaster
+
+    start = pretrained.load(str(pretrained.SHIPPED))
+    assert [pretrained.decomposition_season(start, m) for m in (0, 1, 4, 12, 18, 24)] == [0, 0, 4, 12, 18, 0]
+    # A network trained on decomposed windows (a collection's, deseasonalise=tested) always reads them.
+    assert pretrained.decomposition_season(replace(start, deseasonalised=12), 0) == 12
+    pattern = np.array([0.8, 1.1, 1.3, 0.8])  # mean 1: a window of it is its own seasonal indices
+    window = (100 * np.tile(pattern, 9))[None, :, None].astype(np.float32)
+    truth = 100 * np.tile(pattern, 2)
+    seasonal = pretrained.forecasting_model(pretrained.adapt(start, 8, 0.001, season=4), 0.9)
+    raw = pretrained.forecasting_model(pretrained.adapt(start, 8, 0.001), 0.9)
+    assert "deseasonalise" in {layer.name for layer in seasonal.layers}
+    assert "deseasonalise" not in {layer.name for layer in raw.layers}
+    forecast = forecaster.predict(seasonal, window)["forecast"][0]
+    # The season-free window is flat at 100: the season put back is the window's own.
+    assert forecast == pytest.approx(truth, rel=0.02)
+    assert np.abs(forecaster.predict(raw, window)["forecast"][0] - truth).max() > np.abs(forecast - truth).max()
