@@ -1,7 +1,7 @@
 """Forecast accuracy out of the box: the whole pipeline, defaults only, on real series.
 
     python benchmarks/accuracy.py [--cases sunspots,co2,...] [--horizons all|1] [--init auto|none]
-    python benchmarks/accuracy.py --compare benchmarks/results/accuracy_before_refit.json
+    python benchmarks/accuracy.py --compare benchmarks/results/accuracy_before_refit.json [--compare-to NAME.md]
 
 For every series of benchmarks/series.py (the two examples, two series that
 ship inside pmdarima: `pip install -e ".[bench]"`, and 12 M1 series held out
@@ -209,14 +209,16 @@ def main():
     parser.add_argument("--compare", default=None, metavar="BEFORE.json",
                         help="write accuracy_compare.md: the LSTM rows of BEFORE.json beside accuracy.json's, "
                         "and run nothing")
+    parser.add_argument("--compare-to", default="accuracy_compare.md", metavar="NAME.md",
+                        help="with --compare: the file of benchmarks/results/ written")
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--horizons", choices=["all", "1"], default="all")
     parser.add_argument("--init", default="auto", help="the pipeline's init (none: a new network only, as "
                         "before the pretrained model); results then go to accuracy_init-<init>.{json,md}")
     args = parser.parse_args()
     if args.compare:
-        (RESULTS / "accuracy_compare.md").write_text(compare(args.compare, RESULTS / "accuracy.json"))
-        print(f"written: {RESULTS / 'accuracy_compare.md'}")
+        (RESULTS / args.compare_to).write_text(compare(args.compare, RESULTS / "accuracy.json"))
+        print(f"written: {RESULTS / args.compare_to}")
         return
     load_before = os.getloadavg()
     folder = Path(tempfile.mkdtemp(prefix="accuracy-"))

@@ -205,7 +205,8 @@ _PARAMS = [
           "(models:/<id> or runs:/<id>/model), or 'pretrained' (lstm-pretrained@champion if registered, else "
           "the shipped model: zero-shot, no run needed); 'auto': the newest train run's"),
     Param("season", int, 0, "an integer of at least 0", lambda v: v >= 0,
-          "season length in time steps for the seasonal naive baseline (0: no such baseline)"),
+          "season length in time steps: the seasonal naive baseline's, ETS's and target=seasonal's, and the "
+          "season a pretrained model takes out of each window it reads (0: none)"),
     Param("free_run_steps", int, 300, f"an integer from 1 to {MAX_FREE_RUN_STEPS}",
           lambda v: 0 < v <= MAX_FREE_RUN_STEPS,
           "steps of the free-running forecast plot"),
@@ -356,7 +357,7 @@ STAGE_PARAMS = {
     "train": ["data_uri"] + TRAIN_PARAMS + ["resume_from"],
     "evaluate": ["model_uri", "data_uri"] + EVALUATE_PARAMS,
     "predict": ["model_uri", "input", "column", "fill_missing", "time_format", "separator", "decimal", "thousands",
-                "output", "engine"],
+                "output", "engine", "season"],
     "forecast": ["model_uri", "data_uri", "refit"],
     "compare": ["experiment", "parent_run_id", "table"],
     "main": MAIN_PARAMS,

@@ -263,6 +263,20 @@ def decomposition_season(pretrained, season):
     return season if fits else pretrained.deseasonalised
 
 
+def windows_note(start, season):
+    """What the pretrained candidates read from the series, in one line (the run's tag `pretrained_windows`)."""
+    by = decomposition_season(start, season)
+    if by:
+        return (f"each window of {start.input_width} values divided by its own seasonal indices of season {by} "
+                "where M3's 90 % autocorrelation test finds that season in it and every value is positive, the "
+                "forecasts multiplied by them")
+    if season >= 2 and start.target != "seasonal":
+        return (f"raw windows of {start.input_width} values: two seasons of {season} do not fit in them, so the "
+                "season is not taken out")
+    return (f"raw windows of {start.input_width} values (season {season}: none taken out; give a seasonal "
+            "series' steps per season as `season`)")
+
+
 def adapt(pretrained, horizon, learning_rate, scale_std=1.0, season=0):
     """The series' training model (one member, (batch, 1, horizon) out) with the
     pretrained network's weights: zero-shot as returned, fine-tuned by fitting it.

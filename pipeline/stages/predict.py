@@ -140,11 +140,17 @@ def parse(stage, raw_values):
 
 
 def run(model_uri, input, column, fill_missing, time_format, separator, decimal, thousands, output, given=(),
-        engine="local"):
+        engine="local", season=0):
     """Prints (output '-') or writes the forecasts as CSV; returns them as an array.
     `given`: the names of the reading options the user gave (the rest follow the model).
+    `season` (`model_uri` pretrained): the season the pretrained model takes out of each window
+    it reads, as `init=pretrained` does (pipeline.pretrained.adapt); a trained model reads its
+    series as it was trained, so it refuses one.
     With an `engine`, a collection's model scores the Parquet collection `input` there,
     into the Parquet folder `output` (pipeline.batch); returns the number of series."""
+    if season and model_uri != "pretrained":
+        raise ParamError(f"Received `season`={season} with `model_uri`={model_uri!r}: a trained model reads its "
+                         "series as it was trained; `season` applies to --model_uri pretrained.")
     if model_uri == "auto":
         model_uri = newest_model_uri()
     if engine != "local":
@@ -158,7 +164,7 @@ def run(model_uri, input, column, fill_missing, time_format, separator, decimal,
         return scored
     any_series, model = model_uri == "pretrained", None
     if any_series:
-        model_uri, model = _pretrained(model_uri)
+        model_uri, model = _pretrained(model_uri, season)
     try:
         if model is None:
             from pipeline import workarounds
@@ -191,6 +197,8 @@ def run(model_uri, input, column, fill_missing, time_format, separator, decimal,
     if any_series and windows.shape[1] < input_width:
         print(f"predict: the series has {windows.shape[1]} values, fewer than the {input_width} the model reads: it "
               "forecasts from those, padded as in pretraining", file=sys.stderr, flush=True)
+    if any_series and isinstance(model, KerasAnswer) and model.season:
+        print(f"predict: {model.adapt(windows.ravel() if series is None else series)}", file=sys.stderr, flush=True)
     if any_series:
         print(f"predict: {_calibrate_on(model, input_width, series)}", file=sys.stderr, flush=True)
     try:
@@ -240,14 +248,15 @@ def _calibrate_on(model, input_width, series):
             + (f"; steps {own + 1} to {steps}, which the series holds too few of, {corpus}" if own < steps else ""))
 
 
-def _pretrained(name):
+def _pretrained(name, season=0):
     """`--model_uri pretrained`: (the URI, the model), the model None for an MLflow
     model (lstm-pretrained@champion, loaded as any other), else the shipped Keras
-    model answering as one (`KerasAnswer`)."""
+    model answering as one (`KerasAnswer`); with a `season`, the Keras model of
+    either, which `KerasAnswer.adapt` then reads the series' windows through."""
     from pipeline import pretrained
 
     uri = pretrained.resolve_uri(name)
-    model = KerasAnswer(pretrained.load(uri, "model_uri")) if uri.endswith(".keras") else None
+    model = KerasAnswer(pretrained.load(uri, "model_uri"), season) if uri.endswith(".keras") or season else None
     return uri, model
 
 
@@ -256,15 +265,29 @@ class KerasAnswer:
     (forecast, lower, upper for windows), with the metadata lstm-predict reads;
     no run and no store involved."""
 
-    def __init__(self, loaded):
+    def __init__(self, loaded, season=0):
         from types import SimpleNamespace
 
         from pipeline import model as forecaster
 
-        self.model = loaded.model
+        self.loaded, self.season, self.model = loaded, season, loaded.model
         self.metadata = SimpleNamespace(metadata={
             "input_width": loaded.input_width, "horizon": loaded.horizon,
             "interval_level": float(loaded.model.get_layer(forecaster.INTERVAL_LAYER).level)})
+
+    def adapt(self, series):
+        """With a season: the model reads each window through its own decomposition, as
+        `init=pretrained` serves the series (scaled by its spread); says how, in one line."""
+        from pipeline import model as forecaster
+        from pipeline import pretrained
+
+        loaded = self.loaded
+        served = pretrained.forecasting_model(
+            pretrained.adapt(loaded, loaded.horizon, 0.001, float(np.std(series)) or 1.0, self.season),
+            float(self.metadata.metadata["interval_level"]))
+        served.get_layer(forecaster.INTERVAL_LAYER).half_width.assign(loaded.half_width.astype("float32"))
+        self.model = served
+        return f"it reads {pretrained.windows_note(loaded, self.season)}"
 
     def predict(self, windows, params=None):
         from pipeline import model as forecaster

@@ -107,7 +107,7 @@ def run(data_uri, hidden_units, learning_rate, epochs, batch_size, scaling, pati
         # the series before each target as it reads (the same targets).
         data_of = {"local": dataset}
         if plan.pretrained is not None:
-            tags["pretrained_windows"] = pretrained_windows_note(plan.pretrained, season)
+            tags["pretrained_windows"] = pretrained.windows_note(plan.pretrained, season)
             print(f"train: pretrained candidates: {tags['pretrained_windows']}", flush=True)
             longer = data.with_history(dataset, plan.pretrained.input_width) if "series" in dataset else dataset
             longer_fit = data.hold_out_stopping(longer) if fit_data is not dataset else longer
@@ -211,20 +211,6 @@ def _train_local(dataset, values, chosen, scale, resume, epoch_hook, summary):
     })
     tracking.log_figure(plots.loss_curve(state.train_loss, state.val_loss, state.best_epoch), "loss_curve")
     return model
-
-
-def pretrained_windows_note(start, season):
-    """What the pretrained candidates read from the series, in one line (the run's tag `pretrained_windows`)."""
-    by = pretrained.decomposition_season(start, season)
-    if by:
-        return (f"each window of {start.input_width} values divided by its own seasonal indices of season {by} "
-                "where M3's 90 % autocorrelation test finds that season in it and every value is positive, the "
-                "forecasts multiplied by them")
-    if season >= 2 and start.target != "seasonal":
-        return (f"raw windows of {start.input_width} values: two seasons of {season} do not fit in them, so the "
-                "season is not taken out")
-    return (f"raw windows of {start.input_width} values (season {season}: none taken out; pass -P season=<steps "
-            "per season> for a seasonal series)")
 
 
 def _from_pretrained(plan, dataset, values, summary, fit_on=None):

@@ -197,6 +197,31 @@ def test_lstm_predict_forecasts_with_the_registered_pretrained_model_without_a_r
     assert set(all_runs()) == before  # nothing recorded
 
 
+def test_lstm_predict_takes_a_given_season_out_of_each_window_as_init_pretrained_does(pretrained_store, tmp_path,
+                                                                                       capsys):
+    from pipeline import model as forecaster
+    from pipeline.errors import ParamError
+
+    values = family(1, 60, seed=11, noise=0.05)[0]
+    csv = write_series(tmp_path / "any.csv", values)
+    command_line("predict", predict.run, ["--model_uri", "pretrained", "--input", str(csv), "--season", "12"],
+                 parse=predict.parse)
+    out, err = capsys.readouterr()
+    assert ("predict: it reads each window of 36 values divided by its own seasonal indices of season 12 where "
+            "M3's 90 % autocorrelation test finds that season in it") in err
+    forecast = np.asarray(out.splitlines()[1].split(","), float).reshape(3, 12)[0]
+    start = pretrained.load("pretrained")
+    served = pretrained.forecasting_model(pretrained.adapt(start, 12, 0.001, float(np.std(values)), 12), 0.9)
+    expected = forecaster.predict(served, np.asarray(values[-36:], np.float32).reshape(1, 36, 1))["forecast"][0]
+    np.testing.assert_allclose(forecast, expected, rtol=1e-5)
+    raw = start.model.predict(np.asarray(values[-36:], np.float32).reshape(1, 36, 1), verbose=0)["forecast"][0]
+    assert not np.allclose(forecast, raw, rtol=1e-3)  # the season was taken out: another forecast
+    # A trained model reads its series as it was trained: a season given to it is refused.
+    with pytest.raises(ParamError, match=r"^Received `season`=12 with `model_uri`='runs:/abc/model': a trained "
+                                         r"model reads its series as it was trained"):
+        predict.run("runs:/abc/model", str(csv), "auto", "error", "auto", "auto", ".", "none", "-", season=12)
+
+
 def test_a_missing_pretrained_file_is_refused_naming_the_parameter_it_came_from(tmp_path):
     import re
 
