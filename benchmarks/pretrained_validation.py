@@ -84,13 +84,6 @@ def main():
     models = {f"{name} ({reading})" if len(readings) > 1 else name: (start, reading)
               for name, start in starts.items() for reading in readings}
 
-    def served(start, reading, horizon, season):
-        """The zero-shot model as `init=pretrained fine_tune_epochs=0` serves it, with the corpus' half-widths."""
-        model = pretrained.forecasting_model(pretrained.adapt(start, horizon, 0.001, 1.0,
-                                                              season if reading == "season" else 0), 0.9)
-        model.get_layer(forecaster.INTERVAL_LAYER).half_width.assign(start.half_width[:horizon].astype("float32"))
-        return model
-
     sample = validation_sample()
     results = {name: [] for name in models}
     for key, period, series in sample:
@@ -103,7 +96,8 @@ def main():
             scale = np.mean(np.abs(np.diff(series[:val_start])))
             ets_rmse = np.sqrt(np.mean((ets - y) ** 2))
             for name, (start, reading) in models.items():
-                out = forecaster.predict(served(start, reading, horizon, season), x)
+                out = forecaster.predict(pretrained.zero_shot_model(
+                    start, horizon, season=season if reading == "season" else 0), x)
                 f, lower, upper = out["forecast"], out["lower"], out["upper"]
                 rmse = np.sqrt(np.mean((f - y) ** 2))
                 results[name].append({"series": key, "period": period, "horizon": horizon,

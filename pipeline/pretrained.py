@@ -303,6 +303,17 @@ def adapt(pretrained, horizon, learning_rate, scale_std=1.0, season=0):
     return training
 
 
+def zero_shot_model(pretrained, horizon, scale_std=1.0, season=0):
+    """The served model of the pretrained network as it is (`adapt`, `forecasting_model`) for
+    `horizon` steps of a series of `season`, with the half-widths calibrated across its corpus."""
+    from pipeline import model as forecaster
+
+    level = float(pretrained.model.get_layer(forecaster.INTERVAL_LAYER).level)
+    served = forecasting_model(adapt(pretrained, horizon, 0.001, scale_std, season), level)
+    served.get_layer(forecaster.INTERVAL_LAYER).half_width.assign(pretrained.half_width[:horizon].astype("float32"))
+    return served
+
+
 def forecasting_model(training, interval_level):
     """The served model of an adapted network: forecast and intervals forecast ∓
     q_k · s, s the spread of the (fitted) window, as the pretrained model's."""

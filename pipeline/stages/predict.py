@@ -278,15 +278,10 @@ class KerasAnswer:
     def adapt(self, series):
         """With a season: the model reads each window through its own decomposition, as
         `init=pretrained` serves the series (scaled by its spread); says how, in one line."""
-        from pipeline import model as forecaster
         from pipeline import pretrained
 
         loaded = self.loaded
-        served = pretrained.forecasting_model(
-            pretrained.adapt(loaded, loaded.horizon, 0.001, float(np.std(series)) or 1.0, self.season),
-            float(self.metadata.metadata["interval_level"]))
-        served.get_layer(forecaster.INTERVAL_LAYER).half_width.assign(loaded.half_width.astype("float32"))
-        self.model = served
+        self.model = pretrained.zero_shot_model(loaded, loaded.horizon, float(np.std(series)) or 1.0, self.season)
         return f"it reads {pretrained.windows_note(loaded, self.season)}"
 
     def predict(self, windows, params=None):
