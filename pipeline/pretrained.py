@@ -13,7 +13,8 @@ On a single series, `-P init=pretrained` (or a model URI) builds the series'
 model from it (`adapt`): the first `horizon` of its steps, the same weights;
 zero-shot as it is, or fine-tuned on the series' training windows. The series
 in `HELD_OUT` (a fixed random sample of M1, benchmarks/accuracy.py), in `VALIDATION`
-(one of M3, benchmarks/pretrained_validation.py) and any
+(one of M3, benchmarks/pretrained_validation.py), in `SHORT_VALIDATION` (a third of
+the M1 and M3 series under 26 points, benchmarks/interval_calibration.py) and any
 corpus series sharing a run of `OVERLAP` values with them never reach the
 pretraining: they measure it.
 """
@@ -48,6 +49,30 @@ VALIDATION = {"m3": ("N0154", "N0159", "N0161", "N0214", "N0237", "N0239", "N024
               + ("N0876", "N0881", "N0885", "N0897", "N0990", "N1013", "N1034", "N1046", "N1082", "N1212",
                  "N1217", "N1369", "N1755", "N1851", "N1861", "N1889", "N1958", "N1968", "N2054", "N2092",
                  "N2336", "N2463", "N2466", "N2603")}
+# The short series' validation sample (benchmarks/interval_calibration.py and pretrained_validation.py
+# --short choose on it): a third of the M1 and M3 series under 26 points in each competition and frequency
+# (yearly, quarterly), drawn once with numpy's default_rng(53) from the sorted ids; kept out of pretraining,
+# which trains on the other two thirds.
+SHORT_VALIDATION = {
+    "m1": ("YAB10", "YAC1", "YAC10", "YAC12", "YAC17", "YAC18", "YAC20", "YAC28", "YAC29", "YAC4", "YAC5", "YAD16",
+           "YAD17", "YAD28", "YAD4", "YAF8", "YAF9", "YAG12", "YAG14", "YAG16", "YAG17", "YAG19", "YAG24", "YAG27",
+           "YAG29", "YAI1", "YAI12", "YAI18", "YAI20", "YAI26", "YAI27", "YAI30", "YAI33", "YAI35", "YAM11", "YAM5",
+           "YAM6", "YAM7", "YAM8", "QNC10", "QNC6", "QND27", "QND7", "QND9", "QNG11", "QNG6", "QNG9", "QNM1"),
+    "m3": ("N0001", "N0002", "N0004", "N0005", "N0006", "N0009", "N0010", "N0012", "N0018", "N0019", "N0020", "N0022",
+           "N0023", "N0025", "N0026", "N0032", "N0034", "N0038", "N0040", "N0043", "N0045", "N0046", "N0047", "N0054",
+           "N0055", "N0056", "N0059", "N0060", "N0067", "N0071", "N0073", "N0074", "N0078", "N0079", "N0081", "N0082",
+           "N0087", "N0091", "N0092", "N0101", "N0102", "N0103", "N0110", "N0112", "N0114", "N0115", "N0120", "N0121",
+           "N0122", "N0124", "N0127", "N0129", "N0130", "N0136", "N0137", "N0139", "N0140", "N0141", "N0145", "N0249",
+           "N0251", "N0260", "N0261", "N0264", "N0272", "N0277", "N0283", "N0284", "N0293", "N0294", "N0296", "N0298",
+           "N0306", "N0312", "N0313", "N0314", "N0315", "N0321", "N0323", "N0324", "N0325", "N0326", "N0328", "N0345",
+           "N0350", "N0376", "N0379", "N0383", "N0384", "N0385", "N0388", "N0432", "N0433", "N0441", "N0442", "N0443",
+           "N0458", "N0473", "N0478", "N0480", "N0485", "N0490", "N0493", "N0498", "N0502", "N0506", "N0507", "N0512",
+           "N0513", "N0515", "N0518", "N0519", "N0520", "N0522", "N0529", "N0540", "N0542", "N0543", "N0546", "N0549",
+           "N0550", "N0551", "N0554", "N0558", "N0559", "N0570", "N0571", "N0578", "N0580", "N0582", "N0586", "N0593",
+           "N0594", "N0595", "N0601", "N0602", "N0605", "N0606", "N0608", "N0610", "N0611", "N0615", "N0616", "N0622",
+           "N0624", "N0626", "N0628", "N0632", "N0633", "N0936", "N0966", "N0981", "N1150", "N1152", "N1154", "N1160",
+           "N1161", "N1165", "N1172", "N1176", "N1178", "N1180", "N1181", "N1182", "N1191", "N1193", "N1194"),
+}
 OVERLAP = 8
 # The model `init=pretrained` falls back to when the tracking store has no lstm-pretrained@champion:
 # written by `mlflow run . -e pretrain` with the seed and corpus in its .json beside it.
@@ -94,8 +119,9 @@ def _runs(values, k=OVERLAP):
 
 
 def kept_out():
-    """{competition: ids} of every series kept out of pretraining: HELD_OUT and VALIDATION."""
-    return {name: HELD_OUT.get(name, ()) + VALIDATION.get(name, ()) for name in {**HELD_OUT, **VALIDATION}}
+    """{competition: ids} of every series kept out of pretraining: HELD_OUT, VALIDATION and SHORT_VALIDATION."""
+    samples = (HELD_OUT, VALIDATION, SHORT_VALIDATION)
+    return {name: sum((sample.get(name, ()) for sample in samples), ()) for name in set().union(*samples)}
 
 
 def held_out_series():

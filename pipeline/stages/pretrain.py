@@ -6,8 +6,12 @@ registered as lstm-pretrained, the start of `-P init=pretrained`.
 
 Every series of the corpus holds out its last `max_horizon` points for a test
 (reported, never used) and the `max_horizon` before them for validation (the
-epoch kept, the interval calibrated across series); series too short for that
-are skipped and counted. Training windows show a random number (at least
+epoch kept, the interval calibrated across series). A series too short for a
+training window before those (3 · `max_horizon` points or fewer: most of M3's
+yearly series) trains on every window of all its points instead and is neither
+validated nor tested, so the model has seen whole short histories, not only
+truncated long ones; one with no window at all (`max_horizon` points or fewer)
+is skipped and counted. Training windows show a random number (at least
 `min_visible`) of their last values, the rest padded, so that the model
 forecasts from short histories as well as long ones. Logged as a collection's
 train run is (pipeline/stages/train.py): per-epoch losses, the model in every format,
@@ -26,7 +30,8 @@ BATCH_SIZE = 256
 
 
 def prepare(values):
-    """The corpus as a Collection and the GlobalSettings, every check done: (collection, settings, notes)."""
+    """The corpus as a Collection and the GlobalSettings, every check done: (collection, every_point, settings,
+    notes); `every_point` marks the series that train on all their points (global_model.fit)."""
     from custom_layers import transforms
     from pipeline import collection as coll
     from pipeline import pretrained
@@ -50,12 +55,17 @@ def prepare(values):
     if not series:
         raise ParamError(f"Received `corpus`={values['corpus']!r}: it has no series.")
     collection_ = coll.from_arrays(list(series), list(series.values()))
-    collection_, note = coll.check_lengths(collection_, horizon, min_length=2 * horizon + 2)
+    collection_, note = coll.check_lengths(collection_, horizon, min_length=horizon + 1)
     notes += [note] if note else []
+    every_point = coll.no_training_window(collection_, width, horizon, coll.Folds(horizon).holdout("select"))
+    if every_point.any():
+        notes.append(f"{int(every_point.sum())} series of {3 * horizon} points or fewer have no training window "
+                     "before the validation period: they train on all their points and are neither validated nor "
+                     "tested")
     needed = transforms.min_windows_for(values["interval_level"])
-    if len(collection_) < needed:
+    if (~every_point).sum() < needed:
         raise ParamError(f"Received `interval_level`={values['interval_level']}: calibrating it across series needs "
-                         f"{needed} series of at least {2 * horizon + 2} points; the corpus has {len(collection_)}.")
+                         f"{needed} series of more than {3 * horizon} points; the corpus has {(~every_point).sum()}.")
     chosen = {"epochs": EPOCHS, "patience": PATIENCE, "windows_per_series": WINDOWS_PER_SERIES}
     chosen = {name: default if values[name] == "auto" else values[name] for name, default in chosen.items()}
     settings = GlobalSettings(
@@ -63,7 +73,7 @@ def prepare(values):
         batch_size=BATCH_SIZE, epochs=chosen["epochs"], patience=chosen["patience"], target="last", season=0,
         windows_per_series=chosen["windows_per_series"], interval_level=values["interval_level"], seed=values["seed"],
         min_visible=values["min_visible"])
-    return collection_, settings, notes
+    return collection_, every_point, settings, notes
 
 
 def run(**values):
@@ -74,7 +84,7 @@ def run(**values):
     from pipeline import global_model, logged_model, metrics, plots, pretrained, registry, tracking
     from pipeline.stages import train
 
-    collection_, settings, notes = prepare(values)
+    collection_, every_point, settings, notes = prepare(values)
     for note in notes:
         print(f"pretrain: {note}", flush=True)
     horizon = settings.horizon
@@ -85,16 +95,20 @@ def run(**values):
         mlflow.set_tags({
             "resolved_epochs": str(settings.epochs), "resolved_patience": str(settings.patience),
             "resolved_windows_per_series": str(settings.windows_per_series), "corpus_series": str(len(collection_)),
+            "corpus_every_point": str(int(every_point.sum())),
             "corpus_sha256": coll.sha256(collection_), "data_sha256": coll.sha256(collection_),
             "held_out": " ".join(f"{name}/{key}" for name, keys in pretrained.HELD_OUT.items() for key in keys),
-            "validation": " ".join(f"{name}/{key}" for name, keys in pretrained.VALIDATION.items() for key in keys)})
+            "validation": " ".join(f"{name}/{key}" for name, keys in pretrained.VALIDATION.items() for key in keys),
+            "short_validation": " ".join(f"{name}/{key}" for name, keys in pretrained.SHORT_VALIDATION.items()
+                                         for key in keys)})
         if notes:
             mlflow.set_tag("notes", "; ".join(notes))
         training, serving = global_model.build(settings, global_model.typical_std(collection_))  # no spread floor: any series
-        history, seconds = train.fit_collection(training, collection_, settings)
-        half_widths = global_model.calibrate(serving, collection_, settings)
-        out, x, y = global_model.forecast_split(serving, collection_, settings, "test")
-        before = [collection_.series(i)[:-horizon] for i in range(len(collection_))]
+        history, seconds = train.fit_collection(training, collection_, settings, every_point=every_point)
+        tested = coll.subset(collection_, np.flatnonzero(~every_point))  # the others trained on their test points
+        half_widths = global_model.calibrate(serving, tested, settings)
+        out, x, y = global_model.forecast_split(serving, tested, settings, "test")
+        before = [tested.series(i)[:-horizon] for i in range(len(tested))]
         scale = np.array([metrics.seasonal_naive_scale(s, 0) for s in before])
         naive = np.repeat(np.asarray(x).reshape(len(x), -1)[:, -1:], horizon, axis=1)
         lstm = metrics.per_series_scores(y, out["forecast"], out["lower"], out["upper"], scale)

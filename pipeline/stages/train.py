@@ -752,11 +752,12 @@ def _fit_checkpointed(training, collection_, settings, epoch_hook, folds, resume
     return result
 
 
-def fit_collection(training, collection_, settings, epoch_hook=None, folds=None, checkpoint_dir=None, resume=None):
+def fit_collection(training, collection_, settings, epoch_hook=None, folds=None, checkpoint_dir=None, resume=None,
+                   every_point=None):
     """global_model.fit with each epoch's losses logged and shown, and the run's training
     metrics (seconds, epochs, best epoch and loss, windows per second) logged after:
     (history, seconds). `train_loss` and `val_loss` are the mean absolute error in
-    units of each window's spread."""
+    units of each window's spread; `every_point`: global_model.fit's."""
     from pipeline import global_model
 
     progress = EpochProgress(settings.epochs)
@@ -772,7 +773,8 @@ def fit_collection(training, collection_, settings, epoch_hook=None, folds=None,
         _log_inherited_history(resume)
     started = time.perf_counter()
     try:
-        history = global_model.fit(training, collection_, settings, on_epoch_end, folds, checkpoint_dir, resume)
+        history = global_model.fit(training, collection_, settings, on_epoch_end, folds, checkpoint_dir, resume,
+                                   every_point)
     finally:
         progress.close()
     seconds = time.perf_counter() - started

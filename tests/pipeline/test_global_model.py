@@ -221,3 +221,34 @@ def test_short_zero_flat_and_intermittent_series_train_masked_to_finite_forecast
     alone = forecaster.predict(serving, c.series(five)[None, :, None].astype("float32"))["forecast"]
     np.testing.assert_allclose(out["forecast"][five], alone[0], rtol=1e-5)
     np.testing.assert_allclose(out["forecast"][list(c.ids).index("zeros")], 0.0, atol=0.5)
+
+
+def test_a_series_too_short_to_validate_trains_on_all_its_points_and_never_reaches_the_validation_loss():
+    """A pretraining corpus' short series (global_model.fit's `every_point`): every window of all its
+    points trains, and the validation loss, which keeps the epoch, is that of the long series alone."""
+    import keras
+
+    rng = np.random.default_rng(3)
+    t = np.arange(60)
+    long = [50 * (i + 1) * (1 + 0.1 * np.sin(2 * np.pi * t / 12)) + rng.normal(0, 2, 60) for i in range(6)]
+    short = [rng.uniform(10, 20) + rng.normal(0, 1, 10) for _ in range(3)]  # 10 points: no window before 8 held out
+    c = coll.from_arrays([f"long {i}" for i in range(6)] + [f"short {i}" for i in range(3)], long + short)
+    every_point = coll.no_training_window(c, WIDTH, HORIZON, coll.Folds(HORIZON).holdout("select"))
+    assert every_point.tolist() == [False] * 6 + [True] * 3
+    long_only = coll.subset(c, np.arange(6))
+    # learning rate 0: the weights never move, so each fit's validation loss is a function of its windows alone
+    settings = global_model.GlobalSettings(input_width=WIDTH, horizon=HORIZON, epochs=1, patience=1, batch_size=16,
+                                           target="last", learning_rate=0.0, seed=0)
+    training, _ = global_model.build_for(settings, long_only, 2 * HORIZON)
+    weights = training.get_weights()
+    with_short = global_model.fit(training, c, settings, every_point=every_point)
+    training.set_weights(weights)
+    training.optimizer = keras.optimizers.Adam(0.0)
+    alone = global_model.fit(training, long_only, settings)
+    assert with_short.windows_per_epoch == alone.windows_per_epoch + 3 * (10 - HORIZON)
+    np.testing.assert_allclose(with_short.val_loss, alone.val_loss, rtol=1e-6)
+    # without `every_point` those series have no training window, and their last points are validated
+    training.set_weights(weights)
+    training.optimizer = keras.optimizers.Adam(0.0)
+    plain = global_model.fit(training, c, settings)
+    assert plain.windows_per_epoch == alone.windows_per_epoch and plain.val_loss != alone.val_loss

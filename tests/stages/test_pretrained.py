@@ -41,11 +41,12 @@ def write_series(path, values):
 
 @pytest.fixture(scope="module")
 def pretrained_store(tmp_path_factory):
-    """A small model pretrained on 300 series of the family, registered as lstm-pretrained@champion."""
+    """A small model pretrained on 300 series of the family and 20 short ones (24 points: none has a
+    training window before its 24 validation and test points), registered as lstm-pretrained@champion."""
     from tests.conftest import temporary_store
 
     folder = tmp_path_factory.mktemp("pretrained")
-    corpus = write_collection(folder / "family.csv", family(300, 120, seed=1, noise=0.05))
+    corpus = write_collection(folder / "family.csv", family(300, 120, seed=1, noise=0.05) + family(20, 24, seed=2))
     with temporary_store(folder) as uri:
         run_id = pretrain.run(**{**params.defaults("pretrain"), "corpus": str(corpus), "epochs": 15,
                                  "max_horizon": 12, "input_width": 36})
@@ -57,10 +58,23 @@ def test_pretrain_registers_a_model_that_names_its_corpus(pretrained_store):
     version = client.get_model_version_by_alias("lstm-pretrained", "champion")
     run = client.get_run(version.run_id)
     assert run.info.run_id == pretrained_store["run_id"] and run.data.tags["stage"] == "pretrain"
-    assert run.data.tags["corpus_series"] == "300" and len(run.data.tags["corpus_sha256"]) == 64
-    assert "m1/YAD6" in run.data.tags["held_out"]
+    assert run.data.tags["corpus_series"] == "320" and len(run.data.tags["corpus_sha256"]) == 64
+    # the short series train on all their points, and neither validate nor test the model
+    assert run.data.tags["corpus_every_point"] == "20"
+    assert ("20 series of 36 points or fewer have no training window before the validation period: they train on "
+            "all their points and are neither validated nor tested") in run.data.tags["notes"]
+    assert "m1/YAD6" in run.data.tags["held_out"] and "m3/N0001" in run.data.tags["short_validation"]
     # It learned something: better than the naive forecast on the corpus' held-out last 12 points.
     assert run.data.metrics["test_mase"] < run.data.metrics["naive_test_mase"]
+
+
+def test_the_corpus_holds_every_short_m1_and_m3_series_but_the_short_validation_sample():
+    corpus, _ = pretrained.load_corpus(["m1", "m3"])
+    short = {key for key, values in corpus.items() if len(values) < 26}
+    kept_out = {f"{name}/{key}" for name, keys in pretrained.SHORT_VALIDATION.items() for key in keys}
+    assert len(kept_out) == 215 and not kept_out & set(corpus)
+    # 641 series of M1 and M3 are under 26 points: the other 426 train, less any sharing a run with a kept-out one
+    assert 400 <= len(short) <= 426 and "m3/N0003" in short and "m1/YAF10" in short
 
 
 def test_zero_shot_on_a_new_short_series_beats_a_network_trained_on_it_alone(pretrained_store, tmp_path):
