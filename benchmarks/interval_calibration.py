@@ -1,7 +1,7 @@
 """Which windows should calibrate the zero-shot model's intervals (issue 32, item 3),
 measured on series the shipped pretrained model never saw and nothing reports.
 
-    python benchmarks/interval_calibration.py [--limit N]
+    python benchmarks/interval_calibration.py [--limit N] [--model M.keras --name STEM]
 
 Series: `pipeline.pretrained.SHORT_VALIDATION`, the third of the M1 and M3
 series shorter than 26 points that pretraining leaves out (215; until
@@ -126,10 +126,13 @@ def scored(start, dataset, horizon, season):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=0, help="the first N series only (a quick look)")
+    parser.add_argument("--model", default=None, help="a pretrained .keras file (default: the shipped model)")
+    parser.add_argument("--name", default="interval_calibration", help="the results' file stem")
     args = parser.parse_args()
     from pipeline import pretrained
 
-    start = pretrained.load(str(pretrained.SHIPPED))
+    model_path = Path(args.model or pretrained.SHIPPED).resolve()
+    start = pretrained.load(str(model_path))
     series = short_series()[: args.limit or None]
     groups = {}
     skipped = 0
@@ -163,7 +166,7 @@ def main():
                          "width_vs_validation": round(float(np.median(
                              np.array([entry["width"] for entry in entries]) / base_width)), 3)})
     results = {"command": "python benchmarks/interval_calibration.py " + " ".join(sys.argv[1:]),
-               "machine": machine(), "model": str(pretrained.SHIPPED.relative_to(REPO)), "level": LEVEL,
+               "machine": machine(), "model": str(model_path.relative_to(REPO)) if model_path.is_relative_to(REPO) else str(model_path), "level": LEVEL,
                "series": len(series), "series_horizons_refused": skipped, "rows": rows}
     lines = ["| period | h | rule | series | test targets | coverage % (± s.e.) | mean per series | "
              "series within 10 points | own calibration | width / validation rule |",
@@ -178,8 +181,8 @@ def main():
               "share of series calibrated on their own windows (the rest use the corpus' half-widths). "
               "Machine: " + results["machine"].get("cpu", "")]
     text = "\n".join(lines) + "\n"
-    (RESULTS / "interval_calibration.json").write_text(json.dumps(results, indent=1) + "\n")
-    (RESULTS / "interval_calibration.md").write_text(text)
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(results, indent=1) + "\n")
+    (RESULTS / f"{args.name}.md").write_text(text)
     print(text)
 
 
