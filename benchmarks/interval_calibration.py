@@ -6,7 +6,7 @@ measured on series the shipped pretrained model never saw and nothing reports.
 Series: `pipeline.pretrained.SHORT_VALIDATION`, the third of the M1 and M3
 series shorter than 26 points that pretraining leaves out (215; until
 2026-12-07 pretraining skipped every series that short and this file read all
-641 of them: interval_calibration_before.json), yearly with season 0
+641 of them: interval_calibration_641.json), yearly with season 0
 and quarterly with season 4, at h=1 and h=3 (yearly) or 4 (quarterly) where
 the pipeline accepts the series (pipeline.stages.generate_data.prepare, as a
 CSV of the series is read: its own test and validation periods). Each is
@@ -166,7 +166,8 @@ def main():
                          "width_vs_validation": round(float(np.median(
                              np.array([entry["width"] for entry in entries]) / base_width)), 3)})
     results = {"command": "python benchmarks/interval_calibration.py " + " ".join(sys.argv[1:]),
-               "machine": machine(), "model": str(model_path.relative_to(REPO)) if model_path.is_relative_to(REPO) else str(model_path), "level": LEVEL,
+               "machine": machine(), "level": LEVEL,
+               "model": str(model_path.relative_to(REPO)) if model_path.is_relative_to(REPO) else str(model_path),
                "series": len(series), "series_horizons_refused": skipped, "rows": rows}
     lines = ["| period | h | rule | series | test targets | coverage % (± s.e.) | mean per series | "
              "series within 10 points | own calibration | width / validation rule |",

@@ -50,7 +50,7 @@ VALIDATION = {"m3": ("N0154", "N0159", "N0161", "N0214", "N0237", "N0239", "N024
                  "N1217", "N1369", "N1755", "N1851", "N1861", "N1889", "N1958", "N1968", "N2054", "N2092",
                  "N2336", "N2463", "N2466", "N2603")}
 # The short series' validation sample (benchmarks/interval_calibration.py and pretrained_validation.py
-# --short choose on it): a third of the M1 and M3 series under 26 points in each competition and frequency
+# --sample short choose on it): a third of the M1 and M3 series under 26 points in each competition and frequency
 # (yearly, quarterly), drawn once with numpy's default_rng(53) from the sorted ids; kept out of pretraining,
 # which trains on the other two thirds.
 SHORT_VALIDATION = {
