@@ -2,6 +2,9 @@
 
 It is logged as a model from code (`mlflow.models.set_model`): loading it runs
 this file and unpickles nothing, and it needs TensorFlow, not this project.
+A zero-shot pretrained model is logged around its `.keras` file instead
+(pipeline/logged_model.py), with the package `custom_layers` logged as its code:
+Keras loads it with safe mode on, and it answers alike.
 Before the SavedModel sees a request, `check_windows` turns anything it cannot
 forecast into an MlflowException, which the scoring server answers with HTTP
 400 and the message.
@@ -146,14 +149,15 @@ def future_times(last_time, step, horizon):
     return [text.replace(" 00:00:00", "") for text in times.strftime("%Y-%m-%d %H:%M:%S")]
 
 
-def _metadata(saved_model_path):
-    """The model's MLmodel metadata (the model folder holds artifacts/saved_model);
+def _metadata(artifact_path):
+    """The model's MLmodel metadata (the model folder holds artifacts/saved_model, or
+    artifacts/model.keras);
     {} for a model logged before any was recorded."""
     from pathlib import Path
 
     from mlflow.models import Model
 
-    mlmodel = Path(saved_model_path).parents[1] / "MLmodel"
+    mlmodel = Path(artifact_path).parents[1] / "MLmodel"
     if not mlmodel.is_file():
         return {}
     return Model.load(str(mlmodel)).metadata or {}
@@ -182,10 +186,21 @@ class SavedModelForecaster(mlflow.pyfunc.PythonModel):
         import tensorflow as tf
 
         self._tf = tf
-        # Hold the loaded object itself: its `serve` function alone does not keep
-        # the model's variables alive.
-        self._saved_model = tf.saved_model.load(context.artifacts["saved_model"])
-        self._metadata = _metadata(context.artifacts["saved_model"])
+        if "keras_model" in context.artifacts:  # a zero-shot model: its .keras file, custom_layers beside it
+            import keras
+
+            import custom_layers  # noqa: F401 (registers the layers the file is made of)
+
+            path = context.artifacts["keras_model"]
+            self._keras_model = keras.saving.load_model(path, safe_mode=True)
+            self._serve = lambda windows: self._keras_model(windows, training=False)
+        else:
+            path = context.artifacts["saved_model"]
+            # Hold the loaded object itself: its `serve` function alone does not keep
+            # the model's variables alive.
+            self._saved_model = tf.saved_model.load(path)
+            self._serve = self._saved_model.serve
+        self._metadata = _metadata(path)
         self._min_window = int(self._metadata.get("min_window", 1))
 
     def predict(self, context, model_input, params=None):
@@ -196,7 +211,7 @@ class SavedModelForecaster(mlflow.pyfunc.PythonModel):
                 return self._forecast_series_rows(model_input)
             return self._forecast_series(model_input)
         windows = self._tf.constant(check_windows(model_input, self._min_window))
-        outputs = self._saved_model.serve(windows)
+        outputs = self._serve(windows)
         if params and params.get("intervals"):
             return {name: outputs[name].numpy() for name in ("forecast", "lower", "upper")}
         return outputs["forecast"].numpy()
@@ -209,7 +224,7 @@ class SavedModelForecaster(mlflow.pyfunc.PythonModel):
 
         missing = self._metadata.get("short_history") == "mask"
         ids, windows, last_times, padded = series_windows(frame, int(self._metadata["input_width"]), missing)
-        outputs = self._saved_model.serve(self._tf.constant(check_windows(windows, self._min_window, missing)))
+        outputs = self._serve(self._tf.constant(check_windows(windows, self._min_window, missing)))
         horizon = outputs["forecast"].shape[1]
         table = {"unique_id": np.repeat(ids, horizon), "step": np.tile(np.arange(1, horizon + 1), len(ids))}
         if "ds" in frame.columns:
@@ -232,7 +247,7 @@ class SavedModelForecaster(mlflow.pyfunc.PythonModel):
 
         missing = self._metadata.get("short_history") == "mask"
         windows, padded = series_rows_windows(frame, int(self._metadata["input_width"]), missing)
-        outputs = self._saved_model.serve(self._tf.constant(check_windows(windows, self._min_window, missing)))
+        outputs = self._serve(self._tf.constant(check_windows(windows, self._min_window, missing)))
         horizon = outputs["forecast"].shape[1]
         table = {"unique_id": list(frame["unique_id"])}
         if "ds" in frame.columns:

@@ -10,8 +10,9 @@ ensemble, calibrates the prediction interval on the validation windows
 `val_loss` per epoch (step = epoch, from 1; with an ensemble also each
 member's and the median's validation loss), the checkpoint under `checkpoints/` (see
 CHECKPOINT_UPLOAD_SECONDS), the loss curve, the `.keras` model under `keras_model/`, the TensorFlow SavedModel under
-`saved_model/1/` (a TensorFlow Serving base path), and an MLflow pyfunc model
-`model`, whose models:/ URI is the tag `model_uri`.
+`saved_model/1/` (a TensorFlow Serving base path; not for a zero-shot model, whose
+MLflow model reads the .keras file), and an MLflow pyfunc model `model`, whose
+models:/ URI is the tag `model_uri`.
 """
 
 import math
@@ -154,7 +155,10 @@ def run(data_uri, hidden_units, learning_rate, epochs, batch_size, scaling, pati
         print(f"train: intervals {calibration}", flush=True)
         tags["interval_calibration"] = calibration
         summary.update({f"interval_half_width_step{step}": float(q) for step, q in enumerate(half_widths, 1)})
-        model_uri = logged_model.log_models(served, input_width, horizon, interval_level, trained_on(manifest), min_window)
+        # A zero-shot model trained on nothing here: its MLflow model reads the .keras file, and no
+        # SavedModel is exported (pipeline/logged_model.py).
+        model_uri = logged_model.log_models(served, input_width, horizon, interval_level, trained_on(manifest),
+                                            min_window, tf_serving=chosen_init != "zero_shot")
         # Last, with the summary (after the model, which otherwise copies each metric's history to itself,
         # a request per metric): a run without `model_uri` has no finished model, whatever its artifacts.
         tracking.log_batch(summary, {**tags, "model_uri": model_uri})

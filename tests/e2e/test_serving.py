@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import keras
 import mlflow
@@ -309,6 +310,14 @@ def test_a_pretrained_model_runs_zero_shot_through_mlflow_run_serve_and_lstm_pre
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     main_run = mlflow.MlflowClient(uri).search_runs(["0"], "tags.stage = 'main'")[0]
     assert main_run.data.tags["resolved_init"] == "zero_shot"
+    # Logged two ways, no SavedModel: the .keras file, and the MLflow model around it with custom_layers as its code.
+    client = mlflow.MlflowClient(uri)
+    train_run = client.search_runs(["0"], "tags.stage = 'train'")[0]
+    logged = {artifact.path for artifact in client.list_artifacts(train_run.info.run_id)}
+    assert "keras_model" in logged and "saved_model" not in logged
+    location = client.get_logged_model(train_run.data.tags["model_uri"].removeprefix("models:/")).artifact_location
+    folder = Path(location.removeprefix("file://"))
+    assert (folder / "artifacts" / "model.keras").is_file() and (folder / "code" / "custom_layers" / "lstm.py").is_file()
     last = np.asarray(series[-36:], np.float32).reshape(1, 36, 1).tolist()
     with models_serve("models:/lstm-new@champion", uri, tmp_path) as url:
         status, answer = post(url, {"inputs": last, "params": {"intervals": True}})
@@ -324,6 +333,15 @@ def test_a_pretrained_model_runs_zero_shot_through_mlflow_run_serve_and_lstm_pre
     row = pd.read_csv(__import__("io").StringIO(predicted.stdout)).iloc[0]
     # lstm-predict sends the model the series' last 36 values, as the server got them: the same forecast.
     np.testing.assert_allclose([row["step_1"], row["step_2"], row["step_3"]], forecast, rtol=1e-4)
+    # docs/serving.md's export of its SavedModel, from the .keras file: serving_default forecasts the same.
+    import tensorflow as tf
+
+    from pipeline.logged_model import export_saved_model
+
+    version = export_saved_model(folder / "artifacts" / "model.keras", tmp_path / "export" / "saved_model")
+    assert sorted(os.listdir(tmp_path / "export" / "saved_model")) == ["1"]
+    exported = tf.saved_model.load(str(version)).signatures["serving_default"](window=tf.constant(last))["forecast"]
+    np.testing.assert_allclose(np.asarray(exported).reshape(-1), forecast, rtol=1e-5)
 
 
 def test_lstm_predict_forecasts_with_the_shipped_pretrained_model_and_makes_no_store(tmp_path):
